@@ -1,0 +1,83 @@
+"""The results repository: idempotent inserts, lookups for callers and tests."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import SQLAlchemyError as _SQLAlchemyError
+
+from db.models import ModerationResultRow
+from db.session import make_session_factory
+from modq.errors import StorageUnavailable
+from modq.schemas import ModerationResult
+
+_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+class ResultRepository:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._sessions = make_session_factory(engine)
+        dialect = engine.dialect.name
+        if dialect not in _INSERTS:
+            raise StorageUnavailable(f"unsupported database dialect {dialect!r}")
+        self._insert = _INSERTS[dialect]
+
+    def store(self, result: ModerationResult) -> bool:
+        """Insert once; True if this call stored it, False if it was already there."""
+        return self.store_many([result]) == 1
+
+    def store_many(self, results: Sequence[ModerationResult]) -> int:
+        """Insert each result once, in one transaction; return how many were new."""
+        if not results:
+            return 0
+        rows = [self._row(r) for r in results]
+        statement = self._insert(ModerationResultRow).values(rows).on_conflict_do_nothing(
+            index_elements=["content_id", "model_version", "policy_version"]
+        )
+        try:
+            with self._sessions.begin() as session:
+                return int(session.execute(statement).rowcount or 0)
+        except OperationalError as exc:
+            raise StorageUnavailable(f"database unavailable: {exc.orig}") from exc
+        except _SQLAlchemyError as exc:
+            raise StorageUnavailable(f"could not store result: {exc}") from exc
+
+    @staticmethod
+    def _row(result: ModerationResult) -> dict[str, Any]:
+        return {
+            "content_id": result.content_id,
+            "content_sha256": result.content_sha256,
+            "user_id": result.user_id,
+            "priority": result.priority.value,
+            "decision": result.decision.value,
+            "scores": result.scores,
+            "tripped": result.to_dict()["tripped"],
+            "unscored_categories": result.unscored_categories,
+            "model_name": result.model_name,
+            "model_version": result.model_version,
+            "policy_version": result.policy_version,
+            "variant": result.variant,
+            "cache_hit": result.cache_hit,
+            "latency_ms": result.latency_ms,
+            "decided_at": datetime.fromisoformat(result.created_at),
+        }
+
+    def find(self, content_id: str) -> list[ModerationResultRow]:
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(ModerationResultRow).where(ModerationResultRow.content_id == content_id)
+            )
+            return list(rows)
+
+    def count(self, content_id_prefix: str = "") -> int:
+        with self._sessions() as session:
+            query = select(func.count()).select_from(ModerationResultRow)
+            if content_id_prefix:
+                query = query.where(ModerationResultRow.content_id.startswith(content_id_prefix))
+            return int(session.scalar(query) or 0)

@@ -1,0 +1,67 @@
+"""The backend contract: token ids in, per-category scores out, one row per input."""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import numpy as np
+
+from gpu_worker.manifest import ModelManifest
+
+TokenIds = list[int]
+
+
+class Backend(ABC):
+    """A loaded model. Subclasses implement ``tokenize`` and ``_run``; ``run`` counts calls."""
+
+    def __init__(self, manifest: ModelManifest) -> None:
+        self.manifest = manifest
+        self.model_calls = 0  # batches run through the model
+        self.texts_scored = 0  # rows run through the model
+        self._count_lock = threading.Lock()
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        return self.manifest.categories
+
+    @property
+    @abstractmethod
+    def device(self) -> str:
+        """Where the model really runs, read from the runtime (e.g. 'cpu', 'cuda')."""
+
+    @abstractmethod
+    def tokenize(self, texts: Sequence[str]) -> list[TokenIds]:
+        """Token ids per text, truncated to the model's limit, unpadded."""
+
+    @abstractmethod
+    def _run(self, token_ids: Sequence[TokenIds]) -> np.ndarray:
+        """Scores (len(token_ids), len(categories)); padding is the backend's business."""
+
+    def run(self, token_ids: Sequence[TokenIds]) -> np.ndarray:
+        scores = self._run(token_ids)
+        if scores.shape != (len(token_ids), len(self.categories)):
+            raise RuntimeError(
+                f"backend returned scores of shape {scores.shape} for {len(token_ids)} inputs "
+                f"and {len(self.categories)} categories"
+            )
+        with self._count_lock:
+            self.model_calls += 1
+            self.texts_scored += len(token_ids)
+        return scores
+
+    def score(self, texts: Sequence[str]) -> np.ndarray:
+        """Tokenize and run in one call (no batching policy): for tools and tests."""
+        return self.run(self.tokenize(texts))
+
+
+def pad_batch(token_ids: Sequence[TokenIds], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Dynamic padding: (ids, attention_mask) padded to the longest row only."""
+    longest = max(len(row) for row in token_ids)
+    ids = np.full((len(token_ids), longest), pad_id, dtype=np.int64)
+    mask = np.zeros((len(token_ids), longest), dtype=np.int64)
+    for i, row in enumerate(token_ids):
+        ids[i, : len(row)] = row
+        mask[i, : len(row)] = 1
+    return ids, mask

@@ -1,0 +1,195 @@
+"""Micro-batching: many callers' texts → few model calls.
+
+Contract (checked eagerly, kept always):
+- a batch holds at most ``max_batch_size`` rows and ``max_batch_tokens`` padded tokens
+  (rows x longest row) — one text longer than the budget still runs, alone;
+- the oldest (or an urgent) text waits at most ``max_wait_ms`` for company; an urgent text
+  flushes a batch at once;
+- rows in a batch are chosen from a window of pending texts sorted by length, so padding stays
+  low; identical token sequences in one batch run once;
+- every caller gets exactly its rows back, in its order; if a batch fails, every caller with a
+  row in it gets the exception.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gpu_worker.backend import Backend, TokenIds
+
+WINDOW_BATCHES = 4  # pending texts considered for one batch: this many batches' worth
+
+
+@dataclass(slots=True)
+class _Request:
+    future: Future[np.ndarray]
+    scores: np.ndarray
+    remaining: int
+
+
+@dataclass(order=True, slots=True)
+class _Item:
+    sort_key: tuple[int, int]  # (0 if urgent else 1, arrival sequence)
+    arrived_s: float = field(compare=False)
+    token_ids: TokenIds = field(compare=False)
+    request: _Request = field(compare=False)
+    row: int = field(compare=False)
+
+
+@dataclass(slots=True)
+class BatcherStats:
+    batches: int = 0
+    rows: int = 0  # rows sent to the model after de-duplication
+    rows_deduplicated: int = 0
+    padded_tokens: int = 0
+    real_tokens: int = 0
+
+
+class MicroBatcher:
+    """Collects texts from many threads and runs them through one backend in batches."""
+
+    def __init__(
+        self, backend: Backend, *, max_batch_size: int, max_batch_tokens: int, max_wait_ms: float
+    ) -> None:
+        if max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
+        if max_batch_tokens < 1:
+            raise ValueError(f"max_batch_tokens must be >= 1, got {max_batch_tokens}")
+        if max_wait_ms < 0:
+            raise ValueError(f"max_wait_ms must be >= 0, got {max_wait_ms}")
+        self.backend = backend
+        self.max_batch_size = max_batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self.max_wait_s = max_wait_ms / 1000.0
+        self.stats = BatcherStats()
+        self._pending: list[_Item] = []
+        self._sequence = itertools.count()
+        self._wakeup = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="modq-batcher", daemon=True)
+        self._thread.start()
+
+    # --- callers ------------------------------------------------------------------------
+    def submit(self, texts: Sequence[str], *, urgent: bool = False) -> Future[np.ndarray]:
+        """Queue texts; the future gives their scores (len(texts), categories) in order."""
+        future: Future[np.ndarray] = Future()
+        if not texts:
+            future.set_result(np.zeros((0, len(self.backend.categories)), np.float32))
+            return future
+        token_ids = self.backend.tokenize(texts)  # in the caller's thread: overlaps the model
+        request = _Request(future, np.zeros((len(texts), len(self.backend.categories)),
+                                            np.float32), len(texts))
+        now = time.monotonic()
+        with self._wakeup:
+            if self._closed:
+                raise RuntimeError("batcher is closed")
+            for row, ids in enumerate(token_ids):
+                key = (0 if urgent else 1, next(self._sequence))
+                self._pending.append(_Item(key, now, ids, request, row))
+            self._wakeup.notify()
+        return future
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Stop the loop; texts still pending fail with ``RuntimeError``."""
+        with self._wakeup:
+            self._closed = True
+            self._wakeup.notify()
+        self._thread.join(timeout_s)
+
+    # --- the loop -----------------------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            with self._wakeup:
+                batch = self._next_batch()
+                if batch is None:
+                    break
+            self._run(batch)
+        with self._wakeup:
+            leftovers, self._pending = self._pending, []
+        self._fail(leftovers, RuntimeError("batcher closed before these texts ran"))
+
+    def _next_batch(self) -> list[_Item] | None:
+        """Wait (holding the condition) until a batch is due; take it out of pending."""
+        while True:
+            if self._closed:
+                return None
+            if self._pending:
+                first = min(self._pending)
+                due_s = first.arrived_s + (0.0 if first.sort_key[0] == 0 else self.max_wait_s)
+                wait_s = due_s - time.monotonic()
+                if wait_s <= 0 or self._enough_pending():
+                    return self._take_batch()
+                self._wakeup.wait(wait_s)
+            else:
+                self._wakeup.wait()
+
+    def _enough_pending(self) -> bool:
+        if len(self._pending) >= self.max_batch_size:
+            return True
+        tokens = sum(len(item.token_ids) for item in self._pending)
+        return tokens >= self.max_batch_tokens
+
+    def _take_batch(self) -> list[_Item]:
+        self._pending.sort()
+        window = self._pending[: self.max_batch_size * WINDOW_BATCHES]
+        anchor = window[0]
+        by_length = sorted(window, key=lambda item: len(item.token_ids))
+        for chunk in self._chunks(by_length):
+            if any(item is anchor for item in chunk):
+                chosen = {id(item) for item in chunk}
+                self._pending = [i for i in self._pending if id(i) not in chosen]
+                return chunk
+        raise AssertionError("anchor item not in any chunk")  # pragma: no cover
+
+    def _chunks(self, by_length: list[_Item]) -> list[list[_Item]]:
+        chunks: list[list[_Item]] = []
+        current: list[_Item] = []
+        for item in by_length:
+            longest = len(item.token_ids)  # sorted ascending: the newcomer is the longest
+            if current and (len(current) >= self.max_batch_size
+                            or longest * (len(current) + 1) > self.max_batch_tokens):
+                chunks.append(current)
+                current = []
+            current.append(item)
+        chunks.append(current)
+        return chunks
+
+    def _run(self, batch: list[_Item]) -> None:
+        unique: dict[tuple[int, ...], int] = {}
+        rows: list[TokenIds] = []
+        slots: list[int] = []
+        for item in batch:
+            key = tuple(item.token_ids)
+            if key not in unique:
+                unique[key] = len(rows)
+                rows.append(item.token_ids)
+            slots.append(unique[key])
+        try:
+            scores = self.backend.run(rows)
+        except BaseException as exc:  # every waiter of the batch learns of the failure
+            self._fail(batch, exc)
+            return
+        self.stats.batches += 1
+        self.stats.rows += len(rows)
+        self.stats.rows_deduplicated += len(batch) - len(rows)
+        self.stats.padded_tokens += len(rows) * max(len(r) for r in rows)
+        self.stats.real_tokens += sum(len(r) for r in rows)
+        for item, slot in zip(batch, slots, strict=True):
+            request = item.request
+            request.scores[item.row] = scores[slot]
+            request.remaining -= 1
+            if request.remaining == 0 and not request.future.done():
+                request.future.set_result(request.scores)
+
+    @staticmethod
+    def _fail(items: list[_Item], exc: BaseException) -> None:
+        for item in items:
+            if not item.request.future.done():
+                item.request.future.set_exception(exc)

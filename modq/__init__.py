@@ -1,0 +1,1 @@
+"""modq layer 0: errors, settings, schemas, canonical categories. Imports nothing internal."""

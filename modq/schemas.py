@@ -1,0 +1,168 @@
+"""Requests and results as plain typed data, with the validation every entry point shares."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from modq.errors import InvalidContent, UnsupportedContentType
+
+Scores = Mapping[str, float]
+_E = TypeVar("_E", bound="StrEnum")
+
+
+class Priority(StrEnum):
+    """Queue a job goes to; workers drain them strictly in this order."""
+
+    URGENT = "urgent"
+    NORMAL = "normal"
+    BULK = "bulk"
+
+
+class ContentType(StrEnum):
+    TEXT = "text"
+    IMAGE = "image"
+    VIDEO = "video"
+
+
+SUPPORTED_CONTENT_TYPES = frozenset({ContentType.TEXT})
+
+
+class Decision(StrEnum):
+    ALLOW = "allow"
+    FLAG = "flag"
+    REMOVE = "remove"
+
+
+@dataclass(frozen=True, slots=True)
+class ModerationRequest:
+    """One validated piece of content."""
+
+    content_id: str
+    content: str
+    content_type: ContentType = ContentType.TEXT
+    user_id: str | None = None
+    context: Mapping[str, Any] | None = None
+    priority: Priority = Priority.NORMAL
+
+    def to_message(self) -> dict[str, Any]:
+        """JSON-safe kwargs for a Celery message."""
+        return {
+            "content_id": self.content_id,
+            "content": self.content,
+            "content_type": self.content_type.value,
+            "user_id": self.user_id,
+            "context": dict(self.context) if self.context is not None else None,
+            "priority": self.priority.value,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """Why a category tripped: its score against the threshold it crossed."""
+
+    category: str
+    score: float
+    threshold: float
+    action: Decision
+
+
+@dataclass(slots=True)
+class ModerationResult:
+    """What a caller gets back; every field is JSON-safe after ``to_dict``."""
+
+    content_id: str
+    decision: Decision
+    scores: dict[str, float]
+    tripped: list[Reason]
+    unscored_categories: list[str]
+    model_name: str
+    model_version: str
+    policy_version: str
+    variant: str | None
+    cache_hit: bool
+    latency_ms: float
+    content_sha256: str
+    created_at: str
+    priority: Priority = Priority.NORMAL
+    user_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["decision"] = self.decision.value
+        data["priority"] = self.priority.value
+        data["tripped"] = [{**asdict(r), "action": r.action.value} for r in self.tripped]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModerationResult:
+        values = dict(data)
+        values["decision"] = Decision(values["decision"])
+        values["priority"] = Priority(values.get("priority", Priority.NORMAL))
+        values["tripped"] = [
+            Reason(**{**r, "action": Decision(r["action"])}) for r in values["tripped"]
+        ]
+        return cls(**values)
+
+
+def _require_text(name: str, value: object, max_chars: int) -> str:
+    if isinstance(value, bytes | bytearray):
+        try:
+            value = bytes(value).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidContent(f"{name} is not valid UTF-8", field=name) from exc
+    if not isinstance(value, str):
+        raise InvalidContent(
+            f"{name} must be a string, got {type(value).__name__}", field=name
+        )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:  # lone surrogates smuggled through JSON
+        raise InvalidContent(f"{name} is not valid UTF-8", field=name) from exc
+    if not value.strip():
+        raise InvalidContent(f"{name} is empty", field=name)
+    if len(value) > max_chars:
+        raise InvalidContent(
+            f"{name} has {len(value)} characters, the limit is {max_chars}",
+            field=name,
+            limit=max_chars,
+        )
+    return value
+
+
+def _parse_enum(enum: type[_E], name: str, value: object) -> _E:
+    try:
+        return enum(value)
+    except ValueError as exc:
+        allowed = ", ".join(m.value for m in enum)
+        raise InvalidContent(f"unknown {name} {value!r}; expected one of {allowed}", field=name) \
+            from exc
+
+
+def validate_request(
+    *,
+    content_id: object,
+    content: object,
+    content_type: object = ContentType.TEXT,
+    user_id: object = None,
+    context: object = None,
+    priority: object = Priority.NORMAL,
+    max_content_chars: int,
+) -> ModerationRequest:
+    """Check one job; raise ``InvalidContent`` (or a subclass) on the first problem found."""
+    cid = _require_text("content_id", content_id, 512)
+    kind = _parse_enum(ContentType, "content_type", content_type)
+    if kind not in SUPPORTED_CONTENT_TYPES:
+        raise UnsupportedContentType(
+            f"content_type {kind.value!r} is not supported yet (only 'text')",
+            field="content_type",
+        )
+    text = _require_text("content", content, max_content_chars)
+    uid = None if user_id is None else _require_text("user_id", user_id, 512)
+    if context is not None and not isinstance(context, Mapping):
+        raise InvalidContent("context must be an object (mapping) or null", field="context")
+    prio = _parse_enum(Priority, "priority", priority)
+    return ModerationRequest(cid, text, kind, uid, context, prio)

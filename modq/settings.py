@@ -1,0 +1,91 @@
+"""One settings object, read from the environment with the prefix ``MODQ_``.
+
+Every default is written once, here, with its unit in its name and a one-line why.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_PACKAGED_POLICY = Path(__file__).resolve().parent.parent / "policy" / "policies" / "v1.toml"
+
+
+class Settings(BaseSettings):
+    """Runtime configuration; ``MODQ_<FIELD>`` overrides each field."""
+
+    model_config = SettingsConfigDict(env_prefix="MODQ_", extra="ignore", protected_namespaces=())
+
+    # --- services -------------------------------------------------------------------------
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0", description="Redis for the result cache (and default broker)."
+    )
+    broker_url: str | None = Field(None, description="Celery broker; defaults to redis_url.")
+    result_backend_url: str | None = Field(
+        None, description="Celery result backend; defaults to redis_url."
+    )
+    database_url: str = Field(
+        "sqlite:///var/modq.db", description="SQLAlchemy URL; PostgreSQL at scale."
+    )
+
+    # --- model ----------------------------------------------------------------------------
+    model_dir: Path = Field(
+        Path("models/current"), description="Folder with model.onnx, tokenizer.json, manifest.json."
+    )
+    ort_intra_op_threads: int = Field(
+        1, ge=0, description="ONNX Runtime threads per process; 0 = ORT's choice. "
+        "On small CPUs several 1-thread processes beat one multi-thread process."
+    )
+    device: str = Field("auto", pattern="^(auto|cpu|cuda)$", description="Execution provider.")
+
+    # --- batching -------------------------------------------------------------------------
+    max_batch_size: int = Field(32, ge=1, description="Most texts in one model call.")
+    max_batch_tokens: int = Field(
+        4096, ge=16, description="Token budget of one batch (padded length x rows)."
+    )
+    max_wait_ms: float = Field(
+        5.0, ge=0, description="Longest a queued text waits for company before the batch runs."
+    )
+    max_length_tokens: int = Field(256, ge=8, description="Texts are truncated to this.")
+
+    # --- input limits ---------------------------------------------------------------------
+    max_content_chars: int = Field(20_000, ge=1, description="Longer content is refused.")
+    max_items_per_message: int = Field(1_000, ge=1, description="Cap for moderate_many.")
+
+    # --- cache ----------------------------------------------------------------------------
+    cache_ttl_s: int = Field(86_400, ge=1, description="Life of a cached decision in Redis.")
+    cache_lru_items: int = Field(10_000, ge=0, description="In-process LRU in front of Redis.")
+    cache_key_prefix: str = Field("modq:cache:", description="Namespace of cache keys in Redis.")
+
+    # --- celery ---------------------------------------------------------------------------
+    visibility_timeout_s: int = Field(
+        3_600, ge=1, description="Redis redelivers an unacked job after this; must exceed "
+        "the longest a prefetched job may wait plus its run time."
+    )
+    result_expires_s: int = Field(86_400, ge=60, description="Celery results kept this long.")
+    prefetch_multiplier: int = Field(
+        1, ge=1, description="Messages reserved per worker slot; low keeps urgent work unblocked."
+    )
+    worker_threads: int = Field(
+        32, ge=1, description="Task threads per worker process: the jobs that can share a batch."
+    )
+
+    # --- policy ---------------------------------------------------------------------------
+    policy_path: Path = Field(_PACKAGED_POLICY, description="Versioned thresholds (TOML).")
+
+    @property
+    def effective_broker_url(self) -> str:
+        return self.broker_url or self.redis_url
+
+    @property
+    def effective_result_backend_url(self) -> str:
+        return self.result_backend_url or self.redis_url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once from the environment."""
+    return Settings()

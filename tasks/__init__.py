@@ -1,0 +1,7 @@
+"""Celery app, the moderate tasks and worker signals (``celery -A tasks worker``)."""
+
+from tasks import signals as _signals  # noqa: F401  (connects worker signals)
+from tasks.app import app
+from tasks.moderate import moderate, moderate_many
+
+__all__ = ["app", "moderate", "moderate_many"]

@@ -1,0 +1,117 @@
+"""The moderation tasks. Producers validate before anything is enqueued; workers stay thin."""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from celery import Task
+from celery.result import AsyncResult
+from kombu.exceptions import OperationalError as KombuOperationalError
+
+from modq.errors import RETRYABLE, BrokerUnavailable, InvalidContent
+from modq.schemas import ModerationRequest, Priority, validate_request
+from modq.settings import get_settings
+from tasks.app import app
+
+RETRY_BACKOFF_MAX_S = 60
+MAX_RETRIES = 10
+
+
+def _validate(fields: Mapping[str, Any]) -> ModerationRequest:
+    allowed = {"content_id", "content", "content_type", "user_id", "context", "priority"}
+    unknown = set(fields) - allowed
+    if unknown:
+        raise InvalidContent(f"unknown fields {sorted(unknown)}", field=sorted(unknown)[0])
+    if "content_id" not in fields or "content" not in fields:
+        raise InvalidContent("content_id and content are required")
+    return validate_request(**fields, max_content_chars=get_settings().max_content_chars)
+
+
+class _ProducerTask(Task):  # type: ignore[misc]
+    """Validates and routes on the producer side: a bad job raises before it is enqueued."""
+
+    abstract = True
+
+    def _prepare(self, arguments: dict[str, Any]) -> tuple[dict[str, Any], Priority]:
+        raise NotImplementedError
+
+    def apply_async(self, args: Sequence[Any] | None = None,
+                    kwargs: Mapping[str, Any] | None = None, **options: Any) -> AsyncResult:
+        try:
+            bound = inspect.signature(self.run).bind(*(args or ()), **(kwargs or {}))
+        except TypeError as exc:
+            raise InvalidContent(f"bad arguments for {self.name}: {exc}") from exc
+        message, priority = self._prepare(dict(bound.arguments))
+        message["enqueued_at_s"] = time.time()
+        options.setdefault("queue", priority.value)
+        try:
+            return super().apply_async((), message, **options)
+        except KombuOperationalError as exc:
+            raise BrokerUnavailable(f"cannot reach the broker, nothing was enqueued: {exc}") \
+                from exc
+
+
+class ModerateOne(_ProducerTask):
+    def _prepare(self, arguments: dict[str, Any]) -> tuple[dict[str, Any], Priority]:
+        arguments.pop("enqueued_at_s", None)
+        request = _validate(arguments)
+        return request.to_message(), request.priority
+
+
+class ModerateMany(_ProducerTask):
+    def _prepare(self, arguments: dict[str, Any]) -> tuple[dict[str, Any], Priority]:
+        priority = validate_request(content_id="-", content="-",
+                                    priority=arguments.get("priority", Priority.BULK),
+                                    max_content_chars=1).priority
+        items = arguments.get("items")
+        limit = get_settings().max_items_per_message
+        if not isinstance(items, list | tuple) or not items:
+            raise InvalidContent("items must be a non-empty list of jobs", field="items")
+        if len(items) > limit:
+            raise InvalidContent(f"{len(items)} items in one message, the limit is {limit}",
+                                 field="items", limit=limit)
+        messages = []
+        for position, item in enumerate(items):
+            if not isinstance(item, Mapping):
+                raise InvalidContent(f"item {position} is not an object", field="items")
+            try:
+                request = _validate({**item, "priority": priority.value})
+            except InvalidContent as exc:
+                raise type(exc)(f"item {position}: {exc.message}", **exc.details) from exc
+            messages.append(request.to_message())
+        return {"items": messages, "priority": priority.value}, priority
+
+
+_RETRY = {"autoretry_for": RETRYABLE, "retry_backoff": True,
+          "retry_backoff_max": RETRY_BACKOFF_MAX_S, "max_retries": MAX_RETRIES}
+
+
+@app.task(base=ModerateOne, name="modq.moderate", **_RETRY)
+def moderate(
+    content_id: str, content: str, content_type: str = "text", user_id: str | None = None,
+    context: dict[str, Any] | None = None, priority: str = "normal",
+    enqueued_at_s: float | None = None,
+) -> dict[str, Any]:
+    """Moderate one piece of content; returns a ``ModerationResult`` as a dict."""
+    from tasks.pipeline import get_pipeline
+
+    request = _validate({"content_id": content_id, "content": content,
+                         "content_type": content_type, "user_id": user_id,
+                         "context": context, "priority": priority})
+    (result,) = get_pipeline().moderate([request], enqueued_at_s=enqueued_at_s)
+    return result.to_dict()
+
+
+@app.task(base=ModerateMany, name="modq.moderate_many", **_RETRY)
+def moderate_many(
+    items: list[dict[str, Any]], priority: str = "bulk", enqueued_at_s: float | None = None
+) -> list[dict[str, Any]]:
+    """Moderate many items carried in one message (one result per item, in order)."""
+    from tasks.pipeline import get_pipeline
+
+    requests = [_validate({**item, "priority": priority}) for item in items]
+    results = get_pipeline().moderate(requests, enqueued_at_s=enqueued_at_s)
+    return [r.to_dict() for r in results]

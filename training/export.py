@@ -1,0 +1,85 @@
+"""Encoder + mean pooling + heads + sigmoid as one ONNX graph, checked against torch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modq.errors import ModelUnavailable
+from training.heads import Heads
+
+OPSET = 17
+INPUT_NAMES = ("input_ids", "attention_mask")
+OUTPUT_NAME = "scores"
+PARITY_TOLERANCE = 1e-4
+
+
+def classifier_module(encoder: Any, heads: Heads) -> Any:
+    """A torch module: (input_ids, attention_mask) -> sigmoid scores (batch, categories)."""
+    import torch
+
+    from training.encoder import mean_pool
+
+    class Classifier(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = encoder
+            self.head = torch.nn.Linear(heads.weight.shape[1], heads.weight.shape[0])
+            with torch.no_grad():
+                self.head.weight.copy_(torch.from_numpy(heads.weight))
+                self.head.bias.copy_(torch.from_numpy(heads.bias))
+
+        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+            token_type_ids = torch.zeros_like(input_ids)
+            hidden = self.encoder(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+            return torch.sigmoid(self.head(mean_pool(hidden, attention_mask)))
+
+    return Classifier().eval()
+
+
+def export_onnx(module: Any, tokenizer: Any, path: Path) -> None:
+    """Legacy (TorchScript) exporter, opset 17, dynamic batch and sequence axes."""
+    import torch
+
+    sample = tokenizer(["a short sample", "a somewhat longer sample text"], padding=True,
+                       return_tensors="pt")
+    axes = {"input_ids": {0: "batch", 1: "sequence"},
+            "attention_mask": {0: "batch", 1: "sequence"}, OUTPUT_NAME: {0: "batch"}}
+    with torch.inference_mode():
+        torch.onnx.export(
+            module, (sample["input_ids"], sample["attention_mask"]), str(path),
+            input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME], dynamic_axes=axes,
+            opset_version=OPSET, dynamo=False,
+        )
+
+
+def parity_max_abs_diff(
+    module: Any, tokenizer: Any, onnx_path: Path, texts: Sequence[str], *, max_length: int
+) -> float:
+    """Largest |torch - onnxruntime| over the texts' scores (batched, padded)."""
+    import onnxruntime as ort
+    import torch
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    worst = 0.0
+    for start in range(0, len(texts), 16):
+        batch = tokenizer(list(texts[start : start + 16]), padding=True, truncation=True,
+                          max_length=max_length, return_tensors="pt")
+        with torch.inference_mode():
+            expected = module(batch["input_ids"], batch["attention_mask"]).numpy()
+        feeds = {name: batch[name].numpy().astype(np.int64) for name in INPUT_NAMES}
+        got = session.run([OUTPUT_NAME], feeds)[0]
+        worst = max(worst, float(np.abs(expected - got).max()))
+    return worst
+
+
+def check_parity(diff: float) -> None:
+    if diff > PARITY_TOLERANCE:
+        raise ModelUnavailable(
+            f"exported ONNX graph differs from torch by {diff:.2e} (> {PARITY_TOLERANCE})"
+        )
