@@ -39,10 +39,10 @@ class ResultRepository:
         rows = [self._row(r) for r in results]
         statement = self._insert(ModerationResultRow).values(rows).on_conflict_do_nothing(
             index_elements=["content_id", "model_version", "policy_version"]
-        )
+        ).returning(ModerationResultRow.id)  # rowcount is unreliable for multi-row inserts
         try:
             with self._sessions.begin() as session:
-                return int(session.execute(statement).rowcount or 0)
+                return len(session.execute(statement).all())
         except OperationalError as exc:
             raise StorageUnavailable(f"database unavailable: {exc.orig}") from exc
         except _SQLAlchemyError as exc:

@@ -79,6 +79,8 @@ def build_model(models_root: Path, policy: Policy, *, seed: int = 0) -> Path:
         check_parity(diff)
         _log(f"ONNX parity with torch: max abs diff {diff:.2e}")
         shutil.copy(encoder_dir() / "tokenizer.json", staging / "tokenizer.json")
+        np.savez(staging / "heads.npz", weight=heads.weight, bias=heads.bias,
+                 categories=np.array(heads.categories))
         version = hashlib.sha256(onnx_path.read_bytes()).hexdigest()[:12]
         manifest = ModelManifest(
             name=MODEL_NAME, version=version, categories=COVERED_CATEGORIES,

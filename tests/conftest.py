@@ -1,0 +1,106 @@
+"""Shared fixtures: a private redis-server for the whole run, the real model, real databases.
+
+The private Redis is started in ``pytest_configure`` — before any test imports ``tasks`` — and
+its URL put in ``MODQ_REDIS_URL``, so the producer (this process) and the worker processes
+talk to it and never touch the machine's shared Redis.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+MODELS_ROOT = Path(os.environ.get("MODQ_TEST_MODELS_DIR", REPO / "models"))
+POSTGRES_ADMIN_URL = os.environ.get(
+    "MODQ_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+_redis_context: contextlib.AbstractContextManager[str] | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _redis_context
+    from cli.services import private_redis
+
+    _redis_context = private_redis()
+    url = _redis_context.__enter__()
+    os.environ["MODQ_REDIS_URL"] = url
+    os.environ.pop("MODQ_BROKER_URL", None)
+    os.environ.pop("MODQ_RESULT_BACKEND_URL", None)
+    os.environ["MODQ_MODEL_DIR"] = str(MODELS_ROOT / "current")
+    os.environ.setdefault("MODQ_DATABASE_URL", f"sqlite:///{REPO}/var/test-default.db")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _redis_context is not None:
+        _redis_context.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return os.environ["MODQ_REDIS_URL"]
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    """The real default model; built from packaged parts if this checkout has none yet."""
+    from gpu_worker.manifest import ModelManifest
+    from modq.errors import ModelUnavailable
+    from modq.settings import get_settings
+    from policy import load_policy
+
+    current = MODELS_ROOT / "current"
+    try:
+        ModelManifest.read(current)
+    except ModelUnavailable:
+        from training.build import build_model
+
+        build_model(MODELS_ROOT, load_policy(get_settings().policy_path))
+    return current.resolve()
+
+
+def _sqlite_url(tmp_root: Path) -> str:
+    return f"sqlite:///{tmp_root / f'modq-{uuid.uuid4().hex[:8]}.db'}"
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database of our own, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"modq_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(
+            hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"
+            ), {"n": name})
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database: SQLite file and PostgreSQL both."""
+    import migrations
+
+    if request.param == "sqlite":
+        url = _sqlite_url(tmp_path)
+        migrations.upgrade(url)
+        yield url
+    else:
+        with postgres_database() as url:
+            migrations.upgrade(url)
+            yield url

@@ -1,0 +1,68 @@
+"""Starting and stopping real Celery worker processes for tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from cli.services import start_worker, stop_worker
+
+
+@contextlib.contextmanager
+def running_worker(env: Mapping[str, str], *, log_dir: Path, threads: int = 8,
+                   ready_timeout_s: float = 120) -> Iterator[WorkerHandle]:
+    hostname = f"test-{uuid.uuid4().hex[:8]}@localhost"
+    process = start_worker({**env, "PYTHONUNBUFFERED": "1"}, threads=threads,
+                           log_path=log_dir / f"{hostname}.log", hostname=hostname)
+    handle = WorkerHandle(process, hostname, log_dir / f"{hostname}.log")
+    try:
+        handle.wait_ready(ready_timeout_s)
+        yield handle
+    finally:
+        stop_worker(process)
+
+
+class WorkerHandle:
+    def __init__(self, process: subprocess.Popen[bytes], hostname: str, log: Path) -> None:
+        self.process, self.hostname, self.log = process, hostname, log
+
+    def stats(self) -> dict[str, Any]:
+        """The worker's own counters (model calls, cache hits), via a remote-control command."""
+        from tasks import app
+
+        replies = app.control.inspect(destination=[self.hostname], timeout=5).modq_stats()
+        if not replies or self.hostname not in replies:
+            raise RuntimeError(f"no stats reply from {self.hostname}")
+        return dict(replies[self.hostname])
+
+    def wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{self.log.read_text()[-3000:]}")
+            try:
+                if self.stats().get("model_loaded"):
+                    return
+            except RuntimeError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"worker not ready in {timeout_s}s:\n{self.log.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker process group: no warm shutdown, no acks."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+
+def flush_private_redis() -> None:
+    """Empty the test session's OWN redis-server (started by conftest, never a shared one)."""
+    from redis import Redis
+
+    Redis.from_url(os.environ["MODQ_REDIS_URL"]).flushall()
