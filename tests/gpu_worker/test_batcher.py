@@ -1,0 +1,121 @@
+"""The micro-batcher against the real ONNX model."""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from gpu_worker.backends.onnx import OnnxBackend
+from gpu_worker.batcher import MicroBatcher
+
+TEXTS = [f"comment {i}: " + " ".join(["word"] * (3 + (i * 7) % 60)) for i in range(96)]
+
+
+class RecordingBackend(OnnxBackend):
+    """The real backend, recording each batch's shape (and failing on a poison text)."""
+
+    def __init__(self, *args, poison: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.shapes: list[tuple[int, int]] = []
+        self.poison_ids = self.tokenize([poison])[0] if poison else None
+
+    def _run(self, token_ids):
+        if self.poison_ids is not None and self.poison_ids in list(token_ids):
+            raise RuntimeError("poisoned batch")
+        self.shapes.append((len(token_ids), max(len(r) for r in token_ids)))
+        return super()._run(token_ids)
+
+
+@pytest.fixture(scope="module")
+def backend(model_dir):
+    return RecordingBackend(model_dir)
+
+
+@pytest.fixture
+def batcher(backend):
+    backend.shapes.clear()
+    batcher = MicroBatcher(backend, max_batch_size=16, max_batch_tokens=600, max_wait_ms=20)
+    yield batcher
+    batcher.close()
+
+
+def test_batched_scores_equal_one_call_scores_for_every_caller(backend, batcher):
+    reference = backend.score(TEXTS)
+    with ThreadPoolExecutor(24) as pool:
+        futures = list(pool.map(lambda t: batcher.submit([t]), TEXTS))
+    got = np.concatenate([f.result(timeout=60) for f in futures])
+    np.testing.assert_allclose(got, reference, atol=1e-5)
+    assert batcher.stats.batches < len(TEXTS)  # they really shared batches
+
+
+def test_batches_respect_size_and_token_budget(backend, batcher):
+    batcher.submit(TEXTS).result(timeout=60)
+    assert backend.shapes
+    for rows, longest in backend.shapes:
+        assert rows <= 16
+        assert rows == 1 or rows * longest <= 600
+
+
+def test_length_sorting_pads_less_than_arrival_order(backend, batcher):
+    batcher.submit(TEXTS).result(timeout=60)
+    lengths = [len(ids) for ids in backend.tokenize(TEXTS)]
+    arrival_order_padded = sum(max(lengths[i:i + 16]) * len(lengths[i:i + 16])
+                               for i in range(0, len(lengths), 16))
+    assert batcher.stats.padded_tokens < arrival_order_padded
+
+
+def test_identical_texts_in_a_batch_run_once(backend, batcher):
+    before = backend.texts_scored
+    scores = batcher.submit(["the very same text"] * 10).result(timeout=60)
+    assert backend.texts_scored - before == 1
+    assert batcher.stats.rows_deduplicated == 9
+    np.testing.assert_allclose(scores, np.repeat(scores[:1], 10, axis=0))
+
+
+def test_an_urgent_text_does_not_wait_for_the_batch_to_fill(backend):
+    slow = MicroBatcher(backend, max_batch_size=64, max_batch_tokens=100_000, max_wait_ms=30_000)
+    try:
+        normal = slow.submit(["an ordinary comment waiting for company"])
+        urgent = slow.submit(["an urgent report"], urgent=True)
+        assert urgent.result(timeout=10).shape == (1, len(backend.categories))
+        # the urgent flush carried the waiting normal text with it
+        assert normal.result(timeout=10).shape == (1, len(backend.categories))
+    finally:
+        slow.close()
+
+
+def test_a_lone_normal_text_waits_for_max_wait(backend):
+    slow = MicroBatcher(backend, max_batch_size=64, max_batch_tokens=100_000, max_wait_ms=30_000)
+    try:
+        normal = slow.submit(["nobody else is coming"])
+        assert not threading.Event().wait(0.5)
+        assert not normal.done()
+    finally:
+        slow.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        normal.result(timeout=5)
+
+
+def test_a_failed_batch_fails_every_waiter_and_the_next_batch_runs(model_dir):
+    backend = RecordingBackend(model_dir, poison="POISON")
+    batcher = MicroBatcher(backend, max_batch_size=64, max_batch_tokens=100_000, max_wait_ms=200)
+    try:
+        first = batcher.submit(["fine text one"])
+        second = batcher.submit(["POISON"])
+        for future in (first, second):
+            with pytest.raises(RuntimeError, match="poisoned"):
+                future.result(timeout=10)
+        assert batcher.submit(["fine again"], urgent=True).result(timeout=10).shape[0] == 1
+    finally:
+        batcher.close()
+
+
+@pytest.mark.parametrize("knobs", [
+    {"max_batch_size": 0, "max_batch_tokens": 10, "max_wait_ms": 1},
+    {"max_batch_size": 1, "max_batch_tokens": 0, "max_wait_ms": 1},
+    {"max_batch_size": 1, "max_batch_tokens": 10, "max_wait_ms": -1},
+])
+def test_knobs_are_validated_eagerly(backend, knobs):
+    with pytest.raises(ValueError):
+        MicroBatcher(backend, **knobs)
