@@ -71,6 +71,9 @@ class ResultCache:
             self.stats.errors += 1
             log.warning("result cache write failed, skipped: %s", exc)
 
+    def close(self) -> None:
+        self._client.close()
+
     def _remember(self, key: str, text: str) -> None:
         if self._local is not None:
             with self._lock:

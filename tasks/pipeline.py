@@ -42,8 +42,14 @@ class ModerationPipeline:
             Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5),
             ttl_s=settings.cache_ttl_s, lru_items=settings.cache_lru_items,
         )
-        self.results = ResultRepository(make_engine(settings.database_url))
+        self._database = make_engine(settings.database_url)
+        self.results = ResultRepository(self._database)
         self._engine_config = engine_config(settings)
+
+    def close(self) -> None:
+        """Release database and Redis connections (the shared model stays loaded)."""
+        self._database.dispose()
+        self.cache.close()
 
     def engine(self) -> Engine:
         return get_engine(self._engine_config)

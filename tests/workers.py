@@ -37,10 +37,12 @@ class WorkerHandle:
         """The worker's own counters (model calls, cache hits), via a remote-control command."""
         from tasks import app
 
-        replies = app.control.inspect(destination=[self.hostname], timeout=5).modq_stats()
-        if not replies or self.hostname not in replies:
-            raise RuntimeError(f"no stats reply from {self.hostname}")
-        return dict(replies[self.hostname])
+        replies = app.control.broadcast("modq_stats", destination=[self.hostname], reply=True,
+                                        timeout=5)
+        for reply in replies or []:
+            if self.hostname in reply:
+                return dict(reply[self.hostname])
+        raise RuntimeError(f"no stats reply from {self.hostname}")
 
     def wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s

@@ -33,18 +33,32 @@ def settings_for(model_dir, database_url, redis_url, tmp_path):
     client = Redis.from_url(redis_url)
     for key in client.scan_iter(f"{prefix}*"):
         client.delete(key)
+    client.close()
 
 
-def test_a_new_policy_version_misses_the_cache(settings_for, tmp_path):
+@pytest.fixture
+def pipelines():
+    made = []
+
+    def make(settings):
+        made.append(ModerationPipeline(settings))
+        return made[-1]
+
+    yield make
+    for pipeline in made:
+        pipeline.close()
+
+
+def test_a_new_policy_version_misses_the_cache(settings_for, pipelines, tmp_path):
     text = f"you are all idiots {uuid.uuid4().hex}"
-    v1 = ModerationPipeline(settings_for())
+    v1 = pipelines(settings_for())
     (first,) = v1.moderate([_request(text)])
     (again,) = v1.moderate([_request(text)])
     assert (first.cache_hit, again.cache_hit) == (False, True)
 
     stricter = tmp_path / "v2.toml"
     stricter.write_text('version = "v2-strict"\n[categories.harassment]\nremove = 0.01\n')
-    v2 = ModerationPipeline(settings_for(policy_path=stricter))
+    v2 = pipelines(settings_for(policy_path=stricter))
     scored_before = v2.engine().backend.texts_scored
     (under_v2,) = v2.moderate([_request(text)])
     assert under_v2.cache_hit is False and under_v2.policy_version == "v2-strict"
@@ -52,8 +66,8 @@ def test_a_new_policy_version_misses_the_cache(settings_for, tmp_path):
     assert under_v2.decision.value == "remove"
 
 
-def test_results_are_stored_before_the_call_returns(settings_for):
-    pipeline = ModerationPipeline(settings_for())
+def test_results_are_stored_before_the_call_returns(settings_for, pipelines):
+    pipeline = pipelines(settings_for())
     requests = [_request(f"stored text {i}") for i in range(5)]
     results = pipeline.moderate(requests)
     for request, result in zip(requests, results, strict=True):
