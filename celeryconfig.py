@@ -29,6 +29,10 @@ task_create_missing_queues = False
 broker_transport_options = {
     "queue_order_strategy": "priority",
     "visibility_timeout": _settings.visibility_timeout_s,
+    # sweep every interval (throttle 1), not every 10th: a lost worker's jobs come back soon
+    # after their visibility timeout instead of up to 10 intervals later
+    "unacked_restore_interval": _settings.unacked_restore_interval_s,
+    "unacked_restore_throttle": 1,
 }
 result_backend_transport_options = {"retry_policy": {"timeout": 5.0}}
 worker_prefetch_multiplier = _settings.prefetch_multiplier

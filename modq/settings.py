@@ -65,6 +65,10 @@ class Settings(BaseSettings):
         3_600, ge=1, description="Redis redelivers an unacked job after this; must exceed "
         "the longest a prefetched job may wait plus its run time."
     )
+    unacked_restore_interval_s: int = Field(
+        10, ge=1, description="How often a worker sweeps for unacked jobs past the visibility "
+        "timeout (those of a lost worker) and puts them back on their queue."
+    )
     result_expires_s: int = Field(86_400, ge=60, description="Celery results kept this long.")
     prefetch_multiplier: int = Field(
         1, ge=1, description="Messages reserved per worker slot; low keeps urgent work unblocked."

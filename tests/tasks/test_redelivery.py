@@ -1,10 +1,12 @@
 """A worker killed with SIGKILL mid-batch loses no job: redelivered, stored exactly once."""
 
+import os
 import time
 import uuid
 
 import pytest
 from celery.result import AsyncResult
+from redis import Redis
 
 import migrations
 from db.results import ResultRepository
@@ -24,6 +26,7 @@ def test_sigkill_mid_batch_loses_nothing_and_stores_once(model_dir, tmp_path):
     engine = make_engine(url)
     repository = ResultRepository(engine)
     env = {"MODQ_DATABASE_URL": url, "MODQ_VISIBILITY_TIMEOUT_S": "3",
+           "MODQ_UNACKED_RESTORE_INTERVAL_S": "1",
            "MODQ_MAX_BATCH_SIZE": "4", "MODQ_MAX_WAIT_MS": "50"}
     prefix = f"kill-{uuid.uuid4().hex[:8]}"
     ids = [f"{prefix}-{i}" for i in range(JOBS)]
@@ -38,6 +41,8 @@ def test_sigkill_mid_batch_loses_nothing_and_stores_once(model_dir, tmp_path):
         worker.kill()
     stored_at_kill = repository.count(prefix)
     assert stored_at_kill < JOBS, "the kill came too late to test anything"
+    in_flight = Redis.from_url(os.environ["MODQ_REDIS_URL"]).hlen("unacked")
+    assert in_flight > 0, "no job was in flight (reserved, unacknowledged) at the kill"
 
     with running_worker(env, log_dir=tmp_path, threads=8):
         for job in jobs:
