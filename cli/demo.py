@@ -43,14 +43,16 @@ def _wait_for_worker(app: Any, timeout_s: float = 120) -> None:
 def _row(result: dict[str, Any], priority: str) -> str:
     reasons = ", ".join(f"{r['category']} {r['score']:.2f}≥{r['threshold']:.2f}"
                         for r in result["tripped"][:2]) or "-"
-    return (f"{result['content_id']:<8} {priority:<7} {result['decision']:<7} "
+    return (f"{result['content_id']:<14} {priority:<7} {result['decision']:<7} "
             f"{'yes' if result['cache_hit'] else 'no':<5} {result['latency_ms']:>8.1f}  {reasons}")
 
 
 def run_demo(threads: int) -> None:
+    import migrations
     from modq.settings import get_settings
 
     settings = get_settings()
+    migrations.upgrade(settings.database_url)
     with redis_for(settings.redis_url) as redis_url:
         os.environ["MODQ_REDIS_URL"] = redis_url
         os.environ.pop("MODQ_BROKER_URL", None)
@@ -65,7 +67,7 @@ def run_demo(threads: int) -> None:
 
             _wait_for_worker(app)
             click.echo("worker up; moderating the sample set (mixed priorities)\n")
-            header = (f"{'id':<8} {'prio':<7} {'decision':<7} {'cache':<5} {'ms':>8}  "
+            header = (f"{'id':<14} {'prio':<7} {'decision':<7} {'cache':<5} {'ms':>8}  "
                       "reasons (score ≥ threshold)")
             for round_name in ("first pass", "same texts again (served by the cache)"):
                 pending = [(p, moderate.delay(content_id=f"{cid}-{round_name[:5]}", content=text,
