@@ -35,6 +35,7 @@ test: model
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 worker: model migrate
 	$(BIN)/modq worker

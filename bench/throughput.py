@@ -47,7 +47,7 @@ def raw_onnx(texts: list[str], model_dir: Path, batch_size: int, sort: bool) -> 
     started = time.perf_counter()
     backend.tokenize(texts)  # tokenization is part of the cost
     for start in range(0, len(rows), batch_size):
-        backend.run(rows[start:start + batch_size])
+        backend.run(rows[start : start + batch_size])
     return len(texts) / (time.perf_counter() - started)
 
 
@@ -58,15 +58,23 @@ def through_queue(texts: list[str], mode: str) -> float:
     run = uuid.uuid4().hex[:8]
     started = time.perf_counter()
     if mode == "per-item":
-        jobs = [moderate.delay(content_id=f"{run}-{i}", content=t, priority="normal")
-                for i, t in enumerate(texts)]
+        jobs = [
+            moderate.delay(content_id=f"{run}-{i}", content=t, priority="normal")
+            for i, t in enumerate(texts)
+        ]
         for job in jobs:
             job.get(timeout=600)
     else:
         chunk = 250
-        jobs = [moderate_many.delay(items=[{"content_id": f"{run}-{i + j}", "content": t}
-                                           for j, t in enumerate(texts[i:i + chunk])])
-                for i in range(0, len(texts), chunk)]
+        jobs = [
+            moderate_many.delay(
+                items=[
+                    {"content_id": f"{run}-{i + j}", "content": t}
+                    for j, t in enumerate(texts[i : i + chunk])
+                ]
+            )
+            for i in range(0, len(texts), chunk)
+        ]
         for job in jobs:
             job.get(timeout=600)
     return len(texts) / (time.perf_counter() - started)
@@ -96,21 +104,28 @@ def main() -> None:
         import migrations
 
         migrations.upgrade(database)
-        env = {"MODQ_REDIS_URL": redis_url, "MODQ_DATABASE_URL": database,
-               "MODQ_MODEL_DIR": str(model_dir), "MODQ_CACHE_LRU_ITEMS": "0"}
+        env = {
+            "MODQ_REDIS_URL": redis_url,
+            "MODQ_DATABASE_URL": database,
+            "MODQ_MODEL_DIR": str(model_dir),
+            "MODQ_CACHE_LRU_ITEMS": "0",
+        }
         for repeat in range(args.repeats):
             print(f"repeat {repeat + 1}/{args.repeats}", file=sys.stderr)
             record("raw ONNX, one text at a time", raw_onnx(texts[:500], model_dir, 1, False))
-            record("raw ONNX, batches of 32, length-sorted",
-                   raw_onnx(texts, model_dir, 32, True))
+            record("raw ONNX, batches of 32, length-sorted", raw_onnx(texts, model_dir, 32, True))
             for mode in ("per-item", "bulk"):
                 env["MODQ_CACHE_KEY_PREFIX"] = f"bench:{uuid.uuid4().hex[:8]}:"
-                worker = start_worker(env, threads=args.worker_threads,
-                                      log_path=folder / "worker.log")
+                worker = start_worker(
+                    env, threads=args.worker_threads, log_path=folder / "worker.log"
+                )
                 try:
                     _wait_ready()
-                    label = ("queue, moderate.delay() per text" if mode == "per-item"
-                             else "queue, moderate_many() 250 per message")
+                    label = (
+                        "queue, moderate.delay() per text"
+                        if mode == "per-item"
+                        else "queue, moderate_many() 250 per message"
+                    )
                     record(label, through_queue(texts, mode))
                 finally:
                     stop_worker(worker)
@@ -124,8 +139,10 @@ def main() -> None:
         table.append({"path": name, "median_texts_per_s": median, "runs": values})
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "throughput.json"
-    out.write_text(json.dumps({"texts": len(texts), "cpu_count": os.cpu_count(),
-                               "results": table}, indent=2) + "\n")
+    out.write_text(
+        json.dumps({"texts": len(texts), "cpu_count": os.cpu_count(), "results": table}, indent=2)
+        + "\n"
+    )
     print(f"\nwrote {out}")
 
 

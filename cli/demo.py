@@ -15,16 +15,26 @@ SAMPLES: list[tuple[str, str, str]] = [  # (content_id, priority, text)
     ("demo-01", "urgent", "I will find where you live and hurt your whole family."),
     ("demo-02", "normal", "Thanks for the recipe, the lemon cake turned out great!"),
     ("demo-03", "normal", "You are a pathetic idiot and nobody here wants you."),
-    ("demo-04", "bulk", "CONGRATULATIONS!!! You won a $1000 gift card, claim it now at "
-                        "bit.ly/free-prize before it expires"),
+    (
+        "demo-04",
+        "bulk",
+        "CONGRATULATIONS!!! You won a $1000 gift card, claim it now at "
+        "bit.ly/free-prize before it expires",
+    ),
     ("demo-05", "bulk", "Earn $5,000 a week from home with this one crypto trick, DM me now."),
     ("demo-06", "urgent", "Someone should shoot every one of them, they deserve to die."),
-    ("demo-07", "normal", "The match last night was brilliant, what a comeback in the second "
-                          "half."),
+    (
+        "demo-07",
+        "normal",
+        "The match last night was brilliant, what a comeback in the second half.",
+    ),
     ("demo-08", "bulk", "Does anyone know when the library opens on Sundays?"),
     ("demo-09", "normal", "Shut up you stupid moron, go back to your cave."),
-    ("demo-10", "bulk", "Buy cheap followers and likes, 10k for $5, fast delivery, visit "
-                        "cheap-followers.biz"),
+    (
+        "demo-10",
+        "bulk",
+        "Buy cheap followers and likes, 10k for $5, fast delivery, visit cheap-followers.biz",
+    ),
     ("demo-11", "normal", "This movie killed me, I laughed the whole time."),
     ("demo-12", "urgent", "I'm going to beat you until you can't stand up again."),
 ]
@@ -41,10 +51,16 @@ def _wait_for_worker(app: Any, timeout_s: float = 120) -> None:
 
 
 def _row(result: dict[str, Any], priority: str) -> str:
-    reasons = ", ".join(f"{r['category']} {r['score']:.2f}≥{r['threshold']:.2f}"
-                        for r in result["tripped"][:2]) or "-"
-    return (f"{result['content_id']:<14} {priority:<7} {result['decision']:<7} "
-            f"{'yes' if result['cache_hit'] else 'no':<5} {result['latency_ms']:>8.1f}  {reasons}")
+    reasons = (
+        ", ".join(
+            f"{r['category']} {r['score']:.2f}≥{r['threshold']:.2f}" for r in result["tripped"][:2]
+        )
+        or "-"
+    )
+    return (
+        f"{result['content_id']:<14} {priority:<7} {result['decision']:<7} "
+        f"{'yes' if result['cache_hit'] else 'no':<5} {result['latency_ms']:>8.1f}  {reasons}"
+    )
 
 
 def run_demo(threads: int) -> None:
@@ -60,32 +76,46 @@ def run_demo(threads: int) -> None:
         get_settings.cache_clear()
         click.echo(f"redis: {redis_url}")
         Path("var").mkdir(exist_ok=True)
-        worker = start_worker({"MODQ_REDIS_URL": redis_url}, threads=threads,
-                              log_path=Path("var/demo-worker.log"))
+        worker = start_worker(
+            {"MODQ_REDIS_URL": redis_url}, threads=threads, log_path=Path("var/demo-worker.log")
+        )
         try:
             from tasks import app, moderate, moderate_many
 
             _wait_for_worker(app)
             click.echo("worker up; moderating the sample set (mixed priorities)\n")
-            header = (f"{'id':<14} {'prio':<7} {'decision':<7} {'cache':<5} {'ms':>8}  "
-                      "reasons (score ≥ threshold)")
+            header = (
+                f"{'id':<14} {'prio':<7} {'decision':<7} {'cache':<5} {'ms':>8}  "
+                "reasons (score ≥ threshold)"
+            )
             for round_name in ("first pass", "same texts again (served by the cache)"):
-                pending = [(p, moderate.delay(content_id=f"{cid}-{round_name[:5]}", content=text,
-                                              priority=p)) for cid, p, text in SAMPLES]
+                pending = [
+                    (
+                        p,
+                        moderate.delay(
+                            content_id=f"{cid}-{round_name[:5]}", content=text, priority=p
+                        ),
+                    )
+                    for cid, p, text in SAMPLES
+                ]
                 click.echo(f"-- {round_name}\n{header}")
                 for priority, async_result in pending:
                     click.echo(_row(async_result.get(timeout=60), priority))
                 click.echo("")
-            items = [{"content_id": f"bulk-{i}", "content": text}
-                     for i, (_, _, text) in enumerate(SAMPLES)]
+            items = [
+                {"content_id": f"bulk-{i}", "content": text}
+                for i, (_, _, text) in enumerate(SAMPLES)
+            ]
             many = moderate_many.delay(items=items, priority="bulk").get(timeout=60)
             counts: dict[str, int] = {}
             for result in many:
                 counts[result["decision"]] = counts.get(result["decision"], 0) + 1
             click.echo(f"moderate_many: {len(many)} items in one message → {counts}")
             first = many[0]
-            click.echo(f"model {first['model_name']} {first['model_version']}, "
-                       f"policy {first['policy_version']}; results stored in "
-                       f"{settings.database_url}")
+            click.echo(
+                f"model {first['model_name']} {first['model_version']}, "
+                f"policy {first['policy_version']}; results stored in "
+                f"{settings.database_url}"
+            )
         finally:
             stop_worker(worker)

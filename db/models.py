@@ -18,8 +18,9 @@ class ModerationResultRow(Base):
 
     __tablename__ = "moderation_results"
     __table_args__ = (
-        UniqueConstraint("content_id", "model_version", "policy_version",
-                         name="uq_result_content_model_policy"),
+        UniqueConstraint(
+            "content_id", "model_version", "policy_version", name="uq_result_content_model_policy"
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -38,5 +39,4 @@ class ModerationResultRow(Base):
     cache_hit: Mapped[bool] = mapped_column(Boolean)
     latency_ms: Mapped[float] = mapped_column(Float)
     decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    stored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True),
-                                                server_default=func.now())
+    stored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +16,7 @@ from db.session import make_session_factory
 from modq.errors import StorageUnavailable
 from modq.schemas import ModerationResult
 
-_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+_INSERTS: dict[str, Callable[..., Any]] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
 class ResultRepository:
@@ -37,9 +37,14 @@ class ResultRepository:
         if not results:
             return 0
         rows = [self._row(r) for r in results]
-        statement = self._insert(ModerationResultRow).values(rows).on_conflict_do_nothing(
-            index_elements=["content_id", "model_version", "policy_version"]
-        ).returning(ModerationResultRow.id)  # rowcount is unreliable for multi-row inserts
+        statement = (
+            self._insert(ModerationResultRow)
+            .values(rows)
+            .on_conflict_do_nothing(
+                index_elements=["content_id", "model_version", "policy_version"]
+            )
+            .returning(ModerationResultRow.id)
+        )  # rowcount is unreliable for multi-row inserts
         try:
             with self._sessions.begin() as session:
                 return len(session.execute(statement).all())

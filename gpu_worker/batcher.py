@@ -84,8 +84,9 @@ class MicroBatcher:
             future.set_result(np.zeros((0, len(self.backend.categories)), np.float32))
             return future
         token_ids = self.backend.tokenize(texts)  # in the caller's thread: overlaps the model
-        request = _Request(future, np.zeros((len(texts), len(self.backend.categories)),
-                                            np.float32), len(texts))
+        request = _Request(
+            future, np.zeros((len(texts), len(self.backend.categories)), np.float32), len(texts)
+        )
         now = time.monotonic()
         with self._wakeup:
             if self._closed:
@@ -153,8 +154,10 @@ class MicroBatcher:
         current: list[_Item] = []
         for item in by_length:
             longest = len(item.token_ids)  # sorted ascending: the newcomer is the longest
-            if current and (len(current) >= self.max_batch_size
-                            or longest * (len(current) + 1) > self.max_batch_tokens):
+            if current and (
+                len(current) >= self.max_batch_size
+                or longest * (len(current) + 1) > self.max_batch_tokens
+            ):
                 chunks.append(current)
                 current = []
             current.append(item)

@@ -11,6 +11,7 @@ from modq.categories import CANONICAL_CATEGORIES
 from modq.errors import ModelUnavailable
 
 MANIFEST_FILE = "manifest.json"
+DEFAULT_INPUT_NAMES = ("input_ids", "attention_mask")
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +22,7 @@ class ModelManifest:
     max_length_tokens: int
     onnx_file: str = "model.onnx"
     tokenizer_file: str = "tokenizer.json"
-    input_names: tuple[str, ...] = ("input_ids", "attention_mask")
+    input_names: tuple[str, ...] = DEFAULT_INPUT_NAMES
     output_name: str = "scores"
     created_at: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -43,14 +44,13 @@ class ModelManifest:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
             raise ModelUnavailable(
-                f"no model at {folder} (missing {MANIFEST_FILE}); build one with "
-                f"`modq model build`"
+                f"no model at {folder} (missing {MANIFEST_FILE}); build one with `modq model build`"
             ) from exc
         except json.JSONDecodeError as exc:
             raise ModelUnavailable(f"corrupt manifest {path}: {exc}") from exc
         try:
             data["categories"] = tuple(data["categories"])
-            data["input_names"] = tuple(data.get("input_names", cls.input_names))
+            data["input_names"] = tuple(data.get("input_names", DEFAULT_INPUT_NAMES))
             return cls(**data)
         except (TypeError, KeyError) as exc:
             raise ModelUnavailable(f"manifest {path} is incomplete: {exc}") from exc

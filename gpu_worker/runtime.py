@@ -51,8 +51,10 @@ def get_engine(config: EngineConfig) -> Engine:
         if _engine is None or _engine.pid != os.getpid():
             backend = load_backend(config)
             batcher = MicroBatcher(
-                backend, max_batch_size=config.max_batch_size,
-                max_batch_tokens=config.max_batch_tokens, max_wait_ms=config.max_wait_ms,
+                backend,
+                max_batch_size=config.max_batch_size,
+                max_batch_tokens=config.max_batch_tokens,
+                max_wait_ms=config.max_wait_ms,
             )
             _engine = Engine(backend, batcher, os.getpid())
         return _engine

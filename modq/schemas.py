@@ -115,9 +115,7 @@ def _require_text(name: str, value: object, max_chars: int) -> str:
         except UnicodeDecodeError as exc:
             raise InvalidContent(f"{name} is not valid UTF-8", field=name) from exc
     if not isinstance(value, str):
-        raise InvalidContent(
-            f"{name} must be a string, got {type(value).__name__}", field=name
-        )
+        raise InvalidContent(f"{name} must be a string, got {type(value).__name__}", field=name)
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:  # lone surrogates smuggled through JSON
@@ -135,11 +133,14 @@ def _require_text(name: str, value: object, max_chars: int) -> str:
 
 def _parse_enum(enum: type[_E], name: str, value: object) -> _E:
     try:
+        if not isinstance(value, str):
+            raise ValueError(value)
         return enum(value)
     except ValueError as exc:
         allowed = ", ".join(m.value for m in enum)
-        raise InvalidContent(f"unknown {name} {value!r}; expected one of {allowed}", field=name) \
-            from exc
+        raise InvalidContent(
+            f"unknown {name} {value!r}; expected one of {allowed}", field=name
+        ) from exc
 
 
 def validate_request(

@@ -36,8 +36,10 @@ class Settings(BaseSettings):
         Path("models/current"), description="Folder with model.onnx, tokenizer.json, manifest.json."
     )
     ort_intra_op_threads: int = Field(
-        1, ge=0, description="ONNX Runtime threads per process; 0 = ORT's choice. "
-        "On small CPUs several 1-thread processes beat one multi-thread process."
+        1,
+        ge=0,
+        description="ONNX Runtime threads per process; 0 = ORT's choice. "
+        "On small CPUs several 1-thread processes beat one multi-thread process.",
     )
     device: str = Field("auto", pattern="^(auto|cpu|cuda)$", description="Execution provider.")
 
@@ -62,12 +64,16 @@ class Settings(BaseSettings):
 
     # --- celery ---------------------------------------------------------------------------
     visibility_timeout_s: int = Field(
-        3_600, ge=1, description="Redis redelivers an unacked job after this; must exceed "
-        "the longest a prefetched job may wait plus its run time."
+        3_600,
+        ge=1,
+        description="Redis redelivers an unacked job after this; must exceed "
+        "the longest a prefetched job may wait plus its run time.",
     )
     unacked_restore_interval_s: int = Field(
-        10, ge=1, description="How often a worker sweeps for unacked jobs past the visibility "
-        "timeout (those of a lost worker) and puts them back on their queue."
+        10,
+        ge=1,
+        description="How often a worker sweeps for unacked jobs past the visibility "
+        "timeout (those of a lost worker) and puts them back on their queue.",
     )
     result_expires_s: int = Field(86_400, ge=60, description="Celery results kept this long.")
     prefetch_multiplier: int = Field(

@@ -31,7 +31,7 @@ def _validate(fields: Mapping[str, Any]) -> ModerationRequest:
     return validate_request(**fields, max_content_chars=get_settings().max_content_chars)
 
 
-class _ProducerTask(Task):  # type: ignore[misc]
+class _ProducerTask(Task):
     """Validates and routes on the producer side: a bad job raises before it is enqueued."""
 
     abstract = True
@@ -39,8 +39,12 @@ class _ProducerTask(Task):  # type: ignore[misc]
     def _prepare(self, arguments: dict[str, Any]) -> tuple[dict[str, Any], Priority]:
         raise NotImplementedError
 
-    def apply_async(self, args: Sequence[Any] | None = None,
-                    kwargs: Mapping[str, Any] | None = None, **options: Any) -> AsyncResult:
+    def apply_async(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> AsyncResult:
         try:
             bound = inspect.signature(self.run).bind(*(args or ()), **(kwargs or {}))
         except TypeError as exc:
@@ -51,13 +55,15 @@ class _ProducerTask(Task):  # type: ignore[misc]
         try:
             return super().apply_async((), message, **options)
         except (KombuOperationalError, RedisError) as exc:
-            raise BrokerUnavailable(f"cannot reach the broker, nothing was enqueued: {exc}") \
-                from exc
+            raise BrokerUnavailable(
+                f"cannot reach the broker, nothing was enqueued: {exc}"
+            ) from exc
         except RuntimeError as exc:  # celery's result backend gives up subscribing
             if "result store" not in str(exc):
                 raise
             raise BrokerUnavailable(
-                f"cannot reach the result store, nothing was enqueued: {exc}") from exc
+                f"cannot reach the result store, nothing was enqueued: {exc}"
+            ) from exc
 
 
 class ModerateOne(_ProducerTask):
@@ -69,16 +75,22 @@ class ModerateOne(_ProducerTask):
 
 class ModerateMany(_ProducerTask):
     def _prepare(self, arguments: dict[str, Any]) -> tuple[dict[str, Any], Priority]:
-        priority = validate_request(content_id="-", content="-",
-                                    priority=arguments.get("priority", Priority.BULK),
-                                    max_content_chars=1).priority
+        priority = validate_request(
+            content_id="-",
+            content="-",
+            priority=arguments.get("priority", Priority.BULK),
+            max_content_chars=1,
+        ).priority
         items = arguments.get("items")
         limit = get_settings().max_items_per_message
         if not isinstance(items, list | tuple) or not items:
             raise InvalidContent("items must be a non-empty list of jobs", field="items")
         if len(items) > limit:
-            raise InvalidContent(f"{len(items)} items in one message, the limit is {limit}",
-                                 field="items", limit=limit)
+            raise InvalidContent(
+                f"{len(items)} items in one message, the limit is {limit}",
+                field="items",
+                limit=limit,
+            )
         messages = []
         for position, item in enumerate(items):
             if not isinstance(item, Mapping):
@@ -91,22 +103,37 @@ class ModerateMany(_ProducerTask):
         return {"items": messages, "priority": priority.value}, priority
 
 
-_RETRY = {"autoretry_for": RETRYABLE, "retry_backoff": True,
-          "retry_backoff_max": RETRY_BACKOFF_MAX_S, "max_retries": MAX_RETRIES}
+_RETRY = {
+    "autoretry_for": RETRYABLE,
+    "retry_backoff": True,
+    "retry_backoff_max": RETRY_BACKOFF_MAX_S,
+    "max_retries": MAX_RETRIES,
+}
 
 
 @app.task(base=ModerateOne, name="modq.moderate", **_RETRY)
 def moderate(
-    content_id: str, content: str, content_type: str = "text", user_id: str | None = None,
-    context: dict[str, Any] | None = None, priority: str = "normal",
+    content_id: str,
+    content: str,
+    content_type: str = "text",
+    user_id: str | None = None,
+    context: dict[str, Any] | None = None,
+    priority: str = "normal",
     enqueued_at_s: float | None = None,
 ) -> dict[str, Any]:
     """Moderate one piece of content; returns a ``ModerationResult`` as a dict."""
     from tasks.pipeline import get_pipeline
 
-    request = _validate({"content_id": content_id, "content": content,
-                         "content_type": content_type, "user_id": user_id,
-                         "context": context, "priority": priority})
+    request = _validate(
+        {
+            "content_id": content_id,
+            "content": content,
+            "content_type": content_type,
+            "user_id": user_id,
+            "context": context,
+            "priority": priority,
+        }
+    )
     (result,) = get_pipeline().moderate([request], enqueued_at_s=enqueued_at_s)
     return result.to_dict()
 

@@ -26,9 +26,12 @@ MODEL_WAIT_S = 120.0  # a batch that has not answered by then is treated as fail
 
 def engine_config(settings: Settings) -> EngineConfig:
     return EngineConfig(
-        model_dir=settings.model_dir, device=settings.device,
-        intra_op_threads=settings.ort_intra_op_threads, max_batch_size=settings.max_batch_size,
-        max_batch_tokens=settings.max_batch_tokens, max_wait_ms=settings.max_wait_ms,
+        model_dir=settings.model_dir,
+        device=settings.device,
+        intra_op_threads=settings.ort_intra_op_threads,
+        max_batch_size=settings.max_batch_size,
+        max_batch_tokens=settings.max_batch_tokens,
+        max_wait_ms=settings.max_wait_ms,
     )
 
 
@@ -40,7 +43,8 @@ class ModerationPipeline:
         self.policy: Policy = load_policy(settings.policy_path)
         self.cache = ResultCache(
             Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5),
-            ttl_s=settings.cache_ttl_s, lru_items=settings.cache_lru_items,
+            ttl_s=settings.cache_ttl_s,
+            lru_items=settings.cache_lru_items,
         )
         self._database = make_engine(settings.database_url)
         self.results = ResultRepository(self._database)
@@ -63,8 +67,16 @@ class ModerationPipeline:
         manifest = engine.backend.manifest
         texts = [normalize_content(r.content) for r in requests]
         digests = [content_sha256(t) for t in texts]
-        keys = [cache_key(self.settings.cache_key_prefix, d, manifest.name, manifest.version,
-                          self.policy.version) for d in digests]
+        keys = [
+            cache_key(
+                self.settings.cache_key_prefix,
+                d,
+                manifest.name,
+                manifest.version,
+                self.policy.version,
+            )
+            for d in digests
+        ]
         cached = [self.cache.get(k) for k in keys]
         misses = [i for i, hit in enumerate(cached) if hit is None]
         scores_by_index: dict[int, dict[str, float]] = {}
@@ -74,8 +86,8 @@ class ModerationPipeline:
             matrix = future.result(timeout=MODEL_WAIT_S)
             for row, index in enumerate(misses):
                 scores_by_index[index] = {
-                    c: round(float(s), 6) for c, s in zip(manifest.categories, matrix[row],
-                                                          strict=True)
+                    c: round(float(s), 6)
+                    for c, s in zip(manifest.categories, matrix[row], strict=True)
                 }
         now = datetime.now(UTC).isoformat()
         since_s = enqueued_at_s if enqueued_at_s is not None else started_s
@@ -85,14 +97,25 @@ class ModerationPipeline:
             hit = cached[i]
             scores = dict(hit["scores"]) if hit is not None else scores_by_index[i]
             outcome = decide(scores, self.policy)
-            results.append(ModerationResult(
-                content_id=request.content_id, decision=outcome.decision, scores=scores,
-                tripped=outcome.reasons, unscored_categories=outcome.unscored_categories,
-                model_name=manifest.name, model_version=manifest.version,
-                policy_version=self.policy.version, variant=None, cache_hit=hit is not None,
-                latency_ms=latency_ms, content_sha256=digests[i], created_at=now,
-                priority=request.priority, user_id=request.user_id,
-            ))
+            results.append(
+                ModerationResult(
+                    content_id=request.content_id,
+                    decision=outcome.decision,
+                    scores=scores,
+                    tripped=outcome.reasons,
+                    unscored_categories=outcome.unscored_categories,
+                    model_name=manifest.name,
+                    model_version=manifest.version,
+                    policy_version=self.policy.version,
+                    variant=None,
+                    cache_hit=hit is not None,
+                    latency_ms=latency_ms,
+                    content_sha256=digests[i],
+                    created_at=now,
+                    priority=request.priority,
+                    user_id=request.user_id,
+                )
+            )
         self.results.store_many(results)
         for i in misses:
             self.cache.set(keys[i], {"scores": results[i].scores})

@@ -22,8 +22,9 @@ def _preload() -> None:
         log.error("modq: model not loaded at start (%s); jobs will retry until it is", exc)
         return
     manifest = engine.backend.manifest
-    log.info("modq: model %s %s loaded on %s", manifest.name, manifest.version,
-             engine.backend.device)
+    log.info(
+        "modq: model %s %s loaded on %s", manifest.name, manifest.version, engine.backend.device
+    )
 
 
 @worker_process_init.connect
@@ -47,7 +48,7 @@ def _close(**_: Any) -> None:
     shutdown_engine()
 
 
-@inspect_command(name="modq_stats")  # type: ignore[misc]
+@inspect_command(name="modq_stats")
 def modq_stats(state: Any) -> dict[str, Any]:
     """`celery -A tasks inspect modq_stats`: model calls, batch and cache counters."""
     from gpu_worker.runtime import current_engine
@@ -59,14 +60,22 @@ def modq_stats(state: Any) -> dict[str, Any]:
     if engine is not None:
         backend, batcher = engine.backend, engine.batcher.stats
         stats.update(
-            model_name=backend.manifest.name, model_version=backend.manifest.version,
-            device=backend.device, model_calls=backend.model_calls,
-            texts_scored=backend.texts_scored, batches=batcher.batches,
+            model_name=backend.manifest.name,
+            model_version=backend.manifest.version,
+            device=backend.device,
+            model_calls=backend.model_calls,
+            texts_scored=backend.texts_scored,
+            batches=batcher.batches,
             rows_deduplicated=batcher.rows_deduplicated,
-            padded_tokens=batcher.padded_tokens, real_tokens=batcher.real_tokens,
+            padded_tokens=batcher.padded_tokens,
+            real_tokens=batcher.real_tokens,
         )
     if pipeline is not None:
         cache = pipeline.cache.stats
-        stats.update(cache_hits=cache.hits, cache_hits_local=cache.hits_local,
-                     cache_misses=cache.misses, cache_errors=cache.errors)
+        stats.update(
+            cache_hits=cache.hits,
+            cache_hits_local=cache.hits_local,
+            cache_misses=cache.misses,
+            cache_errors=cache.errors,
+        )
     return stats

@@ -6,9 +6,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 # room -> layer; a room may import only rooms of a strictly lower layer (and itself)
 LAYERS = {
-    "modq": 0, "celeryconfig": 0,
-    "policy": 1, "cache": 1,
-    "db": 2, "gpu_worker": 2,
+    "modq": 0,
+    "celeryconfig": 0,
+    "policy": 1,
+    "cache": 1,
+    "db": 2,
+    "gpu_worker": 2,
     "migrations": 3,  # uses db.models
     "training": 3,
     "tasks": 4,
@@ -62,8 +65,11 @@ def test_heavy_imports_are_inside_functions_only():
         tree = ast.parse(file.read_text())
         for node in tree.body:
             if isinstance(node, ast.Import | ast.ImportFrom):
-                names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                         else [node.module or ""])
+                names = (
+                    [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""]
+                )
                 if any(n.split(".")[0] in HEAVY for n in names):
                     bad.append(str(file.relative_to(REPO)))
     assert not bad, bad

@@ -16,11 +16,16 @@ from cli.services import start_worker, stop_worker
 
 
 @contextlib.contextmanager
-def running_worker(env: Mapping[str, str], *, log_dir: Path, threads: int = 8,
-                   ready_timeout_s: float = 120) -> Iterator[WorkerHandle]:
+def running_worker(
+    env: Mapping[str, str], *, log_dir: Path, threads: int = 8, ready_timeout_s: float = 120
+) -> Iterator[WorkerHandle]:
     hostname = f"test-{uuid.uuid4().hex[:8]}@localhost"
-    process = start_worker({**env, "PYTHONUNBUFFERED": "1"}, threads=threads,
-                           log_path=log_dir / f"{hostname}.log", hostname=hostname)
+    process = start_worker(
+        {**env, "PYTHONUNBUFFERED": "1"},
+        threads=threads,
+        log_path=log_dir / f"{hostname}.log",
+        hostname=hostname,
+    )
     handle = WorkerHandle(process, hostname, log_dir / f"{hostname}.log")
     try:
         handle.wait_ready(ready_timeout_s)
@@ -37,8 +42,9 @@ class WorkerHandle:
         """The worker's own counters (model calls, cache hits), via a remote-control command."""
         from tasks import app
 
-        replies = app.control.broadcast("modq_stats", destination=[self.hostname], reply=True,
-                                        timeout=5)
+        replies = app.control.broadcast(
+            "modq_stats", destination=[self.hostname], reply=True, timeout=5
+        )
         for reply in replies or []:
             if self.hostname in reply:
                 return dict(reply[self.hostname])

@@ -63,8 +63,11 @@ def build_model(models_root: Path, policy: Policy, *, seed: int = 0) -> Path:
 
     thresholds = {c: (t.flag, t.remove) for c, t in policy.thresholds.items()}
     metrics = category_metrics(
-        heads.predict(embeddings[held_out]), labels[held_out],
-        [e.source for e in examples if e.held_out], COVERED_CATEGORIES, thresholds,
+        heads.predict(embeddings[held_out]),
+        labels[held_out],
+        [e.source for e in examples if e.held_out],
+        COVERED_CATEGORIES,
+        thresholds,
     )
 
     module = classifier_module(encoder, heads)
@@ -74,16 +77,23 @@ def build_model(models_root: Path, policy: Policy, *, seed: int = 0) -> Path:
         onnx_path = staging / "model.onnx"
         export_onnx(module, tokenizer, onnx_path)
         sample = [t for t, h in zip(texts, held_out, strict=True) if h][:PARITY_SAMPLE]
-        diff = parity_max_abs_diff(module, tokenizer, onnx_path, sample,
-                                   max_length=MAX_LENGTH_TOKENS)
+        diff = parity_max_abs_diff(
+            module, tokenizer, onnx_path, sample, max_length=MAX_LENGTH_TOKENS
+        )
         check_parity(diff)
         _log(f"ONNX parity with torch: max abs diff {diff:.2e}")
         shutil.copy(encoder_dir() / "tokenizer.json", staging / "tokenizer.json")
-        np.savez(staging / "heads.npz", weight=heads.weight, bias=heads.bias,
-                 categories=np.array(heads.categories))
+        np.savez(
+            staging / "heads.npz",
+            weight=heads.weight,
+            bias=heads.bias,
+            categories=np.array(heads.categories),
+        )
         version = hashlib.sha256(onnx_path.read_bytes()).hexdigest()[:12]
         manifest = ModelManifest(
-            name=MODEL_NAME, version=version, categories=COVERED_CATEGORIES,
+            name=MODEL_NAME,
+            version=version,
+            categories=COVERED_CATEGORIES,
             max_length_tokens=MAX_LENGTH_TOKENS,
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             extra=_provenance(diff, heads.regularisation, policy.version, examples, seed),
@@ -103,8 +113,13 @@ def build_model(models_root: Path, policy: Policy, *, seed: int = 0) -> Path:
     return final
 
 
-def _provenance(diff: float, regularisation: dict[str, float], policy_version: str,
-                examples: list[Any], seed: int) -> dict[str, Any]:
+def _provenance(
+    diff: float,
+    regularisation: dict[str, float],
+    policy_version: str,
+    examples: list[Any],
+    seed: int,
+) -> dict[str, Any]:
     counts: dict[str, int] = {}
     for e in examples:
         counts[e.source] = counts.get(e.source, 0) + 1

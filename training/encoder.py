@@ -27,9 +27,7 @@ def load_encoder() -> tuple[Any, Any]:
 
     folder = encoder_dir()
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    model = AutoModel.from_pretrained(
-        folder, local_files_only=True, attn_implementation="eager"
-    )
+    model = AutoModel.from_pretrained(folder, local_files_only=True, attn_implementation="eager")
     model.eval()
     return tokenizer, model
 
@@ -57,8 +55,11 @@ def embed(
         for start in range(0, len(order), batch_size):
             index = order[start : start + batch_size]
             batch = tokenizer(
-                [texts[i] for i in index], padding=True, truncation=True,
-                max_length=max_length, return_tensors="pt",
+                [texts[i] for i in index],
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
             )
             hidden = model(**batch).last_hidden_state
             out[index] = mean_pool(hidden, batch["attention_mask"]).numpy()

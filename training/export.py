@@ -46,15 +46,24 @@ def export_onnx(module: Any, tokenizer: Any, path: Path) -> None:
     """Legacy (TorchScript) exporter, opset 17, dynamic batch and sequence axes."""
     import torch
 
-    sample = tokenizer(["a short sample", "a somewhat longer sample text"], padding=True,
-                       return_tensors="pt")
-    axes = {"input_ids": {0: "batch", 1: "sequence"},
-            "attention_mask": {0: "batch", 1: "sequence"}, OUTPUT_NAME: {0: "batch"}}
+    sample = tokenizer(
+        ["a short sample", "a somewhat longer sample text"], padding=True, return_tensors="pt"
+    )
+    axes = {
+        "input_ids": {0: "batch", 1: "sequence"},
+        "attention_mask": {0: "batch", 1: "sequence"},
+        OUTPUT_NAME: {0: "batch"},
+    }
     with torch.inference_mode():
         torch.onnx.export(
-            module, (sample["input_ids"], sample["attention_mask"]), str(path),
-            input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME], dynamic_axes=axes,
-            opset_version=OPSET, dynamo=False,
+            module,
+            (sample["input_ids"], sample["attention_mask"]),
+            str(path),
+            input_names=list(INPUT_NAMES),
+            output_names=[OUTPUT_NAME],
+            dynamic_axes=axes,
+            opset_version=OPSET,
+            dynamo=False,
         )
 
 
@@ -68,8 +77,13 @@ def parity_max_abs_diff(
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     worst = 0.0
     for start in range(0, len(texts), 16):
-        batch = tokenizer(list(texts[start : start + 16]), padding=True, truncation=True,
-                          max_length=max_length, return_tensors="pt")
+        batch = tokenizer(
+            list(texts[start : start + 16]),
+            padding=True,
+            truncation=True,
+            max_length=max_length,
+            return_tensors="pt",
+        )
         with torch.inference_mode():
             expected = module(batch["input_ids"], batch["attention_mask"]).numpy()
         feeds = {name: batch[name].numpy().astype(np.int64) for name in INPUT_NAMES}

@@ -35,7 +35,10 @@ def train_heads(
         if target.min() == target.max():
             raise ValueError(f"category {category!r} has one class only in training data")
         model = LogisticRegressionCV(
-            Cs=list(REGULARISATION_GRID), cv=5, scoring="roc_auc", max_iter=2000,
+            Cs=list(REGULARISATION_GRID),
+            cv=5,
+            scoring="roc_auc",
+            max_iter=2000,
             random_state=seed,
         )
         model.fit(embeddings[known], target)

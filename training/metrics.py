@@ -39,15 +39,16 @@ def category_metrics(
             if 0 < truth[mine].sum() < mine.sum():
                 by_source[source] = round(float(roc_auc_score(truth[mine], score[mine])), 4)
         entry["roc_auc_by_source"] = by_source
-        for name, cut in zip(("flag", "remove"), thresholds.get(category, (0.5, 0.5)),
-                             strict=True):
+        for name, cut in zip(("flag", "remove"), thresholds.get(category, (0.5, 0.5)), strict=True):
             predicted = score >= cut
             entry[f"{name}_threshold"] = cut
             entry[f"f1_at_{name}"] = round(float(f1_score(truth, predicted, zero_division=0)), 4)
             entry[f"precision_at_{name}"] = round(
-                float(precision_score(truth, predicted, zero_division=0)), 4)
+                float(precision_score(truth, predicted, zero_division=0)), 4
+            )
             entry[f"recall_at_{name}"] = round(
-                float(recall_score(truth, predicted, zero_division=0)), 4)
+                float(recall_score(truth, predicted, zero_division=0)), 4
+            )
         entry["thin_data"] = positives < THIN_POSITIVES or entry["positive_sources"] != ["insults"]
         report[category] = entry
     return report

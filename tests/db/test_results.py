@@ -11,10 +11,18 @@ from modq.schemas import Decision, ModerationResult, Reason
 
 def _result(content_id="c1", model_version="1", policy_version="v1", decision=Decision.FLAG):
     return ModerationResult(
-        content_id=content_id, decision=decision, scores={"spam": 0.7, "violence": 0.1},
-        tripped=[Reason("spam", 0.7, 0.63, Decision.FLAG)], unscored_categories=["self_harm"],
-        model_name="m", model_version=model_version, policy_version=policy_version,
-        variant=None, cache_hit=False, latency_ms=3.2, content_sha256="ab" * 32,
+        content_id=content_id,
+        decision=decision,
+        scores={"spam": 0.7, "violence": 0.1},
+        tripped=[Reason("spam", 0.7, 0.63, Decision.FLAG)],
+        unscored_categories=["self_harm"],
+        model_name="m",
+        model_version=model_version,
+        policy_version=policy_version,
+        variant=None,
+        cache_hit=False,
+        latency_ms=3.2,
+        content_sha256="ab" * 32,
         created_at=datetime.now(UTC).isoformat(),
     )
 

@@ -60,8 +60,9 @@ def test_batches_respect_size_and_token_budget(backend, batcher):
 def test_length_sorting_pads_less_than_arrival_order(backend, batcher):
     batcher.submit(TEXTS).result(timeout=60)
     lengths = [len(ids) for ids in backend.tokenize(TEXTS)]
-    arrival_order_padded = sum(max(lengths[i:i + 16]) * len(lengths[i:i + 16])
-                               for i in range(0, len(lengths), 16))
+    arrival_order_padded = sum(
+        max(lengths[i : i + 16]) * len(lengths[i : i + 16]) for i in range(0, len(lengths), 16)
+    )
     assert batcher.stats.padded_tokens < arrival_order_padded
 
 
@@ -111,11 +112,14 @@ def test_a_failed_batch_fails_every_waiter_and_the_next_batch_runs(model_dir):
         batcher.close()
 
 
-@pytest.mark.parametrize("knobs", [
-    {"max_batch_size": 0, "max_batch_tokens": 10, "max_wait_ms": 1},
-    {"max_batch_size": 1, "max_batch_tokens": 0, "max_wait_ms": 1},
-    {"max_batch_size": 1, "max_batch_tokens": 10, "max_wait_ms": -1},
-])
+@pytest.mark.parametrize(
+    "knobs",
+    [
+        {"max_batch_size": 0, "max_batch_tokens": 10, "max_wait_ms": 1},
+        {"max_batch_size": 1, "max_batch_tokens": 0, "max_wait_ms": 1},
+        {"max_batch_size": 1, "max_batch_tokens": 10, "max_wait_ms": -1},
+    ],
+)
 def test_knobs_are_validated_eagerly(backend, knobs):
     with pytest.raises(ValueError):
         MicroBatcher(backend, **knobs)

@@ -40,15 +40,25 @@ def test_boundaries_just_under_at_and_over_each_threshold(policy, category):
         if expected is not Decision.ALLOW:
             (reason,) = outcome.reasons
             assert reason.category == category and reason.score == score
-            assert reason.threshold == (limits.remove if expected is Decision.REMOVE
-                                        else limits.flag)
+            assert reason.threshold == (
+                limits.remove if expected is Decision.REMOVE else limits.flag
+            )
         else:
             assert outcome.reasons == []
 
 
 def test_most_severe_action_wins_and_reasons_are_ordered(policy):
-    outcome = decide({"violence": 0.6, "spam": 0.95, "adult": 0.0, "hate_speech": 0.0,
-                      "harassment": 0.0, "self_harm": 0.0}, policy)
+    outcome = decide(
+        {
+            "violence": 0.6,
+            "spam": 0.95,
+            "adult": 0.0,
+            "hate_speech": 0.0,
+            "harassment": 0.0,
+            "self_harm": 0.0,
+        },
+        policy,
+    )
     assert outcome.decision is Decision.REMOVE
     assert [r.category for r in outcome.reasons] == ["spam", "violence"]
 
@@ -59,15 +69,18 @@ def test_missing_score_is_reported_not_read_as_zero(policy):
     assert set(outcome.unscored_categories) == set(policy.categories) - {"violence"}
 
 
-@pytest.mark.parametrize("document, message", [
-    ({"categories": {"spam": {"remove": 0.9}}}, "version"),
-    ({"version": "x", "categories": {"spam": {"remove": 1.2}}}, "flag <= remove <= 1"),
-    ({"version": "x", "categories": {"spam": {"remove": 0.5, "flag": 0.6}}}, "flag <= remove"),
-    ({"version": "x", "categories": {"spam": {"remove": 0.5, "flag": -0.1}}}, "0 <= flag"),
-    ({"version": "x", "categories": {"gambling": {"remove": 0.5}}}, "unknown category"),
-    ({"version": "x", "categories": {"spam": {}}}, "numeric 'remove'"),
-    ({"version": "x", "categories": {}}, "non-empty"),
-])
+@pytest.mark.parametrize(
+    "document, message",
+    [
+        ({"categories": {"spam": {"remove": 0.9}}}, "version"),
+        ({"version": "x", "categories": {"spam": {"remove": 1.2}}}, "flag <= remove <= 1"),
+        ({"version": "x", "categories": {"spam": {"remove": 0.5, "flag": 0.6}}}, "flag <= remove"),
+        ({"version": "x", "categories": {"spam": {"remove": 0.5, "flag": -0.1}}}, "0 <= flag"),
+        ({"version": "x", "categories": {"gambling": {"remove": 0.5}}}, "unknown category"),
+        ({"version": "x", "categories": {"spam": {}}}, "numeric 'remove'"),
+        ({"version": "x", "categories": {}}, "non-empty"),
+    ],
+)
 def test_invalid_policies_are_refused(document, message):
     with pytest.raises(PolicyError, match=message):
         parse_policy(document)

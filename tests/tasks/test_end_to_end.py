@@ -30,10 +30,13 @@ def stack(request, model_dir, tmp_path_factory):
         else:
             url = stack.enter_context(postgres_database())
         migrations.upgrade(url)
-        worker = stack.enter_context(running_worker(
-            {"MODQ_DATABASE_URL": url, "MODQ_MAX_WAIT_MS": "10", "MODQ_MAX_BATCH_SIZE": "16"},
-            log_dir=root, threads=16,
-        ))
+        worker = stack.enter_context(
+            running_worker(
+                {"MODQ_DATABASE_URL": url, "MODQ_MAX_WAIT_MS": "10", "MODQ_MAX_BATCH_SIZE": "16"},
+                log_dir=root,
+                threads=16,
+            )
+        )
         engine = make_engine(url)
         stack.callback(engine.dispose)
         yield worker, ResultRepository(engine)
@@ -47,8 +50,12 @@ def _id(prefix: str) -> str:
 def test_delay_returns_a_full_result_that_is_stored(stack):
     _, repository = stack
     content_id = _id("one")
-    raw = moderate.delay(content_id=content_id, content="I will find you and break your legs",
-                         user_id="u-1", priority="normal").get(timeout=60)
+    raw = moderate.delay(
+        content_id=content_id,
+        content="I will find you and break your legs",
+        user_id="u-1",
+        priority="normal",
+    ).get(timeout=60)
     result = ModerationResult.from_dict(raw)
     assert result.content_id == content_id and result.user_id == "u-1"
     assert set(result.scores) == {"violence", "adult", "hate_speech", "harassment", "spam"}
@@ -63,11 +70,16 @@ def test_delay_returns_a_full_result_that_is_stored(stack):
 
 
 def test_decisions_separate_clear_cases(stack):
-    clean = moderate.delay(content_id=_id("clean"),
-                           content="Thanks, the lemon cake recipe turned out great!")
-    spam = moderate.delay(content_id=_id("spam"), content=(
-        "CONGRATULATIONS you won a $1000 gift card!!! claim now at bit.ly/prize-now, "
-        "limited time offer"))
+    clean = moderate.delay(
+        content_id=_id("clean"), content="Thanks, the lemon cake recipe turned out great!"
+    )
+    spam = moderate.delay(
+        content_id=_id("spam"),
+        content=(
+            "CONGRATULATIONS you won a $1000 gift card!!! claim now at bit.ly/prize-now, "
+            "limited time offer"
+        ),
+    )
     assert clean.get(timeout=60)["decision"] == "allow"
     spam_result = spam.get(timeout=60)
     assert spam_result["decision"] in {"flag", "remove"}
@@ -77,8 +89,10 @@ def test_decisions_separate_clear_cases(stack):
 def test_moderate_many_returns_one_result_per_item_in_order(stack):
     _, repository = stack
     prefix = _id("many")
-    items = [{"content_id": f"{prefix}-{i}", "content": f"bulk comment number {i} about cats"}
-             for i in range(40)]
+    items = [
+        {"content_id": f"{prefix}-{i}", "content": f"bulk comment number {i} about cats"}
+        for i in range(40)
+    ]
     results = moderate_many.delay(items=items).get(timeout=120)
     assert [r["content_id"] for r in results] == [i["content_id"] for i in items]
     assert all(r["priority"] == "bulk" for r in results)
@@ -102,11 +116,19 @@ def test_a_repeated_text_never_reaches_the_model_again(stack):
 def test_urgent_job_finishes_before_a_bulk_backlog_drains(stack):
     _, repository = stack
     prefix = _id("backlog")
-    backlog = [moderate.delay(content_id=f"{prefix}-{i}", priority="bulk",
-                              content=f"bulk backlog item {i} " + "filler words " * (i % 20))
-               for i in range(400)]
-    urgent = moderate.delay(content_id=_id("urgent"), priority="urgent",
-                            content="urgent: a credible threat to hurt someone tonight")
+    backlog = [
+        moderate.delay(
+            content_id=f"{prefix}-{i}",
+            priority="bulk",
+            content=f"bulk backlog item {i} " + "filler words " * (i % 20),
+        )
+        for i in range(400)
+    ]
+    urgent = moderate.delay(
+        content_id=_id("urgent"),
+        priority="urgent",
+        content="urgent: a credible threat to hurt someone tonight",
+    )
     urgent.get(timeout=120)
     done_when_urgent_finished = repository.count(prefix)
     for job in backlog:

@@ -12,8 +12,12 @@ pytestmark = pytest.mark.integration
 
 
 def _request(text, content_id=None):
-    return validate_request(content_id=content_id or uuid.uuid4().hex, content=text,
-                            priority=Priority.NORMAL, max_content_chars=20_000)
+    return validate_request(
+        content_id=content_id or uuid.uuid4().hex,
+        content=text,
+        priority=Priority.NORMAL,
+        max_content_chars=20_000,
+    )
 
 
 @pytest.fixture
@@ -21,8 +25,14 @@ def settings_for(model_dir, database_url, redis_url, tmp_path):
     prefix = f"modq-test:{uuid.uuid4().hex[:8]}:"
 
     def make(policy_path=None, **overrides):
-        fields = {"model_dir": model_dir, "database_url": database_url, "redis_url": redis_url,
-                  "cache_key_prefix": prefix, "cache_lru_items": 0, **overrides}
+        fields = {
+            "model_dir": model_dir,
+            "database_url": database_url,
+            "redis_url": redis_url,
+            "cache_key_prefix": prefix,
+            "cache_lru_items": 0,
+            **overrides,
+        }
         if policy_path is not None:
             fields["policy_path"] = policy_path
         return Settings(**fields)

@@ -25,15 +25,24 @@ def test_sigkill_mid_batch_loses_nothing_and_stores_once(model_dir, tmp_path):
     migrations.upgrade(url)
     engine = make_engine(url)
     repository = ResultRepository(engine)
-    env = {"MODQ_DATABASE_URL": url, "MODQ_VISIBILITY_TIMEOUT_S": "3",
-           "MODQ_UNACKED_RESTORE_INTERVAL_S": "1",
-           "MODQ_MAX_BATCH_SIZE": "4", "MODQ_MAX_WAIT_MS": "50"}
+    env = {
+        "MODQ_DATABASE_URL": url,
+        "MODQ_VISIBILITY_TIMEOUT_S": "3",
+        "MODQ_UNACKED_RESTORE_INTERVAL_S": "1",
+        "MODQ_MAX_BATCH_SIZE": "4",
+        "MODQ_MAX_WAIT_MS": "50",
+    }
     prefix = f"kill-{uuid.uuid4().hex[:8]}"
     ids = [f"{prefix}-{i}" for i in range(JOBS)]
     with running_worker(env, log_dir=tmp_path, threads=8) as worker:
-        jobs = [moderate.delay(content_id=cid, priority="normal",
-                               content=f"item {i}: " + "some words to score " * (5 + i % 30))
-                for i, cid in enumerate(ids)]
+        jobs = [
+            moderate.delay(
+                content_id=cid,
+                priority="normal",
+                content=f"item {i}: " + "some words to score " * (5 + i % 30),
+            )
+            for i, cid in enumerate(ids)
+        ]
         deadline = time.monotonic() + 120
         while repository.count(prefix) < 5:  # some done, most still queued or in flight
             assert time.monotonic() < deadline, "worker never stored a result"
