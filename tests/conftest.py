@@ -69,26 +69,50 @@ def _sqlite_url(tmp_root: Path) -> str:
     return f"sqlite:///{tmp_root / f'modq-{uuid.uuid4().hex[:8]}.db'}"
 
 
-@contextlib.contextmanager
-def postgres_database() -> Iterator[str]:
-    """A fresh PostgreSQL database of our own, dropped afterwards."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
+class PostgresDatabase:
+    """A PostgreSQL database of our own (``modq_test_*``), created on demand, always dropped."""
 
-    name = f"modq_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
+    def __init__(self) -> None:
+        from sqlalchemy import create_engine
+        from sqlalchemy.engine import make_url
+
+        self.name = f"modq_test_{uuid.uuid4().hex[:10]}"
+        self.url = (
+            make_url(POSTGRES_ADMIN_URL)
+            .set(database=self.name)
+            .render_as_string(hide_password=False)
+        )
+        self._admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+
+    def create(self) -> str:
+        from sqlalchemy import text
+
+        with self._admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{self.name}"'))
+        return self.url
+
+    def drop(self) -> None:
+        from sqlalchemy import text
+
+        with self._admin.connect() as connection:
             connection.execute(
                 text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-                {"n": name},
+                {"n": self.name},
             )
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{self.name}"'))
+        self._admin.dispose()
+
+
+@contextlib.contextmanager
+def postgres_database(*, create: bool = True) -> Iterator[PostgresDatabase]:
+    """A fresh PostgreSQL database of our own (created unless ``create=False``), dropped after."""
+    database = PostgresDatabase()
+    try:
+        if create:
+            database.create()
+        yield database
+    finally:
+        database.drop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -101,6 +125,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         migrations.upgrade(url)
         yield url
     else:
-        with postgres_database() as url:
-            migrations.upgrade(url)
-            yield url
+        with postgres_database() as database:
+            migrations.upgrade(database.url)
+            yield database.url

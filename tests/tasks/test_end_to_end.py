@@ -28,7 +28,7 @@ def stack(request, model_dir, tmp_path_factory):
         if request.param == "sqlite":
             url = f"sqlite:///{root / 'results.db'}"
         else:
-            url = stack.enter_context(postgres_database())
+            url = stack.enter_context(postgres_database()).url
         migrations.upgrade(url)
         worker = stack.enter_context(
             running_worker(
