@@ -5,8 +5,8 @@ Contract (checked eagerly, kept always):
   (rows x longest row) — one text longer than the budget still runs, alone;
 - the oldest (or an urgent) text waits at most ``max_wait_ms`` for company; an urgent text
   flushes a batch at once;
-- rows in a batch are chosen from a window of pending texts sorted by length, so padding stays
-  low; identical token sequences in one batch run once;
+- rows in a batch are chosen from a window of pending texts sorted by length and cut at the
+  least padded cost (``gpu_worker.partition``); identical token sequences in a batch run once;
 - every caller gets exactly its rows back, in its order; if a batch fails, every caller with a
   row in it gets the exception.
 """
@@ -23,8 +23,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gpu_worker.backend import Backend, TokenIds
+from gpu_worker.partition import cheapest_cuts
 
 WINDOW_BATCHES = 4  # pending texts considered for one batch: this many batches' worth
+# Per-call cost of a model run in token-equivalents, by device: small on a CPU (padding
+# dominates, so mixed lengths are split), large on a GPU (a bigger batch is nearly free).
+DEFAULT_OVERHEAD_TOKENS = {"cpu": 16, "cuda": 4096}
 
 
 @dataclass(slots=True)
@@ -56,7 +60,13 @@ class MicroBatcher:
     """Collects texts from many threads and runs them through one backend in batches."""
 
     def __init__(
-        self, backend: Backend, *, max_batch_size: int, max_batch_tokens: int, max_wait_ms: float
+        self,
+        backend: Backend,
+        *,
+        max_batch_size: int,
+        max_batch_tokens: int,
+        max_wait_ms: float,
+        batch_overhead_tokens: int | None = None,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
@@ -64,10 +74,17 @@ class MicroBatcher:
             raise ValueError(f"max_batch_tokens must be >= 1, got {max_batch_tokens}")
         if max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must be >= 0, got {max_wait_ms}")
+        if batch_overhead_tokens is not None and batch_overhead_tokens < 0:
+            raise ValueError(f"batch_overhead_tokens must be >= 0, got {batch_overhead_tokens}")
         self.backend = backend
         self.max_batch_size = max_batch_size
         self.max_batch_tokens = max_batch_tokens
         self.max_wait_s = max_wait_ms / 1000.0
+        self.batch_overhead_tokens = (
+            DEFAULT_OVERHEAD_TOKENS.get(backend.device, DEFAULT_OVERHEAD_TOKENS["cpu"])
+            if batch_overhead_tokens is None
+            else batch_overhead_tokens
+        )
         self.stats = BatcherStats()
         self._pending: list[_Item] = []
         self._sequence = itertools.count()
@@ -150,19 +167,13 @@ class MicroBatcher:
         raise AssertionError("anchor item not in any chunk")  # pragma: no cover
 
     def _chunks(self, by_length: list[_Item]) -> list[list[_Item]]:
-        chunks: list[list[_Item]] = []
-        current: list[_Item] = []
-        for item in by_length:
-            longest = len(item.token_ids)  # sorted ascending: the newcomer is the longest
-            if current and (
-                len(current) >= self.max_batch_size
-                or longest * (len(current) + 1) > self.max_batch_tokens
-            ):
-                chunks.append(current)
-                current = []
-            current.append(item)
-        chunks.append(current)
-        return chunks
+        ranges = cheapest_cuts(
+            [len(item.token_ids) for item in by_length],
+            max_rows=self.max_batch_size,
+            max_tokens=self.max_batch_tokens,
+            overhead_tokens=self.batch_overhead_tokens,
+        )
+        return [by_length[start:end] for start, end in ranges]
 
     def _run(self, batch: list[_Item]) -> None:
         unique: dict[tuple[int, ...], int] = {}

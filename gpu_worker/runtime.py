@@ -20,6 +20,7 @@ class EngineConfig:
     max_batch_size: int = 32
     max_batch_tokens: int = 4096
     max_wait_ms: float = 5.0
+    batch_overhead_tokens: int | None = None
 
 
 @dataclass(slots=True)
@@ -55,6 +56,7 @@ def get_engine(config: EngineConfig) -> Engine:
                 max_batch_size=config.max_batch_size,
                 max_batch_tokens=config.max_batch_tokens,
                 max_wait_ms=config.max_wait_ms,
+                batch_overhead_tokens=config.batch_overhead_tokens,
             )
             _engine = Engine(backend, batcher, os.getpid())
         return _engine

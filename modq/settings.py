@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     max_wait_ms: float = Field(
         5.0, ge=0, description="Longest a queued text waits for company before the batch runs."
     )
+    batch_overhead_tokens: int | None = Field(
+        None,
+        ge=0,
+        description="Per-call cost of a model run in token-equivalents, used to cut batches "
+        "at the least padded cost; unset = by device (cpu 16, cuda 4096).",
+    )
     max_length_tokens: int = Field(256, ge=8, description="Texts are truncated to this.")
 
     # --- input limits ---------------------------------------------------------------------

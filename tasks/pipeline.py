@@ -32,6 +32,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         max_batch_size=settings.max_batch_size,
         max_batch_tokens=settings.max_batch_tokens,
         max_wait_ms=settings.max_wait_ms,
+        batch_overhead_tokens=settings.batch_overhead_tokens,
     )
 
 
