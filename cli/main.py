@@ -87,12 +87,19 @@ def db_upgrade(url: str | None) -> None:
 @main.command()
 @click.option("--threads", default=None, type=int, help="Task threads (jobs that share batches).")
 @click.option("--loglevel", default="info")
-def worker(threads: int | None, loglevel: str) -> None:
+@click.option(
+    "--pool",
+    type=click.Choice(["threads", "prefork"]),
+    default="threads",
+    help="threads: one model shared by all task threads (batching across jobs); prefork: "
+    "--threads child processes, one model each.",
+)
+def worker(threads: int | None, loglevel: str, pool: str) -> None:
     """Run a worker on urgent,normal,bulk (a thin wrapper over `celery -A tasks worker`)."""
     from cli.services import worker_command
     from modq.settings import get_settings
 
-    command = worker_command(threads or get_settings().worker_threads, loglevel=loglevel)
+    command = worker_command(threads or get_settings().worker_threads, loglevel=loglevel, pool=pool)
     os.execv(command[0], command)
 
 

@@ -18,6 +18,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 QUEUES = "urgent,normal,bulk"  # strict order: urgent drained first
+PREFORK_POOL = "processes"  # celery's alias of prefork
 
 
 def redis_reachable(url: str) -> bool:
@@ -96,8 +97,18 @@ def redis_for(url: str) -> Iterator[str]:
 
 
 def worker_command(
-    threads: int, *, hostname: str = "modq@%h", loglevel: str = "warning", queues: str = QUEUES
+    threads: int,
+    *,
+    hostname: str = "modq@%h",
+    loglevel: str = "warning",
+    queues: str = QUEUES,
+    pool: str = "threads",
 ) -> list[str]:
+    """``threads``: N task threads share one model and batcher (the default). ``prefork``: N
+    child processes, each loading its own model after the fork (never the parent)."""
+    # Celery reads a plain "--pool prefork" as "the CLI default" and lets the configured
+    # worker_pool (threads) win; its alias "processes" is always taken as asked.
+    pool_option = PREFORK_POOL if pool == "prefork" else pool
     return [
         sys.executable,
         "-m",
@@ -108,7 +119,7 @@ def worker_command(
         "-Q",
         queues,
         "--pool",
-        "threads",
+        pool_option,
         "--concurrency",
         str(threads),
         "--hostname",
@@ -126,18 +137,13 @@ def start_worker(
     threads: int = 16,
     log_path: Path | None = None,
     hostname: str = "modq@%h",
+    pool: str = "threads",
 ) -> subprocess.Popen[bytes]:
-    if log_path is None:
+    """A worker process in its own session (so its whole group can be signalled)."""
+    command = worker_command(threads, hostname=hostname, pool=pool)
+    with open(log_path or os.devnull, "ab") as output:  # the child keeps its own handle
         return subprocess.Popen(
-            worker_command(threads, hostname=hostname),
-            env={**os.environ, **env},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    with open(log_path, "ab") as output:  # the child keeps its own copy of the handle
-        return subprocess.Popen(
-            worker_command(threads, hostname=hostname),
+            command,
             env={**os.environ, **env},
             stdout=output,
             stderr=subprocess.STDOUT,

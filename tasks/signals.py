@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
@@ -23,7 +24,11 @@ def _preload() -> None:
         return
     manifest = engine.backend.manifest
     log.info(
-        "modq: model %s %s loaded on %s", manifest.name, manifest.version, engine.backend.device
+        "modq: model %s %s loaded on %s in pid %d",
+        manifest.name,
+        manifest.version,
+        engine.backend.device,
+        os.getpid(),
     )
 
 

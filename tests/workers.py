@@ -17,7 +17,12 @@ from cli.services import start_worker, stop_worker
 
 @contextlib.contextmanager
 def running_worker(
-    env: Mapping[str, str], *, log_dir: Path, threads: int = 8, ready_timeout_s: float = 120
+    env: Mapping[str, str],
+    *,
+    log_dir: Path,
+    threads: int = 8,
+    pool: str = "threads",
+    ready_timeout_s: float = 120,
 ) -> Iterator[WorkerHandle]:
     hostname = f"test-{uuid.uuid4().hex[:8]}@localhost"
     process = start_worker(
@@ -25,10 +30,12 @@ def running_worker(
         threads=threads,
         log_path=log_dir / f"{hostname}.log",
         hostname=hostname,
+        pool=pool,
     )
     handle = WorkerHandle(process, hostname, log_dir / f"{hostname}.log")
     try:
-        handle.wait_ready(ready_timeout_s)
+        # a prefork parent never loads the model: there, any answer means ready
+        handle.wait_ready(ready_timeout_s, model_in_parent=pool != "prefork")
         yield handle
     finally:
         stop_worker(process)
@@ -50,13 +57,13 @@ class WorkerHandle:
                 return dict(reply[self.hostname])
         raise RuntimeError(f"no stats reply from {self.hostname}")
 
-    def wait_ready(self, timeout_s: float) -> None:
+    def wait_ready(self, timeout_s: float, *, model_in_parent: bool = True) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"worker exited early:\n{self.log.read_text()[-3000:]}")
             try:
-                if self.stats().get("model_loaded"):
+                if self.stats().get("model_loaded") or not model_in_parent:
                     return
             except RuntimeError:
                 pass
