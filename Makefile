@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.modq-installed
 
-.PHONY: install model migrate demo test lint worker clean
+.PHONY: install model migrate demo test lint worker bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+bench: model
+	$(BIN)/python -m bench.throughput
 
 worker: model migrate
 	$(BIN)/modq worker

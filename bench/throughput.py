@@ -138,12 +138,40 @@ def main() -> None:
         print(f"{name:<42} {median:>15.0f} {spread:>13} {median / ceiling:>14.2f}x")
         table.append({"path": name, "median_texts_per_s": median, "runs": values})
     RESULTS.mkdir(exist_ok=True)
+    plot(table, RESULTS / "throughput.png")
     out = RESULTS / "throughput.json"
     out.write_text(
         json.dumps({"texts": len(texts), "cpu_count": os.cpu_count(), "results": table}, indent=2)
         + "\n"
     )
     print(f"\nwrote {out}")
+
+
+def plot(table: list[dict[str, object]], path: Path) -> None:
+    """A horizontal bar per path: median texts/s with the min-max spread as an error bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [str(row["path"]) for row in table]
+    runs = [list(row["runs"]) for row in table]  # type: ignore[call-overload]
+    medians = [statistics.median(r) for r in runs]
+    spread = [
+        [m - min(r) for m, r in zip(medians, runs, strict=True)],
+        [max(r) - m for m, r in zip(medians, runs, strict=True)],
+    ]
+    figure, axes = plt.subplots(figsize=(9, 3.2))
+    axes.barh(names, medians, xerr=spread, color=["#999", "#555", "#2a7", "#1a5"][: len(names)])
+    for y, value in enumerate(medians):
+        axes.text(value + spread[1][y], y, f"  {value:.0f}", va="center")
+    axes.invert_yaxis()
+    axes.set_xlabel("texts/s (median of repeats; bars show min-max)")
+    axes.set_title(f"modq throughput, {os.cpu_count()} CPU cores, same texts and model")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    print(f"wrote {path}")
 
 
 def _wait_ready(timeout_s: float = 120) -> None:
