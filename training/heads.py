@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-REGULARISATION_GRID = (0.3, 1.0, 3.0, 10.0, 30.0)
+REGULARISATION_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
 
 
 @dataclass(frozen=True, slots=True)

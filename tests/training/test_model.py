@@ -29,7 +29,8 @@ def test_metrics_and_card_sit_next_to_the_artifact(model_dir):
     metrics = json.loads((model_dir / "metrics.json").read_text())
     assert set(metrics) == set(COVERED_CATEGORIES)
     # human labels: the insults test split (reference: embeddings + LR reached 0.908 here)
-    assert metrics["harassment"]["roc_auc_by_source"]["insults"] > 0.85
+    assert metrics["harassment"]["roc_auc_by_source"]["insults"] > 0.88
+    assert metrics["harassment"]["thin_data"] is False  # human labels only
     assert metrics["spam"]["thin_data"] is True  # rests on the hand-written seed set
     card = (model_dir / "MODEL_CARD.md").read_text()
     assert "ROC-AUC" in card and "thin data" in card
