@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,33 +43,52 @@ class ResultCache:
         self.stats = CacheStats()
 
     def get(self, key: str) -> dict[str, Any] | None:
-        if self._local is not None:
-            with self._lock:
-                local = self._local.get(key)
-            if local is not None:
-                self.stats.hits_local += 1
-                return dict(json.loads(local))
-        try:
-            raw = self._client.get(key)
-        except RedisError as exc:
-            self.stats.errors += 1
-            log.warning("result cache read failed, treated as a miss: %s", exc)
-            return None
-        if raw is None:
-            self.stats.misses += 1
-            return None
-        self.stats.hits_redis += 1
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
-        self._remember(key, text)
-        return dict(json.loads(text))
+        return self.get_many([key])[0]
+
+    def get_many(self, keys: Sequence[str]) -> list[dict[str, Any] | None]:
+        """One value (or None) per key: the in-process LRU first, then one MGET for the rest."""
+        texts: list[str | None] = [None] * len(keys)
+        remote: list[int] = []
+        for index, key in enumerate(keys):
+            local = self._recall(key)
+            if local is None:
+                remote.append(index)
+            else:
+                texts[index] = local
+                self._count(hits_local=1)
+        if remote:
+            try:
+                raws = self._client.mget([keys[i] for i in remote])
+            except RedisError as exc:
+                self._count(errors=1)
+                log.warning("result cache read failed, treated as misses: %s", exc)
+                raws = [None] * len(remote)
+            for index, raw in zip(remote, raws, strict=True):
+                if raw is None:
+                    self._count(misses=1)
+                    continue
+                text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+                texts[index] = text
+                self._remember(keys[index], text)
+                self._count(hits_redis=1)
+        return [None if text is None else dict(json.loads(text)) for text in texts]
 
     def set(self, key: str, value: dict[str, Any]) -> None:
-        text = json.dumps(value, separators=(",", ":"))
-        self._remember(key, text)
+        self.set_many({key: value})
+
+    def set_many(self, values: Mapping[str, dict[str, Any]]) -> None:
+        """Write all entries with their TTL in one round trip (a pipeline)."""
+        if not values:
+            return
+        pipeline = self._client.pipeline(transaction=False)
+        for key, value in values.items():
+            text = json.dumps(value, separators=(",", ":"))
+            self._remember(key, text)
+            pipeline.set(key, text, ex=self._ttl_s)
         try:
-            self._client.set(key, text, ex=self._ttl_s)
+            pipeline.execute()
         except RedisError as exc:
-            self.stats.errors += 1
+            self._count(errors=1)
             log.warning("result cache write failed, skipped: %s", exc)
 
     def close(self) -> None:
@@ -78,3 +98,14 @@ class ResultCache:
         if self._local is not None:
             with self._lock:
                 self._local[key] = text
+
+    def _recall(self, key: str) -> str | None:
+        if self._local is None:
+            return None
+        with self._lock:
+            return self._local.get(key)
+
+    def _count(self, **increments: int) -> None:
+        with self._lock:
+            for name, value in increments.items():
+                setattr(self.stats, name, getattr(self.stats, name) + value)

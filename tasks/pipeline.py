@@ -78,7 +78,7 @@ class ModerationPipeline:
             )
             for d in digests
         ]
-        cached = [self.cache.get(k) for k in keys]
+        cached = self.cache.get_many(keys)
         misses = [i for i, hit in enumerate(cached) if hit is None]
         scores_by_index: dict[int, dict[str, float]] = {}
         if misses:
@@ -118,8 +118,7 @@ class ModerationPipeline:
                 )
             )
         self.results.store_many(results)
-        for i in misses:
-            self.cache.set(keys[i], {"scores": results[i].scores})
+        self.cache.set_many({keys[i]: {"scores": results[i].scores} for i in misses})
         return results
 
 

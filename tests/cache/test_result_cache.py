@@ -54,3 +54,15 @@ def test_a_redis_outage_degrades_to_misses():
     cache.set("k", {"scores": {}})
     assert cache.get("k") is None
     assert cache.stats.errors == 2
+
+
+def test_get_many_mixes_local_redis_and_misses_in_key_order(client):
+    cache = ResultCache(client, ttl_s=60, lru_items=10)
+    keys = [f"test:{uuid.uuid4().hex}" for _ in range(3)]
+    cache.set_many({keys[0]: {"scores": {"spam": 0.1}}, keys[1]: {"scores": {"spam": 0.2}}})
+    fresh = ResultCache(client, ttl_s=60, lru_items=10)  # empty LRU: keys[1] comes from Redis
+    fresh.set(keys[0], {"scores": {"spam": 0.1}})
+    assert fresh.get_many(keys) == [{"scores": {"spam": 0.1}}, {"scores": {"spam": 0.2}}, None]
+    assert (fresh.stats.hits_local, fresh.stats.hits_redis, fresh.stats.misses) == (1, 1, 1)
+    assert all(0 < client.ttl(k) <= 60 for k in keys[:2])
+    client.delete(*keys)
