@@ -114,12 +114,18 @@ class MicroBatcher:
             self._wakeup.notify()
         return future
 
-    def close(self, timeout_s: float = 5.0) -> None:
-        """Stop the loop; texts still pending fail with ``RuntimeError``."""
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Refuse new texts, run those already pending (without waiting for company), stop.
+
+        Texts still pending after ``timeout_s`` (a model that hangs) fail with RuntimeError.
+        """
         with self._wakeup:
             self._closed = True
             self._wakeup.notify()
         self._thread.join(timeout_s)
+        with self._wakeup:
+            leftovers, self._pending = self._pending, []
+        self._fail(leftovers, RuntimeError("batcher closed before these texts ran"))
 
     # --- the loop -----------------------------------------------------------------------
     def _loop(self) -> None:
@@ -129,15 +135,12 @@ class MicroBatcher:
                 if batch is None:
                     break
             self._run(batch)
-        with self._wakeup:
-            leftovers, self._pending = self._pending, []
-        self._fail(leftovers, RuntimeError("batcher closed before these texts ran"))
 
     def _next_batch(self) -> list[_Item] | None:
         """Wait (holding the condition) until a batch is due; take it out of pending."""
         while True:
             if self._closed:
-                return None
+                return self._take_batch() if self._pending else None  # drain, then stop
             if self._pending:
                 first = min(self._pending)
                 due_s = first.arrived_s + (0.0 if first.sort_key[0] == 0 else self.max_wait_s)

@@ -28,6 +28,7 @@ class Engine:
     backend: Backend
     batcher: MicroBatcher
     pid: int
+    config: EngineConfig
 
 
 _engine: Engine | None = None
@@ -43,13 +44,18 @@ def load_backend(config: EngineConfig) -> Backend:
 
 
 def get_engine(config: EngineConfig) -> Engine:
-    """This process's engine, built on first use (raises ``ModelUnavailable`` if it cannot)."""
+    """This process's engine, built on first use (raises ``ModelUnavailable`` if it cannot).
+
+    Asked for with another config (another model folder, other batching knobs), the engine is
+    rebuilt and the old batcher closed once the new model has loaded.
+    """
     global _engine
     engine = _engine
-    if engine is not None and engine.pid == os.getpid():
+    if engine is not None and engine.pid == os.getpid() and engine.config == config:
         return engine
     with _lock:
-        if _engine is None or _engine.pid != os.getpid():
+        current = _engine
+        if current is None or current.pid != os.getpid() or current.config != config:
             backend = load_backend(config)
             batcher = MicroBatcher(
                 backend,
@@ -58,8 +64,12 @@ def get_engine(config: EngineConfig) -> Engine:
                 max_wait_ms=config.max_wait_ms,
                 batch_overhead_tokens=config.batch_overhead_tokens,
             )
-            _engine = Engine(backend, batcher, os.getpid())
-        return _engine
+            fresh = Engine(backend, batcher, os.getpid(), config)
+            _engine = fresh
+            if current is not None and current.pid == os.getpid():
+                current.batcher.close()
+            return fresh
+        return current
 
 
 def current_engine() -> Engine | None:

@@ -86,7 +86,7 @@ def test_an_urgent_text_does_not_wait_for_the_batch_to_fill(backend):
         slow.close()
 
 
-def test_a_lone_normal_text_waits_for_max_wait(backend):
+def test_a_lone_normal_text_waits_for_max_wait_and_close_drains_it(backend):
     slow = MicroBatcher(backend, max_batch_size=64, max_batch_tokens=100_000, max_wait_ms=30_000)
     try:
         normal = slow.submit(["nobody else is coming"])
@@ -94,8 +94,9 @@ def test_a_lone_normal_text_waits_for_max_wait(backend):
         assert not normal.done()
     finally:
         slow.close()
+    assert normal.result(timeout=5).shape == (1, len(backend.categories))  # not lost
     with pytest.raises(RuntimeError, match="closed"):
-        normal.result(timeout=5)
+        slow.submit(["too late"])
 
 
 def test_a_failed_batch_fails_every_waiter_and_the_next_batch_runs(model_dir):
