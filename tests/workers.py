@@ -22,6 +22,7 @@ def running_worker(
     log_dir: Path,
     threads: int = 8,
     pool: str = "threads",
+    expect_model: bool = True,
     ready_timeout_s: float = 120,
 ) -> Iterator[WorkerHandle]:
     hostname = f"test-{uuid.uuid4().hex[:8]}@localhost"
@@ -35,7 +36,7 @@ def running_worker(
     handle = WorkerHandle(process, hostname, log_dir / f"{hostname}.log")
     try:
         # a prefork parent never loads the model: there, any answer means ready
-        handle.wait_ready(ready_timeout_s, model_in_parent=pool != "prefork")
+        handle.wait_ready(ready_timeout_s, model_in_parent=expect_model and pool != "prefork")
         yield handle
     finally:
         stop_worker(process)
