@@ -87,7 +87,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    from cli.services import private_redis, start_worker, stop_worker
+    from cli.services import private_redis, start_worker, stop_worker, wait_for_worker
 
     model_dir = Path(os.environ.get("MODQ_MODEL_DIR", "models/current")).resolve()
     texts = _texts(args.texts)
@@ -120,7 +120,7 @@ def main() -> None:
                     env, threads=args.worker_threads, log_path=folder / "worker.log"
                 )
                 try:
-                    _wait_ready()
+                    wait_for_worker(worker)
                     label = (
                         "queue, moderate.delay() per text"
                         if mode == "per-item"
@@ -172,18 +172,6 @@ def plot(table: list[dict[str, object]], path: Path) -> None:
     figure.savefig(path, dpi=110)
     plt.close(figure)
     print(f"wrote {path}")
-
-
-def _wait_ready(timeout_s: float = 120) -> None:
-    from tasks import app
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        replies = app.control.broadcast("modq_stats", reply=True, timeout=1)
-        if any(v.get("model_loaded") for r in replies or [] for v in r.values()):
-            return
-        time.sleep(0.3)
-    raise SystemExit("worker did not start")
 
 
 if __name__ == "__main__":

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from cli.services import redis_for, start_worker, stop_worker
+from cli.services import redis_for, start_worker, stop_worker, wait_for_worker
 
 SAMPLES: list[tuple[str, str, str]] = [  # (content_id, priority, text)
     ("demo-01", "urgent", "I will find where you live and hurt your whole family."),
@@ -38,16 +37,6 @@ SAMPLES: list[tuple[str, str, str]] = [  # (content_id, priority, text)
     ("demo-11", "normal", "This movie killed me, I laughed the whole time."),
     ("demo-12", "urgent", "I'm going to beat you until you can't stand up again."),
 ]
-
-
-def _wait_for_worker(app: Any, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        replies = app.control.inspect(timeout=1.0).stats()
-        if replies:
-            return
-        time.sleep(0.5)
-    raise click.ClickException("the worker did not come up; see var/demo-worker.log")
 
 
 def _row(result: dict[str, Any], priority: str) -> str:
@@ -80,9 +69,12 @@ def run_demo(threads: int) -> None:
             {"MODQ_REDIS_URL": redis_url}, threads=threads, log_path=Path("var/demo-worker.log")
         )
         try:
-            from tasks import app, moderate, moderate_many
+            from tasks import moderate, moderate_many
 
-            _wait_for_worker(app)
+            try:
+                wait_for_worker(worker)
+            except RuntimeError as exc:
+                raise click.ClickException(f"{exc}; see var/demo-worker.log") from exc
             click.echo("worker up; moderating the sample set (mixed priorities)\n")
             header = (
                 f"{'id':<14} {'prio':<7} {'decision':<7} {'cache':<5} {'ms':>8}  "

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -149,6 +150,37 @@ def start_worker(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+def worker_stats(*, hostname: str | None = None, timeout_s: float = 1.0) -> dict[str, Any]:
+    """``{hostname: modq_stats reply}`` from the workers that answer (one, if ``hostname``)."""
+    from tasks import app
+
+    destination = [hostname] if hostname else None
+    replies = app.control.broadcast(
+        "modq_stats", destination=destination, reply=True, timeout=timeout_s
+    )
+    return {name: dict(stats) for reply in replies or [] for name, stats in reply.items()}
+
+
+def wait_for_worker(
+    process: subprocess.Popen[bytes],
+    *,
+    hostname: str | None = None,
+    require_model: bool = True,
+    timeout_s: float = 120,
+) -> None:
+    """Return once a worker answers (with its model loaded, if ``require_model``); raise
+    ``RuntimeError`` if the process exits first or ``timeout_s`` passes."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"worker exited early with status {process.returncode}")
+        answers = worker_stats(hostname=hostname).values()
+        if any(a.get("model_loaded") or not require_model for a in answers):
+            return
+        time.sleep(0.3)
+    raise RuntimeError(f"worker not ready in {timeout_s:.0f}s")
 
 
 def stop_worker(process: subprocess.Popen[bytes], *, timeout_s: float = 30) -> None:

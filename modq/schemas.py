@@ -143,6 +143,11 @@ def _parse_enum(enum: type[_E], name: str, value: object) -> _E:
         ) from exc
 
 
+def parse_priority(value: object) -> Priority:
+    """``urgent`` | ``normal`` | ``bulk``; anything else is ``InvalidContent``."""
+    return _parse_enum(Priority, "priority", value)
+
+
 def validate_request(
     *,
     content_id: object,
@@ -165,5 +170,5 @@ def validate_request(
     uid = None if user_id is None else _require_text("user_id", user_id, 512)
     if context is not None and not isinstance(context, Mapping):
         raise InvalidContent("context must be an object (mapping) or null", field="context")
-    prio = _parse_enum(Priority, "priority", priority)
+    prio = parse_priority(priority)
     return ModerationRequest(cid, text, kind, uid, context, prio)

@@ -13,7 +13,7 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 
 from modq.errors import RETRYABLE, BrokerUnavailable, InvalidContent
-from modq.schemas import ModerationRequest, Priority, validate_request
+from modq.schemas import ModerationRequest, Priority, parse_priority, validate_request
 from modq.settings import get_settings
 from tasks.app import app
 
@@ -75,12 +75,7 @@ class ModerateOne(_ProducerTask):
 
 class ModerateMany(_ProducerTask):
     def _prepare(self, arguments: dict[str, Any]) -> tuple[dict[str, Any], Priority]:
-        priority = validate_request(
-            content_id="-",
-            content="-",
-            priority=arguments.get("priority", Priority.BULK),
-            max_content_chars=1,
-        ).priority
+        priority = parse_priority(arguments.get("priority", Priority.BULK))
         items = arguments.get("items")
         limit = get_settings().max_items_per_message
         if not isinstance(items, list | tuple) or not items:

@@ -6,13 +6,12 @@ import contextlib
 import os
 import signal
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from cli.services import start_worker, stop_worker
+from cli.services import start_worker, stop_worker, wait_for_worker, worker_stats
 
 
 @contextlib.contextmanager
@@ -48,28 +47,21 @@ class WorkerHandle:
 
     def stats(self) -> dict[str, Any]:
         """The worker's own counters (model calls, cache hits), via a remote-control command."""
-        from tasks import app
-
-        replies = app.control.broadcast(
-            "modq_stats", destination=[self.hostname], reply=True, timeout=5
-        )
-        for reply in replies or []:
-            if self.hostname in reply:
-                return dict(reply[self.hostname])
-        raise RuntimeError(f"no stats reply from {self.hostname}")
+        stats = worker_stats(hostname=self.hostname, timeout_s=5).get(self.hostname)
+        if stats is None:
+            raise RuntimeError(f"no stats reply from {self.hostname}")
+        return stats
 
     def wait_ready(self, timeout_s: float, *, model_in_parent: bool = True) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"worker exited early:\n{self.log.read_text()[-3000:]}")
-            try:
-                if self.stats().get("model_loaded") or not model_in_parent:
-                    return
-            except RuntimeError:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError(f"worker not ready in {timeout_s}s:\n{self.log.read_text()[-3000:]}")
+        try:
+            wait_for_worker(
+                self.process,
+                hostname=self.hostname,
+                require_model=model_in_parent,
+                timeout_s=timeout_s,
+            )
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}:\n{self.log.read_text()[-3000:]}") from exc
 
     def kill(self) -> None:
         """SIGKILL the whole worker process group: no warm shutdown, no acks."""

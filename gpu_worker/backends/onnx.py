@@ -52,7 +52,10 @@ class OnnxBackend(Backend):
             )
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise ModelUnavailable(f"cannot load ONNX model in {folder}: {exc}") from exc
-        self._device = "cuda" if CUDA in self._session.get_providers() else "cpu"
+        self.providers: tuple[str, ...] = tuple(self._session.get_providers())
+        # read back from the session: onnxruntime-gpu on a machine without CUDA offers the CUDA
+        # provider, then silently runs on CPU
+        self._device = "cuda" if CUDA in self.providers else "cpu"
 
     @property
     def device(self) -> str:

@@ -17,8 +17,12 @@ def test_provider_choice_is_made_at_run_time():
 
 
 def test_loads_the_real_model_and_scores_in_range(model_dir):
+    import onnxruntime
+
     backend = OnnxBackend(model_dir)
-    assert backend.device == "cpu"  # no GPU here; read from the session's providers
+    assert backend.device == ("cuda" if CUDA in backend.providers else "cpu")
+    if CUDA not in onnxruntime.get_available_providers():
+        assert backend.device == "cpu" and backend.providers == (CPU,)
     scores = backend.score(["you are a worthless idiot", "lovely weather today"])
     assert scores.shape == (2, len(backend.categories))
     assert np.all((scores >= 0) & (scores <= 1))

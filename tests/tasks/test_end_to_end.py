@@ -137,7 +137,8 @@ def test_urgent_job_finishes_before_a_bulk_backlog_drains(stack):
     assert done_when_urgent_finished < 200, done_when_urgent_finished
 
 
-def test_identical_concurrent_texts_run_once_in_a_batch(stack):
+def test_identical_texts_in_flight_reach_the_model_fewer_times_than_sent(stack):
+    """In-batch de-duplication and the cache together (each alone: tests/gpu_worker)."""
     worker, _ = stack
     text = f"same text in flight {uuid.uuid4().hex}"
     before = worker.stats()

@@ -50,7 +50,9 @@ def test_sigkill_mid_batch_loses_nothing_and_stores_once(model_dir, tmp_path):
         worker.kill()
     stored_at_kill = repository.count(prefix)
     assert stored_at_kill < JOBS, "the kill came too late to test anything"
-    in_flight = Redis.from_url(os.environ["MODQ_REDIS_URL"]).hlen("unacked")
+    broker = Redis.from_url(os.environ["MODQ_REDIS_URL"])
+    in_flight = broker.hlen("unacked")
+    broker.close()
     assert in_flight > 0, "no job was in flight (reserved, unacknowledged) at the kill"
 
     with running_worker(env, log_dir=tmp_path, threads=8):

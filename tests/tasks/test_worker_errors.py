@@ -4,21 +4,11 @@ import time
 
 import pytest
 
-import migrations
 from modq.errors import InvalidContent
 from tasks import app, moderate
-from tests.workers import flush_private_redis, running_worker
+from tests.workers import running_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture
-def database(tmp_path):
-    url = f"sqlite:///{tmp_path / 'results.db'}"
-    migrations.upgrade(url)
-    flush_private_redis()
-    yield url
-    flush_private_redis()
 
 
 def test_a_missing_model_is_retried_not_dropped(database, tmp_path):

@@ -7,20 +7,10 @@ import sys
 
 import pytest
 
-import migrations
 from tasks import moderate
-from tests.workers import flush_private_redis, running_worker
+from tests.workers import running_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture
-def database(tmp_path):
-    url = f"sqlite:///{tmp_path / 'results.db'}"
-    migrations.upgrade(url)
-    flush_private_redis()
-    yield url
-    flush_private_redis()
 
 
 def test_prefork_children_load_the_model_and_the_parent_never_does(model_dir, database, tmp_path):
