@@ -16,6 +16,7 @@ from gpu_worker.batcher import MicroBatcher
 class EngineConfig:
     model_dir: Path
     device: str = "auto"
+    backend: str = "onnx"  # onnx | torch
     intra_op_threads: int = 1
     max_batch_size: int = 32
     max_batch_tokens: int = 4096
@@ -36,6 +37,13 @@ _lock = threading.Lock()
 
 
 def load_backend(config: EngineConfig) -> Backend:
+    """The backend named by ``config.backend``, imported only when chosen."""
+    if config.backend == "torch":
+        from gpu_worker.backends.torch import TorchBackend
+
+        return TorchBackend(
+            config.model_dir, device=config.device, intra_op_threads=config.intra_op_threads
+        )
     from gpu_worker.backends.onnx import OnnxBackend
 
     return OnnxBackend(

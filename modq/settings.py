@@ -42,6 +42,12 @@ class Settings(BaseSettings):
         "On small CPUs several 1-thread processes beat one multi-thread process.",
     )
     device: str = Field("auto", pattern="^(auto|cpu|cuda)$", description="Execution provider.")
+    backend: str = Field(
+        "onnx",
+        pattern="^(onnx|torch)$",
+        description="Inference backend: onnx (ONNX Runtime) or torch (PyTorch eager, for "
+        "models that do not export; needs the `build` extra).",
+    )
 
     # --- batching -------------------------------------------------------------------------
     max_batch_size: int = Field(32, ge=1, description="Most texts in one model call.")

@@ -28,6 +28,7 @@ def engine_config(settings: Settings) -> EngineConfig:
     return EngineConfig(
         model_dir=settings.model_dir,
         device=settings.device,
+        backend=settings.backend,
         intra_op_threads=settings.ort_intra_op_threads,
         max_batch_size=settings.max_batch_size,
         max_batch_tokens=settings.max_batch_tokens,
