@@ -35,6 +35,34 @@ class Settings(BaseSettings):
     model_dir: Path = Field(
         Path("models/current"), description="Folder with model.onnx, tokenizer.json, manifest.json."
     )
+    model_uri: str | None = Field(
+        None,
+        description="Serve from the registry: models:/NAME@ALIAS (follows alias moves) or "
+        "models:/NAME/VERSION (pinned). Unset = serve model_dir.",
+    )
+    model_poll_interval_s: float = Field(
+        30.0,
+        ge=0,
+        description="How often a worker re-resolves model_uri's alias (0 = never; a "
+        "`modq model promote` broadcast wakes it at once anyway).",
+    )
+
+    # --- registry -------------------------------------------------------------------------
+    mlflow_uri: str = Field(
+        "sqlite:///var/mlflow.db",
+        description="MLflow tracking + registry store; any MLflow server URL at scale.",
+    )
+    mlflow_artifact_root: Path = Field(
+        Path("var/mlflow-artifacts"),
+        description="Where registered model files go (set explicitly, else ./mlruns).",
+    )
+    registry_model_name: str = Field(
+        "modq-text", description="Registered model that `modq model build` registers into."
+    )
+    model_cache_dir: Path = Field(
+        Path("var/model-cache"),
+        description="Local copies of registered versions whose artifacts are not on this disk.",
+    )
     ort_intra_op_threads: int = Field(
         1,
         ge=0,
