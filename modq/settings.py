@@ -126,6 +126,57 @@ class Settings(BaseSettings):
     # --- policy ---------------------------------------------------------------------------
     policy_path: Path = Field(_PACKAGED_POLICY, description="Versioned thresholds (TOML).")
 
+    # --- backpressure and metrics ---------------------------------------------------------
+    max_queue_depth_urgent: int = Field(
+        100_000,
+        ge=0,
+        description="Waiting messages before urgent producers get Overloaded; "
+        "0 = unbounded. Highest bound: urgent is refused last.",
+    )
+    max_queue_depth_normal: int = Field(
+        50_000,
+        ge=0,
+        description="Waiting messages before normal producers get Overloaded; 0 = unbounded.",
+    )
+    max_queue_depth_bulk: int = Field(
+        20_000,
+        ge=0,
+        description="Waiting messages before bulk producers get Overloaded; "
+        "0 = unbounded. Lowest bound: bulk is refused first.",
+    )
+    queue_depth_cache_ms: float = Field(
+        200.0,
+        ge=0,
+        description="A producer re-reads a queue's depth (LLEN) at most this often; "
+        "0 = on every enqueue.",
+    )
+    metrics_key_prefix: str = Field(
+        "modq:metrics:",
+        description="Namespace in the broker's Redis of the wait-time "
+        "histogram and refusal counters that `modq metrics serve` exports.",
+    )
+    record_wait_time: bool = Field(
+        True,
+        description="Workers record each job's enqueue-to-start wait (one pipelined "
+        "Redis call per job) for the `modq_queue_wait_seconds` histogram.",
+    )
+    gpu_fp16: bool = Field(
+        True,
+        description="On CUDA, run an fp16 copy of the model (made once, cached next to "
+        "it) if it passes the parity check; ignored on CPU.",
+    )
+    gpu_fp16_max_abs_diff: float = Field(
+        5e-3,
+        gt=0,
+        description="Largest score difference fp16 may show against fp32 on the "
+        "load-time probe texts; beyond it the worker stays on fp32 and logs why.",
+    )
+    gpu_io_binding: bool = Field(
+        True,
+        description="On CUDA, bind inputs from numpy and outputs on the device, copying "
+        "scores back once per batch; CPU runs never bind.",
+    )
+
     @property
     def effective_broker_url(self) -> str:
         return self.broker_url or self.redis_url
