@@ -31,6 +31,10 @@ WINDOW_BATCHES = 4  # pending texts considered for one batch: this many batches'
 DEFAULT_OVERHEAD_TOKENS = {"cpu": 16, "cuda": 4096}
 
 
+class BatcherClosed(RuntimeError):
+    """``submit`` after ``close``: the model is being swapped or the process stops."""
+
+
 @dataclass(slots=True)
 class _Request:
     future: Future[np.ndarray]
@@ -107,7 +111,7 @@ class MicroBatcher:
         now = time.monotonic()
         with self._wakeup:
             if self._closed:
-                raise RuntimeError("batcher is closed")
+                raise BatcherClosed("batcher is closed")
             for row, ids in enumerate(token_ids):
                 key = (0 if urgent else 1, next(self._sequence))
                 self._pending.append(_Item(key, now, ids, request, row))
