@@ -54,3 +54,7 @@ task_publish_retry_policy = {
     "interval_max": 1.0,
 }
 worker_hijack_root_logger = False
+
+# Modules a worker imports at start: the wait-time recorder hooks task_prerun (producers never
+# import it).
+imports = ("tasks.wait_time",)

@@ -16,6 +16,8 @@ from modq.errors import RETRYABLE, BrokerUnavailable, InvalidContent
 from modq.schemas import ModerationRequest, Priority, parse_priority, validate_request
 from modq.settings import get_settings
 from tasks.app import app
+from tasks.backpressure import get_admission
+from tasks.broker_queues import ENQUEUED_AT_HEADER
 
 RETRY_BACKOFF_MAX_S = 60
 MAX_RETRIES = 10
@@ -39,6 +41,10 @@ class _ProducerTask(Task):
     def _prepare(self, arguments: dict[str, Any]) -> tuple[dict[str, Any], Priority]:
         raise NotImplementedError
 
+    def _cost(self, message: Mapping[str, Any]) -> int:
+        """Jobs one message carries, charged against its queue's bound."""
+        return 1
+
     def apply_async(
         self,
         args: Sequence[Any] | None = None,
@@ -50,8 +56,17 @@ class _ProducerTask(Task):
         except TypeError as exc:
             raise InvalidContent(f"bad arguments for {self.name}: {exc}") from exc
         message, priority = self._prepare(dict(bound.arguments))
+        queue = options.setdefault("queue", priority.value)
+        admission = get_admission(self.app)
+        if admission is not None and not options.get("retries"):  # a retry was admitted once
+            admission.admit(getattr(queue, "name", str(queue)), self._cost(message))
         message["enqueued_at_s"] = time.time()
-        options.setdefault("queue", priority.value)
+        # the same stamp as a header: `modq metrics serve` reads a queue's oldest message
+        # without decoding its body
+        options["headers"] = {
+            **(options.get("headers") or {}),
+            ENQUEUED_AT_HEADER: message["enqueued_at_s"],
+        }
         try:
             return super().apply_async((), message, **options)
         except (KombuOperationalError, RedisError) as exc:
@@ -96,6 +111,9 @@ class ModerateMany(_ProducerTask):
                 raise type(exc)(f"item {position}: {exc.message}", **exc.details) from exc
             messages.append(request.to_message())
         return {"items": messages, "priority": priority.value}, priority
+
+    def _cost(self, message: Mapping[str, Any]) -> int:
+        return len(message["items"])
 
 
 _RETRY = {
