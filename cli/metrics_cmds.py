@@ -42,3 +42,4 @@ def serve_cmd(host: str, port: int) -> None:
     signal.signal(signal.SIGINT, _stop)
     stop.wait()
     server.shutdown()
+    server.server_close()
