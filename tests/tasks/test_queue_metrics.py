@@ -21,7 +21,7 @@ from cli.services import free_port
 from modq.errors import Overloaded
 from modq.settings import get_settings
 from tasks import app, moderate, moderate_many
-from tasks.broker_queues import ENQUEUED_AT_HEADER, BrokerQueues
+from tasks.broker_queues import ENQUEUED_AT_HEADER, BrokerQueues, enqueued_at_s
 from tasks.queue_metrics import QueueCollector, make_registry, serve
 from tests.workers import flush_private_redis, running_worker
 
@@ -203,3 +203,13 @@ def test_the_serve_command_answers_and_stops_on_sigterm(queues, tmp_path):
         finally:
             if process.poll() is None:
                 process.kill()
+
+
+def test_a_message_without_the_header_is_dated_from_its_body(queues):
+    moderate_many.delay(items=[{"content_id": "m1", "content": "x"}])
+    client = Redis.from_url(os.environ["MODQ_REDIS_URL"])
+    message = json.loads(client.lindex("bulk", -1))
+    stamp = message["headers"].pop(ENQUEUED_AT_HEADER)
+    assert enqueued_at_s(json.dumps(message)) == stamp  # an older producer's message
+    assert enqueued_at_s(b"not json") is None
+    assert enqueued_at_s(json.dumps({"headers": {}, "body": "e30="})) is None  # foreign body
