@@ -7,6 +7,7 @@ import sys
 
 import click
 
+import cli.registry_cmds as _registry_cmds  # noqa: F401  (adds commands to `model`)
 from cli.model_cmds import model
 from modq.errors import ModerationError
 

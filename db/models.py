@@ -40,3 +40,19 @@ class ModerationResultRow(Base):
     latency_ms: Mapped[float] = mapped_column(Float)
     decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     stored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class AliasMoveRow(Base):
+    """One move of a registry alias: MLflow keeps only where an alias points now."""
+
+    __tablename__ = "model_alias_moves"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(String(256), index=True)
+    alias: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16))  # promote | rollback
+    from_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    to_version: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(256))
+    reason: Mapped[str] = mapped_column(String(2000))
+    moved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -1,20 +1,44 @@
-"""The one shared model of a process: loaded once, lazily, after fork; reloaded if the pid
-changes (a forked child never inherits its parent's session)."""
+"""The one shared model of a process, and its hot swap.
+
+Loaded once, lazily, after fork (a forked child never inherits its parent's session). The
+model comes from a source (a folder, or a registry alias); a watcher thread re-resolves the
+source every ``poll_interval_s`` or when woken (`modq model promote` broadcasts a wake-up), and
+when it names another version the engine is swapped *between batches*:
+
+1. the new model loads beside the old one (jobs keep flowing on the old);
+2. a new engine (new backend, new batcher) replaces the old one: new jobs go to it;
+3. the old batcher is closed: what is pending on it still runs on the old model, and each job
+   is stamped with the version of the engine it was submitted to, so stamps never lie;
+4. the old engine is dropped, and its session freed.
+
+A version that fails to load leaves the old model in service (logged, retried at next poll).
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from gpu_worker.backend import Backend
 from gpu_worker.batcher import MicroBatcher
+from gpu_worker.model_source import FolderSource, RegistrySource, ResolvedModel
+from modq.errors import ModerationError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
     model_dir: Path
+    model_uri: str | None = None  # models:/NAME@ALIAS or models:/NAME/VERSION; None = model_dir
+    mlflow_uri: str = "sqlite:///var/mlflow.db"
+    mlflow_artifact_root: Path = Path("var/mlflow-artifacts")
+    model_cache_dir: Path = Path("var/model-cache")
+    poll_interval_s: float = 0.0  # 0 = resolve once; a wake-up still triggers a check
     device: str = "auto"
     backend: str = "onnx"  # onnx | torch
     intra_op_threads: int = 1
@@ -30,54 +54,153 @@ class Engine:
     batcher: MicroBatcher
     pid: int
     config: EngineConfig
+    model: ResolvedModel  # what results are stamped with
 
 
 _engine: Engine | None = None
-_lock = threading.Lock()
+_watcher: ModelWatcher | None = None
+_lock = threading.Lock()  # guards _engine and _watcher
+_swap_lock = threading.Lock()  # one swap at a time
+swaps_done = 0  # swaps in this process (for stats and tests)
 
 
-def load_backend(config: EngineConfig) -> Backend:
-    """The backend named by ``config.backend``, imported only when chosen."""
+@lru_cache(maxsize=8)
+def make_source(config: EngineConfig) -> FolderSource | RegistrySource:
+    """The config's model source (one per config: a registry client is reused across polls)."""
+    if config.model_uri is None:
+        return FolderSource(config.model_dir)
+    from registry import ModelRegistry, parse_model_uri
+
+    registry = ModelRegistry(config.mlflow_uri, config.mlflow_artifact_root, config.model_cache_dir)
+    return RegistrySource(parse_model_uri(config.model_uri), registry)
+
+
+def load_backend(config: EngineConfig, folder: Path | None = None) -> Backend:
+    """The backend named by ``config.backend`` on ``folder``, imported only when chosen."""
+    folder = folder or config.model_dir
     if config.backend == "torch":
         from gpu_worker.backends.torch import TorchBackend
 
-        return TorchBackend(
-            config.model_dir, device=config.device, intra_op_threads=config.intra_op_threads
-        )
+        return TorchBackend(folder, device=config.device, intra_op_threads=config.intra_op_threads)
     from gpu_worker.backends.onnx import OnnxBackend
 
-    return OnnxBackend(
-        config.model_dir, device=config.device, intra_op_threads=config.intra_op_threads
+    return OnnxBackend(folder, device=config.device, intra_op_threads=config.intra_op_threads)
+
+
+def _build(config: EngineConfig, resolved: ResolvedModel) -> Engine:
+    backend = load_backend(config, resolved.folder)
+    batcher = MicroBatcher(
+        backend,
+        max_batch_size=config.max_batch_size,
+        max_batch_tokens=config.max_batch_tokens,
+        max_wait_ms=config.max_wait_ms,
+        batch_overhead_tokens=config.batch_overhead_tokens,
     )
+    return Engine(backend, batcher, os.getpid(), config, resolved)
 
 
 def get_engine(config: EngineConfig) -> Engine:
     """This process's engine, built on first use (raises ``ModelUnavailable`` if it cannot).
 
-    Asked for with another config (another model folder, other batching knobs), the engine is
+    Asked for with another config (another model, other batching knobs), the engine is
     rebuilt and the old batcher closed once the new model has loaded.
     """
-    global _engine
+    global _engine, _watcher
     engine = _engine
     if engine is not None and engine.pid == os.getpid() and engine.config == config:
         return engine
     with _lock:
         current = _engine
-        if current is None or current.pid != os.getpid() or current.config != config:
-            backend = load_backend(config)
-            batcher = MicroBatcher(
-                backend,
-                max_batch_size=config.max_batch_size,
-                max_batch_tokens=config.max_batch_tokens,
-                max_wait_ms=config.max_wait_ms,
-                batch_overhead_tokens=config.batch_overhead_tokens,
-            )
-            fresh = Engine(backend, batcher, os.getpid(), config)
+        if current is not None and current.pid == os.getpid() and current.config == config:
+            return current
+        fresh = _build(config, make_source(config).resolve())
+        _engine = fresh
+        if current is not None and current.pid == os.getpid():
+            current.batcher.close()
+        if _watcher is None or _watcher.pid != os.getpid() or _watcher.config != config:
+            if _watcher is not None and _watcher.pid == os.getpid():
+                _watcher.stop()
+            _watcher = ModelWatcher(config)
+            _watcher.start()
+        log.info("modq: serving %s v%s from %s", fresh.model.name, fresh.model.version, config)
+        return fresh
+
+
+def refresh_engine() -> bool:
+    """Resolve the source again; swap if it names another version. True if swapped.
+
+    Raises ``ModerationError`` if the new version cannot be resolved or loaded: the old
+    engine then stays in service.
+    """
+    global _engine, swaps_done
+    with _swap_lock:
+        engine = current_engine()
+        if engine is None:
+            return False
+        resolved = make_source(engine.config).resolve()
+        if (resolved.name, resolved.version, resolved.digest) == (
+            engine.model.name,
+            engine.model.version,
+            engine.model.digest,
+        ):
+            return False
+        fresh = _build(engine.config, resolved)
+        with _lock:
+            if _engine is not engine:  # shut down or rebuilt meanwhile: drop what we loaded
+                fresh.batcher.close()
+                return False
             _engine = fresh
-            if current is not None and current.pid == os.getpid():
-                current.batcher.close()
-            return fresh
-        return current
+        engine.batcher.close()  # pending texts finish on the old model
+        swaps_done += 1
+        log.warning(
+            "modq: swapped model %s v%s → %s v%s",
+            engine.model.name,
+            engine.model.version,
+            resolved.name,
+            resolved.version,
+        )
+        return True
+
+
+def request_refresh() -> bool:
+    """Wake this process's watcher to check its source now (False if none runs here)."""
+    watcher = _watcher
+    if watcher is None or watcher.pid != os.getpid():
+        return False
+    watcher.wake()
+    return True
+
+
+class ModelWatcher(threading.Thread):
+    """Re-resolves the model source every ``poll_interval_s`` or when woken; swaps on a move."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        super().__init__(name="modq-model-watcher", daemon=True)
+        self.config = config
+        self.pid = os.getpid()
+        self._wakeup = threading.Event()
+        self._stopped = threading.Event()
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._wakeup.set()
+
+    def run(self) -> None:
+        interval_s = self.config.poll_interval_s if self.config.poll_interval_s > 0 else None
+        while not self._stopped.is_set():
+            self._wakeup.wait(interval_s)
+            self._wakeup.clear()
+            if self._stopped.is_set():
+                return
+            try:
+                refresh_engine()
+            except ModerationError as exc:
+                log.error("modq: keeping the current model: %s", exc)
+            except Exception:  # a watcher that dies would silently stop following the alias
+                log.exception("modq: model refresh failed; keeping the current model")
 
 
 def current_engine() -> Engine | None:
@@ -87,8 +210,11 @@ def current_engine() -> Engine | None:
 
 
 def shutdown_engine() -> None:
-    global _engine
+    global _engine, _watcher
     with _lock:
+        if _watcher is not None and _watcher.pid == os.getpid():
+            _watcher.stop()
+        _watcher = None
         if _engine is not None and _engine.pid == os.getpid():
             _engine.batcher.close()
         _engine = None

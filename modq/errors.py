@@ -4,6 +4,9 @@
     ├── InvalidContent              bad input: empty, oversized, not text, bad UTF-8, bad enum
     │   └── UnsupportedContentType  a known content type that is not served yet (image, video)
     ├── ModelUnavailable            no model artifact, or it failed to load
+    │   ├── UnknownModel            a registry name, version or alias that does not exist
+    │   └── LabelMappingError       a model label with no canonical category, or a bad mapping
+    ├── PromotionError              an alias move that cannot be made (nothing to roll back to)
     ├── PolicyError                 a policy file that does not validate
     ├── Overloaded                  the queue refuses more work for now
     ├── BrokerUnavailable           the broker cannot be reached: nothing was enqueued
@@ -40,6 +43,18 @@ class UnsupportedContentType(InvalidContent):
 
 class ModelUnavailable(ModerationError):
     code = "model_unavailable"
+
+
+class UnknownModel(ModelUnavailable):
+    code = "unknown_model"
+
+
+class LabelMappingError(ModelUnavailable):
+    code = "label_mapping_error"
+
+
+class PromotionError(ModerationError):
+    code = "promotion_error"
 
 
 class PolicyError(ModerationError):

@@ -16,17 +16,24 @@ from redis import Redis
 from cache import ResultCache, cache_key, content_sha256, normalize_content
 from db.results import ResultRepository
 from db.session import make_engine
+from gpu_worker.batcher import BatcherClosed
 from gpu_worker.runtime import Engine, EngineConfig, get_engine
 from modq.schemas import ModerationRequest, ModerationResult, Priority
 from modq.settings import Settings, get_settings
 from policy import Policy, decide, load_policy
 
 MODEL_WAIT_S = 120.0  # a batch that has not answered by then is treated as failed
+SWAP_ATTEMPTS = 3  # a job that meets this many swaps in a row fails (and is retried)
 
 
 def engine_config(settings: Settings) -> EngineConfig:
     return EngineConfig(
         model_dir=settings.model_dir,
+        model_uri=settings.model_uri,
+        mlflow_uri=settings.mlflow_uri,
+        mlflow_artifact_root=settings.mlflow_artifact_root,
+        model_cache_dir=settings.model_cache_dir,
+        poll_interval_s=settings.model_poll_interval_s,
         device=settings.device,
         backend=settings.backend,
         intra_op_threads=settings.ort_intra_op_threads,
@@ -63,19 +70,32 @@ class ModerationPipeline:
     def moderate(
         self, requests: Sequence[ModerationRequest], *, enqueued_at_s: float | None = None
     ) -> list[ModerationResult]:
-        """Decide every request; results are stored (SQL, then cache) before returning."""
+        """Decide every request; results are stored (SQL, then cache) before returning.
+
+        A model swap between taking the engine and submitting to it closes that engine's
+        batcher: the job then simply runs on the new engine.
+        """
+        for _ in range(SWAP_ATTEMPTS - 1):
+            try:
+                return self._moderate_on(self.engine(), requests, enqueued_at_s)
+            except BatcherClosed:
+                continue
+        return self._moderate_on(self.engine(), requests, enqueued_at_s)
+
+    def _moderate_on(
+        self,
+        engine: Engine,
+        requests: Sequence[ModerationRequest],
+        enqueued_at_s: float | None,
+    ) -> list[ModerationResult]:
         started_s = time.time()
-        engine = self.engine()
-        manifest = engine.backend.manifest
+        model = engine.model  # the stamp: the version of the engine that scores this job
+        categories = engine.backend.categories
         texts = [normalize_content(r.content) for r in requests]
         digests = [content_sha256(t) for t in texts]
         keys = [
             cache_key(
-                self.settings.cache_key_prefix,
-                d,
-                manifest.name,
-                manifest.version,
-                self.policy.version,
+                self.settings.cache_key_prefix, d, model.name, model.version, self.policy.version
             )
             for d in digests
         ]
@@ -88,8 +108,7 @@ class ModerationPipeline:
             matrix = future.result(timeout=MODEL_WAIT_S)
             for row, index in enumerate(misses):
                 scores_by_index[index] = {
-                    c: round(float(s), 6)
-                    for c, s in zip(manifest.categories, matrix[row], strict=True)
+                    c: round(float(s), 6) for c, s in zip(categories, matrix[row], strict=True)
                 }
         now = datetime.now(UTC).isoformat()
         since_s = enqueued_at_s if enqueued_at_s is not None else started_s
@@ -106,8 +125,8 @@ class ModerationPipeline:
                     scores=scores,
                     tripped=outcome.reasons,
                     unscored_categories=outcome.unscored_categories,
-                    model_name=manifest.name,
-                    model_version=manifest.version,
+                    model_name=model.name,
+                    model_version=model.version,
                     policy_version=self.policy.version,
                     variant=None,
                     cache_hit=hit is not None,

@@ -22,11 +22,10 @@ def _preload() -> None:
     except ModerationError as exc:
         log.error("modq: model not loaded at start (%s); jobs will retry until it is", exc)
         return
-    manifest = engine.backend.manifest
     log.info(
         "modq: model %s %s loaded on %s in pid %d",
-        manifest.name,
-        manifest.version,
+        engine.model.name,
+        engine.model.version,
         engine.backend.device,
         os.getpid(),
     )
@@ -56,6 +55,7 @@ def _close(**_: Any) -> None:
 @inspect_command(name="modq_stats")
 def modq_stats(state: Any) -> dict[str, Any]:
     """`celery -A tasks inspect modq_stats`: model calls, batch and cache counters."""
+    from gpu_worker import runtime
     from gpu_worker.runtime import current_engine
     from tasks.pipeline import current_pipeline
 
@@ -65,8 +65,10 @@ def modq_stats(state: Any) -> dict[str, Any]:
     if engine is not None:
         backend, batcher = engine.backend, engine.batcher.stats
         stats.update(
-            model_name=backend.manifest.name,
-            model_version=backend.manifest.version,
+            model_name=engine.model.name,
+            model_version=engine.model.version,
+            model_digest=engine.model.digest,
+            model_swaps=runtime.swaps_done,
             device=backend.device,
             model_calls=backend.model_calls,
             texts_scored=backend.texts_scored,

@@ -128,3 +128,32 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         with postgres_database() as database:
             migrations.upgrade(database.url)
             yield database.url
+
+
+@pytest.fixture(scope="session")
+def variant_model_dir(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real model with its head biases shifted by +1.5: every score differs."""
+    from tests.model_variants import make_variant
+
+    return make_variant(model_dir, tmp_path_factory.mktemp("variant"), bias_shift=1.5)
+
+
+@pytest.fixture
+def registry_settings(tmp_path: Path) -> dict[str, str]:
+    """Environment of a private MLflow registry (SQLite store, local artifacts) in tmp."""
+    return {
+        "MODQ_MLFLOW_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "MODQ_MLFLOW_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
+        "MODQ_MODEL_CACHE_DIR": str(tmp_path / "model-cache"),
+    }
+
+
+@pytest.fixture
+def model_registry(registry_settings: dict[str, str]):  # type: ignore[no-untyped-def]
+    from registry import ModelRegistry
+
+    return ModelRegistry(
+        registry_settings["MODQ_MLFLOW_URI"],
+        Path(registry_settings["MODQ_MLFLOW_ARTIFACT_ROOT"]),
+        Path(registry_settings["MODQ_MODEL_CACHE_DIR"]),
+    )

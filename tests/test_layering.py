@@ -10,10 +10,12 @@ LAYERS = {
     "celeryconfig": 0,
     "policy": 1,
     "cache": 1,
+    "registry": 1,
     "db": 2,
     "gpu_worker": 2,
     "migrations": 3,  # uses db.models
     "training": 3,
+    "lifecycle": 3,
     "tasks": 4,
     "cli": 6,
 }

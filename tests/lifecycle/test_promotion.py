@@ -1,0 +1,119 @@
+"""Promote and roll back against a real MLflow registry, history in SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine
+
+from db.alias_history import AliasHistory
+from lifecycle import promote, register_model_folder, rollback
+from modq.errors import PromotionError, StorageUnavailable, UnknownModel
+from registry import ModelRegistry
+
+NAME = "modq-test"
+
+
+@pytest.fixture(scope="module")
+def third_model_dir(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.model_variants import make_variant
+
+    return make_variant(model_dir, tmp_path_factory.mktemp("third"), bias_shift=-1.0)
+
+
+@pytest.fixture
+def three_versions(
+    model_registry: ModelRegistry,
+    model_dir: Path,
+    variant_model_dir: Path,
+    third_model_dir: Path,
+) -> ModelRegistry:
+    # that each folder loads is checked in tests/registry; here only the workflow matters
+    for folder in (model_dir, variant_model_dir, third_model_dir):
+        register_model_folder(folder, name=NAME, registry=model_registry, check_loads=False)
+    return model_registry
+
+
+@pytest.fixture
+def history(database_url: str) -> Iterator[AliasHistory]:
+    engine = create_engine(database_url)
+    yield AliasHistory(engine)
+    engine.dispose()
+
+
+def test_promote_and_rollback_record_every_move(
+    three_versions: ModelRegistry, history: AliasHistory
+) -> None:
+    registry = three_versions
+    before_any = datetime.now(UTC)
+    promote(registry, history, NAME, "1", actor="alice", reason="first release")
+    promote(registry, history, NAME, "2", actor="bob", reason="better recall")
+    promote(registry, history, NAME, "3", actor="carol", reason="retrained")
+    assert registry.aliases(NAME) == {"production": "3"}
+
+    back = rollback(registry, history, NAME, actor="dave", reason="false positives up")
+    assert (back.from_version, back.to_version) == ("3", "2")
+    again = rollback(registry, history, NAME, actor="dave", reason="still bad")
+    assert (again.from_version, again.to_version) == ("2", "1")  # a stack, not a toggle
+    assert registry.aliases(NAME) == {"production": "1"}
+    with pytest.raises(PromotionError, match="no earlier version"):
+        rollback(registry, history, NAME)
+
+    moves = history.moves(NAME)
+    assert [(m.action, m.from_version, m.to_version, m.actor) for m in moves] == [
+        ("promote", None, "1", "alice"),
+        ("promote", "1", "2", "bob"),
+        ("promote", "2", "3", "carol"),
+        ("rollback", "3", "2", "dave"),
+        ("rollback", "2", "1", "dave"),
+    ]
+    assert moves[1].reason == "better recall"
+    assert all(m.moved_at >= before_any for m in moves)
+    # which version was in production at a past moment
+    assert history.version_at(NAME, "production", moves[2].moved_at) == "3"
+    assert history.version_at(NAME, "production", before_any) is None
+
+
+def test_aliases_are_independent(three_versions: ModelRegistry, history: AliasHistory) -> None:
+    promote(three_versions, history, NAME, "1")
+    promote(three_versions, history, NAME, "3", alias="challenger")
+    assert three_versions.aliases(NAME) == {"production": "1", "challenger": "3"}
+    assert [m.alias for m in history.moves(NAME, "challenger")] == ["challenger"]
+
+
+def test_bad_promotions_are_clear_errors_and_move_nothing(
+    three_versions: ModelRegistry, history: AliasHistory
+) -> None:
+    promote(three_versions, history, NAME, "1")
+    with pytest.raises(UnknownModel, match="no-such"):
+        promote(three_versions, history, "no-such", "1")
+    with pytest.raises(UnknownModel, match="no version 9"):
+        promote(three_versions, history, NAME, "9")
+    with pytest.raises(PromotionError, match="already points at v1"):
+        promote(three_versions, history, NAME, "1")
+    with pytest.raises(UnknownModel, match="no alias 'canary'"):
+        rollback(three_versions, history, NAME, alias="canary")
+    assert three_versions.aliases(NAME) == {"production": "1"}
+    assert len(history.moves(NAME)) == 1
+
+
+def test_an_alias_moved_outside_modq_is_not_rolled_back_blindly(
+    three_versions: ModelRegistry, history: AliasHistory
+) -> None:
+    promote(three_versions, history, NAME, "1")
+    promote(three_versions, history, NAME, "2")
+    three_versions.set_alias(NAME, "production", "3")  # e.g. from the MLflow UI
+    with pytest.raises(PromotionError, match="moved outside modq"):
+        rollback(three_versions, history, NAME)
+    assert three_versions.aliases(NAME) == {"production": "3"}
+
+
+def test_history_down_means_no_move(three_versions: ModelRegistry, tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    with pytest.raises(StorageUnavailable, match="cannot record alias move"):
+        promote(three_versions, AliasHistory(engine), NAME, "2")
+    engine.dispose()
+    assert three_versions.aliases(NAME) == {}
