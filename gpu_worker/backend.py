@@ -5,10 +5,16 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gpu_worker.manifest import ModelManifest
+from modq.errors import ModelUnavailable
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 TokenIds = list[int]
 
@@ -65,3 +71,17 @@ def pad_batch(token_ids: Sequence[TokenIds], pad_id: int) -> tuple[np.ndarray, n
         ids[i, : len(row)] = row
         mask[i, : len(row)] = 1
     return ids, mask
+
+
+def open_tokenizer(path: Path, max_length_tokens: int) -> tuple[Tokenizer, int]:
+    """A fast tokenizer from ``tokenizer.json``, truncating, unpadded; and its pad id."""
+    from tokenizers import Tokenizer
+
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception as exc:  # tokenizers raises plain Exception on bad files
+        raise ModelUnavailable(f"cannot load tokenizer {path}: {exc}") from exc
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=max_length_tokens)
+    pad = tokenizer.token_to_id("[PAD]")
+    return tokenizer, 0 if pad is None else pad

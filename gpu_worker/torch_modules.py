@@ -1,0 +1,88 @@
+"""The torch modules a model folder is scored with: (input_ids, attention_mask) -> scores.
+
+Shared by the PyTorch backend (serving) and by training (ONNX export), so both run the same
+graph. torch is imported inside the factories: importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+
+from gpu_worker.labels import LabelMapping
+
+
+def mean_pool(hidden: Any, attention_mask: Any) -> Any:
+    """Mean of token vectors over real (unpadded) tokens, then L2-normalised."""
+    import torch
+
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    summed = (hidden * mask).sum(dim=1)
+    counts = mask.sum(dim=1).clamp(min=1e-9)
+    return torch.nn.functional.normalize(summed / counts, p=2.0, dim=1)
+
+
+def _takes_token_types(model: Any) -> bool:
+    return "token_type_ids" in inspect.signature(model.forward).parameters
+
+
+def label_scores_module(model: Any, mapping: LabelMapping) -> Any:
+    """A sequence-classification model → activation → max per canonical category."""
+    import torch
+
+    activation = mapping.activation
+    token_types = _takes_token_types(model)
+
+    class LabelScores(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+            for k, cols in enumerate(mapping.columns()):
+                self.register_buffer(f"columns_{k}", torch.tensor(cols, dtype=torch.long))
+            self.category_count = len(mapping.categories)
+
+        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+            extra = {"token_type_ids": torch.zeros_like(input_ids)} if token_types else {}
+            logits = self.model(
+                input_ids=input_ids, attention_mask=attention_mask, **extra
+            ).logits.float()
+            if activation == "sigmoid":
+                probs = torch.sigmoid(logits)
+            elif activation == "softmax":
+                probs = torch.softmax(logits, dim=-1)
+            else:
+                probs = logits
+            per_category = [
+                probs.index_select(1, getattr(self, f"columns_{k}")).amax(dim=1)
+                for k in range(self.category_count)
+            ]
+            return torch.stack(per_category, dim=1)
+
+    return LabelScores().eval()
+
+
+def pooled_heads_module(encoder: Any, weight: np.ndarray, bias: np.ndarray) -> Any:
+    """A sentence encoder → mean pooling → one linear head per category → sigmoid."""
+    import torch
+
+    token_types = _takes_token_types(encoder)
+
+    class PooledHeads(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = encoder
+            self.head = torch.nn.Linear(weight.shape[1], weight.shape[0])
+            with torch.no_grad():
+                self.head.weight.copy_(torch.from_numpy(np.asarray(weight, np.float32)))
+                self.head.bias.copy_(torch.from_numpy(np.asarray(bias, np.float32)))
+
+        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+            extra = {"token_type_ids": torch.zeros_like(input_ids)} if token_types else {}
+            hidden = self.encoder(
+                input_ids=input_ids, attention_mask=attention_mask, **extra
+            ).last_hidden_state
+            return torch.sigmoid(self.head(mean_pool(hidden, attention_mask)))
+
+    return PooledHeads().eval()
