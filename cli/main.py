@@ -8,6 +8,7 @@ import sys
 import click
 
 import cli.registry_cmds as _registry_cmds  # noqa: F401  (adds commands to `model`)
+from cli.metrics_cmds import metrics
 from cli.model_cmds import model
 from modq.errors import ModerationError
 
@@ -18,6 +19,7 @@ def main() -> None:
 
 
 main.add_command(model)
+main.add_command(metrics)
 
 
 @main.group()
