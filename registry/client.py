@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -154,10 +154,15 @@ class ModelRegistry:
 
     def versions(self, name: str) -> list[RegisteredVersion]:
         """Every version of ``name``, oldest first (an unknown name is an error)."""
-        self.aliases(name)  # raises UnknownModel for a name that does not exist
+        aliases = self.aliases(name)  # raises UnknownModel for a name that does not exist
         with _mlflow_errors(f"listing versions of {name!r}"):
             found = self.client.search_model_versions(f"name = '{name}'")
-        return sorted((_entry(v) for v in found), key=lambda e: int(e.version))
+        entries = []
+        for version in found:  # search results carry no aliases: take them from the model
+            entry = _entry(version)
+            held = tuple(sorted(a for a, v in aliases.items() if v == entry.version))
+            entries.append(replace(entry, aliases=held))
+        return sorted(entries, key=lambda e: int(e.version))
 
     def names(self) -> list[str]:
         with _mlflow_errors("listing registered models"):

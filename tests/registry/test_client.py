@@ -29,7 +29,10 @@ def test_register_resolve_alias_and_fetch(
     assert (resolved.version, resolved.digest) == ("2", second.digest)
     folder = model_registry.local_folder(resolved)
     assert json.loads((folder / "manifest.json").read_text())["version"] == second.digest
-    assert [e.version for e in model_registry.versions(NAME)] == ["1", "2"]
+    assert [(e.version, e.aliases) for e in model_registry.versions(NAME)] == [
+        ("1", ()),
+        ("2", ("production",)),
+    ]
     assert model_registry.aliases(NAME) == {"production": "2"}
 
 
