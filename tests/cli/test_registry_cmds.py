@@ -1,0 +1,71 @@
+"""The registry workflow as people type it: register, promote, list, rollback, history."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import migrations
+from cli.main import main
+from modq.settings import get_settings
+
+
+@pytest.fixture
+def cli_env(
+    registry_settings: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
+    database_url = f"sqlite:///{tmp_path / 'modq.db'}"
+    migrations.upgrade(database_url)
+    env = {**registry_settings, "MODQ_DATABASE_URL": database_url, "MODQ_ACTOR": "tester"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    yield env
+    get_settings.cache_clear()
+
+
+def _modq(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    # stdout, or stderr on failure (where click writes the error); MLflow logs to stderr too
+    return result.exit_code, result.stdout if result.exit_code == 0 else result.stderr
+
+
+def test_register_promote_rollback_history(
+    cli_env: dict[str, str], model_dir: Path, variant_model_dir: Path
+) -> None:
+    code, out = _modq("model", "register", str(model_dir))
+    assert code == 0 and out.startswith("modq-text v1 (digest ")
+    code, out = _modq("model", "register", str(variant_model_dir))
+    assert code == 0 and "modq-text v2" in out
+
+    code, out = _modq("model", "promote", "modq-text", "1", "--reason", "first release")
+    assert code == 0 and "v- → v1" in out
+    code, out = _modq("model", "promote", "modq-text", "2", "--reason", "retrained")
+    assert code == 0 and "v1 → v2" in out
+
+    code, out = _modq("model", "list")
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 3
+    assert lines[2].split()[:2] == ["2", "production"]
+
+    code, out = _modq("model", "rollback", "modq-text", "--reason", "flags up 30%")
+    assert code == 0 and "v2 → v1 (rollback)" in out
+
+    code, out = _modq("model", "history", "modq-text")
+    assert code == 0
+    rows = out.splitlines()
+    assert len(rows) == 3
+    assert "rollback v2 → v1  by tester  (flags up 30%)" in rows[2]
+
+
+def test_errors_are_one_line_and_exit_1(cli_env: dict[str, str], model_dir: Path) -> None:
+    code, out = _modq("model", "promote", "nosuch", "1")
+    assert code == 1 and "unknown_model" in out and "Traceback" not in out
+    _modq("model", "register", str(model_dir))
+    code, out = _modq("model", "promote", "modq-text", "9")
+    assert code == 1 and "no version 9" in out
+    code, out = _modq("model", "rollback", "modq-text")
+    assert code == 1 and "no alias 'production'" in out
