@@ -234,3 +234,32 @@ def test_cli_imports_a_checkpoint_and_reports_mapping_errors(checkpoint, tmp_pat
     failed = runner.invoke(model, [*args, *maps, "--no-register"])
     assert failed.exit_code == 1
     assert "label_mapping_error" in failed.output and "neutral" in failed.output
+
+
+@pytest.mark.integration
+def test_cli_registers_the_import_and_the_registry_copy_serves_in_both_backends(
+    checkpoint, tmp_path, registry_settings, model_registry, monkeypatch
+):
+    import cli.import_cmds  # noqa: F401
+    from cli.model_cmds import model
+    from gpu_worker.backends.torch import TorchBackend
+    from modq.settings import get_settings
+
+    for key, value in registry_settings.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    args = ["import", str(checkpoint), "--name", "tiny-reg", "--models-dir", str(tmp_path)]
+    maps = ["--map", "toxic=harassment", "--map", "spam_like=spam", "--ignore", "neutral"]
+    try:
+        result = CliRunner().invoke(model, [*args, *maps])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    (entry,) = model_registry.versions("tiny-reg")
+    assert f"registered tiny-reg v{entry.version}" in result.output
+    (built,) = (tmp_path / "tiny-reg").iterdir()
+    assert entry.digest == built.name
+    copy = model_registry.local_folder(entry)
+    assert (copy / "hf" / "config.json").exists()  # the checkpoint travels with the version
+    served = OnnxBackend(copy).score(TEXTS)
+    assert np.abs(TorchBackend(copy).score(TEXTS) - served).max() <= PARITY_TOLERANCE
