@@ -38,7 +38,7 @@ lint: install
 	$(BIN)/mypy
 
 bench: model
-	$(BIN)/python -m bench.throughput
+	$(BIN)/python -m bench
 
 worker: model migrate
 	$(BIN)/modq worker

@@ -1,0 +1,252 @@
+"""The suite's phases: throughput rounds, then urgency + cache + memory, then precision."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from bench import ceiling, modq_paths
+from bench.producers import MODQ_MANY, SEED_ONE, drive
+from bench.report import Figures
+from bench.services import (
+    ModqWorker,
+    modq_worker_env,
+    start_seed_worker,
+    stop_worker,
+    warm_seed_worker,
+)
+from bench.texts import bench_texts
+
+if TYPE_CHECKING:
+    from bench.suite import Sizes
+
+MODQ_THREADS = 32  # the worker's default task threads
+
+
+@dataclass
+class Context:
+    model_dir: Path
+    texts: list[str]
+    sizes: Sizes
+    folder: Path
+    modq_redis: str
+    figures: Figures
+    extra: dict[str, Any]
+    skip: set[str]
+
+
+def _seed_services(context: Context, stack: contextlib.ExitStack) -> dict[str, str]:
+    """Start the seed-design and no-batching workers, each on its own private Redis."""
+    from cli.services import private_redis
+
+    urls: dict[str, str] = {}
+    scores = {}
+    for backend in ("torch", "onnx"):
+        if backend == "torch" and "seed" in context.skip:
+            continue
+        if backend == "onnx" and "nobatch" in context.skip:
+            continue
+        url = stack.enter_context(private_redis())
+        process = start_seed_worker(
+            backend, url, context.model_dir, context.folder / f"seed-{backend}.log"
+        )
+        stack.callback(stop_worker, process)
+        scores[backend] = warm_seed_worker(url, context.texts)
+        urls[backend] = url
+    if len(scores) == 2:  # the seed row runs the same model: show it
+        diff = float(np.abs(scores["torch"] - scores["onnx"]).max())
+        context.extra["seed_torch_vs_onnx_max_abs_diff"] = diff
+    return urls
+
+
+def throughput_rounds(context: Context) -> None:
+    """Every throughput row once per round, ``repeats`` rounds; services stopped after."""
+    with contextlib.ExitStack() as stack:
+        _rounds(context, stack)
+
+
+def _rounds(context: Context, stack: contextlib.ExitStack) -> None:
+    sizes, texts, figures = context.sizes, context.texts, context.figures
+    groups = {}
+    if "ceiling" not in context.skip:
+        for processes, threads in sizes.layouts:
+            group = ceiling.ProcessGroup(context.model_dir, processes, threads, texts)
+            stack.callback(group.close)
+            groups[(processes, threads)] = group
+    seed_urls = _seed_services(context, stack)
+    cold = None
+    if "modq" not in context.skip:
+        env = modq_worker_env(
+            context.modq_redis,
+            context.folder,
+            context.model_dir,
+            "cold",
+            MODQ_CACHE_LRU_ITEMS="0",  # cold cache every run: entries are deleted in Redis
+        )
+        cold = ModqWorker(env, context.folder / "modq-cold.log", "cold", MODQ_THREADS)
+        stack.callback(cold.stop)
+    for round_ in range(sizes.repeats):
+        print(f"round {round_ + 1}/{sizes.repeats}", flush=True)
+        for (processes, threads), group in groups.items():
+            for policy, description in ceiling.POLICIES.items():
+                figures.add(
+                    f"ceiling:{processes}x{threads}:{policy}",
+                    f"(1) in-process, {processes} proc × {threads} thr, {description}",
+                    group.texts_per_s(policy),
+                )
+        if "torch" in seed_urls:
+            figures.add(
+                "seed",
+                "(2) seed design: Celery task per text, PyTorch eager fp32, 2 children",
+                drive(
+                    SEED_ONE,
+                    texts,
+                    texts=len(texts),
+                    producers=sizes.producers,
+                    redis_url=seed_urls["torch"],
+                ),
+            )
+        if "onnx" in seed_urls:
+            figures.add(
+                "nobatch",
+                "(3) same ONNX model, Celery task per text, no batching, 2 children",
+                drive(
+                    SEED_ONE,
+                    texts,
+                    texts=len(texts),
+                    producers=sizes.producers,
+                    redis_url=seed_urls["onnx"],
+                ),
+            )
+        if cold is not None:
+            prefix = cold.env["MODQ_CACHE_KEY_PREFIX"]
+            modq_paths.clear_cache(context.modq_redis, prefix)
+            figures.add(
+                "modq:per-item",
+                f"(4) modq per-item: moderate.delay(), {sizes.producers} producers",
+                modq_paths.per_item(texts, producers=sizes.producers),
+            )
+            for per_message in sizes.bulk_sizes:
+                modq_paths.clear_cache(context.modq_redis, prefix)
+                figures.add(
+                    f"modq:bulk{per_message}",
+                    f"(5) modq bulk: moderate_many(), {per_message} items per message",
+                    modq_paths.bulk(texts, per_message=per_message, producers=sizes.producers),
+                )
+    if cold is not None:
+        context.extra["cold_worker_stats"] = cold.stats()
+
+
+def urgency_cache_memory(context: Context) -> None:
+    """A fresh worker with production defaults: RSS loaded, urgency (whose backlog is the
+    first memory leg), cache hits, then more cache-hit jobs up to ``memory_jobs``; RSS."""
+    sizes, texts, figures = context.sizes, context.texts, context.figures
+    env = modq_worker_env(context.modq_redis, context.folder, context.model_dir, "warm")
+    worker = ModqWorker(env, context.folder / "modq-warm.log", "warm", MODQ_THREADS)
+    try:
+        memory: dict[str, Any] = {"loaded_mib": worker.rss_mib()[0]}
+        jobs_done = 0
+        if "urgency" not in context.skip:
+            backlog = bench_texts(sizes.backlog_items)
+            urgent = texts[: sizes.urgent_jobs]
+            result = modq_paths.urgency(
+                worker,
+                context.modq_redis,
+                urgent,
+                backlog,
+                backlog_per_message=sizes.backlog_per_message,
+            )
+            context.extra["urgency"] = result
+            jobs_done += len(backlog) + 2 * len(urgent)
+            memory["after_jobs"] = {jobs_done: worker.rss_mib()[0]}
+        if "cache" not in context.skip:
+            modq_paths.bulk(texts, per_message=1000, producers=sizes.producers)  # fills it
+            jobs_done += len(texts)
+            for _ in range(sizes.repeats):
+                figures.add(
+                    "modq:cache",
+                    "(6) modq cache hits: same texts again, moderate_many() 1000 per message",
+                    modq_paths.bulk(texts, per_message=1000, producers=sizes.producers),
+                )
+                jobs_done += len(texts)
+        if "memory" not in context.skip:
+            memory.setdefault("after_jobs", {})[jobs_done] = worker.rss_mib()[0]
+            remaining = sizes.memory_jobs - jobs_done
+            if remaining > 0:
+                repeated = (texts * (remaining // len(texts) + 1))[:remaining]
+                jobs = modq_paths.bulk_jobs(repeated, 1000)
+                started = time.perf_counter()
+                drive(MODQ_MANY, jobs, texts=remaining, producers=sizes.producers)
+                memory["filler_jobs"] = remaining
+                memory["filler_s"] = time.perf_counter() - started
+                memory["filler_kind"] = "cache hits (same texts, moderate_many 1000 per message)"
+                jobs_done += remaining
+            current, peak = worker.rss_mib()
+            memory["after_jobs"][jobs_done] = current
+            memory["peak_mib"] = peak
+        context.extra["memory"] = memory
+        context.extra["warm_worker_stats"] = worker.stats()
+    finally:
+        worker.stop()
+
+
+def find_int8(models_root: Path) -> Path | None:
+    """A model folder under ``models_root`` whose manifest says extra.precision == "int8"."""
+    for manifest in sorted(models_root.rglob("manifest.json")):
+        try:
+            data = json.loads(manifest.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if data.get("extra", {}).get("precision") == "int8":
+            return manifest.parent
+    return None
+
+
+def precision(context: Context) -> None:
+    """fp32 vs int8 at the ceiling's best layout and policy, interleaved; score agreement."""
+    figures = context.figures
+    models_root = context.model_dir.parent
+    while models_root.name != "models" and models_root != models_root.parent:
+        models_root = models_root.parent
+    int8 = find_int8(models_root)
+    if int8 is None:
+        figures.missing("precision:int8", "(8) int8", f"no int8 model folder under {models_root}")
+        return
+    best = max(
+        (k for k in figures.items if k.startswith("ceiling:")),
+        key=lambda k: figures.items[k].median,
+        default="ceiling:2x1:batcher",
+    )
+    _, layout, policy = best.split(":")
+    processes, threads = (int(x) for x in layout.split("x"))
+    groups = {
+        "fp32": ceiling.ProcessGroup(context.model_dir, processes, threads, context.texts),
+        "int8": ceiling.ProcessGroup(int8, processes, threads, context.texts),
+    }
+    try:
+        for _ in range(context.sizes.repeats):
+            for name, group in groups.items():
+                figures.add(
+                    f"precision:{name}",
+                    f"(8) {name}, in-process, {processes} proc × {threads} thr, {policy}",
+                    group.texts_per_s(policy),
+                )
+    finally:
+        for group in groups.values():
+            group.close()
+    from gpu_worker.backends.onnx import OnnxBackend
+
+    sample = context.texts[:200]
+    fp32 = OnnxBackend(context.model_dir, device="cpu").score(sample)
+    quantized = OnnxBackend(int8, device="cpu").score(sample)
+    context.extra["precision"] = {
+        "int8_dir": str(int8),
+        "max_abs_score_diff": float(np.abs(fp32 - quantized).max()),
+        "mean_abs_score_diff": float(np.abs(fp32 - quantized).mean()),
+    }

@@ -1,0 +1,139 @@
+"""Ratios and targets of one run, printed as Markdown tables and returned for the JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.report import Figures, print_table, ratio, table_rows
+
+# issue 4's targets on a 2-core CPU: (name, ratio key, bound, "min" = at least / "max" = at most)
+TARGETS = (
+    ("per-item ≥ 80% of ceiling", "per_item_vs_ceiling", 0.80, "min"),
+    ("bulk ≥ 90% of ceiling", "bulk_vs_ceiling", 0.90, "min"),
+    ("per-item ≥ 3× seed design", "per_item_vs_seed", 3.0, "min"),
+    ("per-item ≥ 1.3× same model, no batching", "per_item_vs_nobatch", 1.3, "min"),
+    ("urgent p99 under backlog ≤ 2× idle p99", "urgent_p99_busy_vs_idle", 2.0, "max"),
+    ("cache hits ≥ 20× ceiling", "cache_vs_ceiling", 20.0, "min"),
+    ("worker RSS flat (±5%) from 10k to 100k jobs", "rss_last_vs_first", 0.05, "abs"),
+)
+
+
+def _best(figures: Figures, prefix: str) -> str | None:
+    keys = [k for k in figures.items if k.startswith(prefix)]
+    return max(keys, key=lambda k: figures.items[k].median) if keys else None
+
+
+def _ratios(figures: Figures, extra: dict[str, Any], ceiling_key: str | None) -> dict[str, Any]:
+    ceiling = figures.median(ceiling_key) if ceiling_key else None
+    per_item = figures.median("modq:per-item")
+    bulk_key = _best(figures, "modq:bulk")
+    bulk = figures.median(bulk_key) if bulk_key else None
+    ratios: dict[str, Any] = {
+        "ceiling_texts_per_s": ceiling,
+        "per_item_vs_ceiling": ratio(per_item, ceiling),
+        "bulk_vs_ceiling": ratio(bulk, ceiling),
+        "bulk_best": bulk_key,
+        "per_item_vs_seed": ratio(per_item, figures.median("seed")),
+        "per_item_vs_nobatch": ratio(per_item, figures.median("nobatch")),
+        "bulk_vs_seed": ratio(bulk, figures.median("seed")),
+        "bulk_vs_nobatch": ratio(bulk, figures.median("nobatch")),
+        "cache_vs_ceiling": ratio(figures.median("modq:cache"), ceiling),
+        "int8_vs_fp32": ratio(figures.median("precision:int8"), figures.median("precision:fp32")),
+    }
+    urgency = extra.get("urgency")
+    if urgency:
+        ratios["urgent_p99_busy_vs_idle"] = ratio(urgency["busy_p99_ms"], urgency["idle_p99_ms"])
+    memory = extra.get("memory", {}).get("after_jobs", {})
+    if len(memory) >= 2:
+        legs = sorted(memory.items())
+        ratios["rss_last_vs_first"] = legs[-1][1] / legs[0][1] - 1.0
+        ratios["rss_legs_jobs"] = [legs[0][0], legs[-1][0]]
+    return ratios
+
+
+def _targets(ratios: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for name, key, bound, kind in TARGETS:
+        value = ratios.get(key)
+        if value is None:
+            met = None
+        elif kind == "min":
+            met = value >= bound
+        elif kind == "max":
+            met = value <= bound
+        else:
+            met = abs(value) <= bound
+        out.append({"target": name, "value": value, "met": met})
+    return out
+
+
+def _fmt(value: float | None, suffix: str = "×") -> str:
+    return "n/a" if value is None else f"{value:.2f}{suffix}"
+
+
+def summarize(figures: Figures, extra: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+    """Print the tables; return the JSON payload (figures, ratios, targets, extra, markdown)."""
+    ceiling_key = _best(figures, "ceiling:") or ""
+    ratios = _ratios(figures, extra, ceiling_key or None)
+    targets = _targets(ratios)
+    markdown = print_table(
+        "Throughput (texts/s)",
+        ("path", "median", "spread (min–max)", "vs ceiling"),
+        table_rows(figures, ceiling_key),
+    )
+    urgency = extra.get("urgency")
+    if urgency:
+        rows = [
+            ("idle queue", f"{urgency['idle_p50_ms']:.0f}", f"{urgency['idle_p99_ms']:.0f}"),
+            (
+                f"{urgency['backlog_items']:,} bulk items queued "
+                f"({urgency['backlog_per_message']} per message)",
+                f"{urgency['busy_p50_ms']:.0f}",
+                f"{urgency['busy_p99_ms']:.0f}",
+            ),
+        ]
+        markdown += "\n" + print_table(
+            f"(7) Urgent latency, {len(urgency['idle_ms'])} jobs sent one at a time (ms)",
+            ("queue", "p50", "p99"),
+            rows,
+        )
+    memory = extra.get("memory")
+    if memory:
+        memory_rows: list[tuple[str, ...]] = [("model loaded", f"{memory['loaded_mib']:.0f}")]
+        legs = memory["after_jobs"].items()
+        memory_rows += [(f"after {jobs:,} jobs", f"{mib:.0f}") for jobs, mib in legs]
+        if "peak_mib" in memory:
+            memory_rows.append(("peak (VmHWM)", f"{memory['peak_mib']:.0f}"))
+        markdown += "\n" + print_table("(9) Worker RSS (MiB)", ("when", "RSS"), memory_rows)
+    rows = [
+        (
+            t["target"],
+            "n/a" if t["value"] is None else f"{t['value']:.2f}",
+            {True: "met", False: "MISSED", None: "n/a"}[t["met"]],
+        )
+        for t in targets
+    ]
+    markdown += "\n" + print_table("Targets", ("target", "measured", "verdict"), rows)
+    for note in figures.notes.values():
+        print(note)
+        markdown += f"\n{note}\n"
+    return {
+        "run": run,
+        "ceiling_key": ceiling_key,
+        "figures": {
+            key: {
+                "label": f.label,
+                "unit": f.unit,
+                "median": f.median,
+                "min": min(f.runs),
+                "max": max(f.runs),
+                "runs": f.runs,
+            }
+            for key, f in figures.items.items()
+        },
+        "ratios": ratios,
+        "targets": targets,
+        "notes": figures.notes,
+        "extra": extra,
+        "markdown": markdown,
+    }
