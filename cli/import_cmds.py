@@ -42,6 +42,12 @@ from modq.errors import ModerationError
     default=None,
     help="Where model folders go (default: parent of MODQ_MODEL_DIR).",
 )
+@click.option(
+    "--torch-only",
+    is_flag=True,
+    help="Checkpoints only: skip the ONNX export (for models that do not export); the folder "
+    "then serves with MODQ_BACKEND=torch only.",
+)
 @click.option("--no-register", is_flag=True, help="Build the folder only; do not register it.")
 def model_import(
     path: Path,
@@ -54,6 +60,7 @@ def model_import(
     labels: str | None,
     output_name: str | None,
     models_dir: Path | None,
+    torch_only: bool,
     no_register: bool,
 ) -> None:
     """Import PATH (a checkpoint folder or a .onnx file) as a modq model, and register it.
@@ -80,9 +87,12 @@ def model_import(
                 ignore=ignore,
                 activation=activation,
                 max_length=max_length,
+                torch_only=torch_only,
                 models_root=root,
             )
         else:
+            if torch_only:
+                raise click.UsageError("--torch-only is for checkpoint folders only")
             if tokenizer is None or not labels:
                 raise click.UsageError("an ONNX file needs --tokenizer and --labels")
             from training.byo_onnx import import_onnx_file
@@ -105,7 +115,8 @@ def model_import(
             return
         from lifecycle import register_model_folder
 
-        registered = register_model_folder(folder, name=name)
+        # a torch-only folder has no ONNX graph to smoke-test; its reload was checked above
+        registered = register_model_folder(folder, name=name, check_loads=not torch_only)
         click.echo(f"registered {registered.name} v{registered.version}")
     except ModerationError as exc:
         raise click.ClickException(f"{exc.code}: {exc.message}") from exc

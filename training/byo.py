@@ -9,6 +9,7 @@ and MODEL_CARD.md, and the ONNX backend serves it unchanged.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -20,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from gpu_worker.backend import open_tokenizer, pad_batch
+from gpu_worker.backend import Backend, open_tokenizer, pad_batch
 from gpu_worker.backends.torch import HF_CHECKPOINT_DIR, load_sequence_classifier
 from gpu_worker.labels import LabelMapping, build_label_mapping
 from gpu_worker.manifest import ModelManifest
@@ -64,6 +65,7 @@ def import_hf_checkpoint(
     ignore: Iterable[str] = (),
     activation: str | None = None,
     max_length: int | None = None,
+    torch_only: bool = False,
     models_root: Path,
 ) -> Path:
     """Import a Hugging Face sequence-classification checkpoint folder; return the new folder.
@@ -71,6 +73,8 @@ def import_hf_checkpoint(
     ``activation`` defaults to sigmoid for multi-label (``problem_type``) or one-label models,
     softmax otherwise. Raises ``LabelMappingError`` for a label with no mapping or an unknown
     category, ``ModelUnavailable`` for a checkpoint that cannot load or export faithfully.
+    ``torch_only`` skips the ONNX export (for models that do not export): the folder then
+    serves with the PyTorch backend only, and its version hashes the checkpoint files.
     """
     check_name(name)
     source = Path(path)
@@ -84,19 +88,32 @@ def import_hf_checkpoint(
     model = load_sequence_classifier(source)
     module = label_scores_module(model, mapping)
 
+    def reference(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return _torch_scores(module, ids, mask)
+
     staging = staging_folder(models_root)
     try:
         _write_tokenizer(source, staging / "tokenizer.json")
-        onnx_path = staging / "model.onnx"
-        _export(module, staging / "tokenizer.json", max_length, onnx_path)
-        manifest = import_manifest(name, onnx_path, mapping, max_length, source, "hf-checkpoint")
-        manifest.write(staging)
-        diff = parity_max_abs_diff(
-            staging, lambda ids, mask: _torch_scores(module, ids, mask), max_length
-        )
-        check_parity(diff, "torch")
         model.save_pretrained(staging / HF_CHECKPOINT_DIR)
-        manifest = with_extra(manifest, onnx_parity_max_abs_diff=diff, parity_against="torch")
+        onnx_path = staging / "model.onnx"
+        if torch_only:
+            version = checkpoint_version(staging / HF_CHECKPOINT_DIR)
+        else:
+            _export(module, staging / "tokenizer.json", max_length, onnx_path)
+            version = onnx_version(onnx_path)
+        manifest = import_manifest(name, version, mapping, max_length, source, "hf-checkpoint")
+        manifest = with_extra(manifest, torch_only=torch_only)
+        manifest.write(staging)
+        if not torch_only:
+            onnx_diff = parity_max_abs_diff(_onnx_backend(staging), staging, reference)
+            check_parity(onnx_diff, "the ONNX graph", "torch")
+            manifest = with_extra(manifest, onnx_parity_max_abs_diff=onnx_diff)
+        # what the PyTorch backend will load (hf/, reloaded) scores as the checked module does
+        torch_diff = parity_max_abs_diff(_torch_backend(staging), staging, reference)
+        check_parity(torch_diff, "the saved checkpoint", "in-memory torch")
+        manifest = with_extra(
+            manifest, parity_against="torch", torch_reload_max_abs_diff=torch_diff
+        )
         manifest.write(staging)
         write_import_card(staging / "MODEL_CARD.md", manifest, mapping)
         return publish_folder(staging, models_root, name, manifest.version)
@@ -104,24 +121,45 @@ def import_hf_checkpoint(
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def parity_max_abs_diff(folder: Path, reference: Any, max_length: int) -> float:
-    """Largest |reference - ONNX backend| over ``PARITY_TEXTS``, as served (one padded batch)."""
+def checkpoint_version(folder: Path) -> str:
+    """A torch-only model's version: sha256[:12] over its checkpoint files (name and bytes)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _onnx_backend(folder: Path) -> Backend:
     from gpu_worker.backends.onnx import OnnxBackend
 
-    backend = OnnxBackend(folder, device="cpu")
+    return OnnxBackend(folder, device="cpu")
+
+
+def _torch_backend(folder: Path) -> Backend:
+    import torch
+
+    from gpu_worker.backends.torch import TorchBackend
+
+    # keep this process's thread count (the backend sets it)
+    return TorchBackend(folder, device="cpu", intra_op_threads=torch.get_num_threads())
+
+
+def parity_max_abs_diff(backend: Backend, folder: Path, reference: Any) -> float:
+    """Largest |reference - backend| over ``PARITY_TEXTS``, as served (one padded batch)."""
     token_ids = backend.tokenize(PARITY_TEXTS)
-    ids, mask = pad_batch(token_ids, _pad_id(folder / "tokenizer.json", max_length))
+    tokenizer = folder / backend.manifest.tokenizer_file
+    ids, mask = pad_batch(token_ids, _pad_id(tokenizer, backend.manifest.max_length_tokens))
     served = backend.run(token_ids)
     expected = np.asarray(reference(ids, mask), dtype=np.float32)
     if expected.shape != served.shape:
-        raise ModelUnavailable(f"source scores {expected.shape}, ONNX graph {served.shape}")
+        raise ModelUnavailable(f"source scores {expected.shape}, served {served.shape}")
     return float(np.abs(expected - served).max())
 
 
-def check_parity(diff: float, against: str) -> None:
+def check_parity(diff: float, what: str, against: str) -> None:
     if not diff <= PARITY_TOLERANCE:  # also catches NaN
         raise ModelUnavailable(
-            f"the ONNX graph differs from the {against} source by {diff:.2e} "
+            f"{what} differs from the {against} source by {diff:.2e} "
             f"(> {PARITY_TOLERANCE}); nothing was imported"
         )
 
@@ -133,8 +171,7 @@ def write_import_card(path: Path, manifest: ModelManifest, mapping: LabelMapping
         "",
         f"Imported from `{extra.get('source_path')}` ({extra.get('source')}), "
         f"activation {mapping.activation}, max length {manifest.max_length_tokens} tokens.",
-        f"ONNX parity with the {extra.get('parity_against')} source: max abs diff "
-        f"{extra.get('onnx_parity_max_abs_diff', float('nan')):.1e} on {len(PARITY_TEXTS)} texts.",
+        _parity_line(extra),
         "",
         "| model label | category |",
         "| --- | --- |",
@@ -151,9 +188,21 @@ def write_import_card(path: Path, manifest: ModelManifest, mapping: LabelMapping
     path.write_text("\n".join(lines))
 
 
+def _parity_line(extra: Mapping[str, Any]) -> str:
+    if extra.get("torch_only"):
+        return (
+            "PyTorch only (no ONNX graph): serve with MODQ_BACKEND=torch. Reloaded checkpoint "
+            f"vs source: max abs diff {extra.get('torch_reload_max_abs_diff', float('nan')):.1e}."
+        )
+    return (
+        f"ONNX parity with the {extra.get('parity_against')} source: max abs diff "
+        f"{extra.get('onnx_parity_max_abs_diff', float('nan')):.1e} on {len(PARITY_TEXTS)} texts."
+    )
+
+
 def import_manifest(
     name: str,
-    onnx_path: Path,
+    version: str,
     mapping: LabelMapping,
     max_length: int,
     source: Path,
@@ -161,7 +210,7 @@ def import_manifest(
 ) -> ModelManifest:
     return ModelManifest(
         name=name,
-        version=onnx_version(onnx_path),
+        version=version,
         categories=mapping.categories,
         max_length_tokens=max_length,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -288,7 +337,10 @@ def _export(module: Any, tokenizer_path: Path, max_length: int, onnx_path: Path)
                 dynamo=False,
             )
     except Exception as exc:  # the exporter raises many untyped errors
-        raise ModelUnavailable(f"ONNX export failed: {exc}") from exc
+        raise ModelUnavailable(
+            f"ONNX export failed: {exc}; import with --torch-only to serve the checkpoint with "
+            "the PyTorch backend"
+        ) from exc
 
 
 def import_onnx_file(path: Path, **options: Any) -> Path:

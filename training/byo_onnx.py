@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 
 from gpu_worker.backend import open_tokenizer
+from gpu_worker.backends.onnx import OnnxBackend
 from gpu_worker.labels import LabelMapping, build_label_mapping
 from modq.errors import ModelUnavailable
-from training.artifacts import publish_folder, staging_folder
+from training.artifacts import onnx_version, publish_folder, staging_folder
 from training.byo import (
     DEFAULT_MAX_LENGTH_TOKENS,
     check_name,
@@ -77,7 +78,8 @@ def import_onnx_file(
         open_tokenizer(staging / "tokenizer.json", max_length)  # a corrupt file fails here
         onnx_path = staging / "model.onnx"
         onnx.save(composed, str(onnx_path))
-        manifest = import_manifest(name, onnx_path, mapping, max_length, source, "onnx-file")
+        version = onnx_version(onnx_path)
+        manifest = import_manifest(name, version, mapping, max_length, source, "onnx-file")
         manifest = with_extra(manifest, source_output=output)
         manifest = _replace_output(manifest, scores_name)
         manifest.write(staging)
@@ -85,8 +87,8 @@ def import_onnx_file(
         def reference(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
             return mapping.apply(run_source(source, output, inputs, ids, mask))
 
-        diff = parity_max_abs_diff(staging, reference, max_length)
-        check_parity(diff, "source ONNX graph + mapping")
+        diff = parity_max_abs_diff(OnnxBackend(staging, device="cpu"), staging, reference)
+        check_parity(diff, "the composed ONNX graph", "source graph + mapping")
         manifest = with_extra(manifest, onnx_parity_max_abs_diff=diff, parity_against="ONNX")
         manifest.write(staging)
         write_import_card(staging / "MODEL_CARD.md", manifest, mapping)

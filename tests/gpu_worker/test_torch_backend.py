@@ -60,6 +60,29 @@ def test_imported_checkpoint_matches_onnx(imported):
     assert torch_backend.model_calls == 2 and torch_backend.texts_scored == len(TEXTS) + 1
 
 
+def test_a_torch_only_import_serves_in_torch_and_not_in_onnx(tmp_path):
+    from tests.tiny_models import reference_probs
+    from training.byo import checkpoint_version
+
+    checkpoint = save_tiny_bert(tmp_path / "ckpt", seed=1)
+    folder = import_hf_checkpoint(
+        checkpoint,
+        name="tiny-torch",
+        label_map={"toxic": "harassment", "spam_like": "spam", "neutral": "spam"},
+        torch_only=True,
+        models_root=tmp_path / "models",
+    )
+    assert not (folder / "model.onnx").exists()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["version"] == checkpoint_version(folder / "hf") == folder.name
+    assert manifest["extra"]["torch_only"] is True
+    probs = reference_probs(checkpoint, TEXTS, softmax=True)
+    expected = np.stack([probs[:, 0], probs[:, 1:].max(axis=1)], axis=1)
+    assert np.abs(TorchBackend(folder).score(TEXTS) - expected).max() <= PARITY_TOLERANCE
+    with pytest.raises(ModelUnavailable, match="cannot load ONNX"):
+        OnnxBackend(folder)
+
+
 @pytest.mark.slow
 def test_default_model_matches_onnx(model_dir):
     torch_backend = TorchBackend(model_dir)
