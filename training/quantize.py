@@ -1,0 +1,161 @@
+"""`modq model build --int8` / `modq model quantize`: an int8 variant of an fp32 model folder.
+
+ONNX Runtime dynamic quantization: weights int8 per output channel (per-tensor drifted badly
+here, see FIELD-NOTES), activations quantized per batch at run time. Only MatMul is quantized:
+the embedding tables (Gather) and the small head (Gemm) stay fp32 (see ``QUANTIZED_OPS``). The
+int8 folder records its accuracy beside fp32's on the same held-out rows, and both speeds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gpu_worker.manifest import ModelManifest
+from modq.errors import ModelUnavailable
+from policy import Policy
+from training.artifacts import onnx_version, publish_folder, staging_folder
+from training.card import write_model_card
+from training.evaluate import evaluate_folder, held_out_examples, texts_per_s
+
+INT8_SUFFIX = "-int8"
+# Measured on the held-out rows (see training/README or the report): quantizing the word
+# embedding Gather as well cost more AUC than it saved time; reduce_range (7-bit weights, for
+# CPUs without VNNI) lost accuracy on this VNNI CPU and gained nothing.
+QUANTIZED_OPS = ("MatMul",)
+REDUCE_RANGE = False
+CPU_DEFAULT_MAX_AUC_DROP = 0.005  # int8 serves on CPU only if no category loses more AUC
+SPEED_TEXTS = 1000  # held-out texts timed for texts/s
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def quantize_onnx(
+    fp32_onnx: Path,
+    int8_onnx: Path,
+    *,
+    op_types: tuple[str, ...] = QUANTIZED_OPS,
+    reduce_range: bool = REDUCE_RANGE,
+) -> None:
+    """Dynamic int8 quantization, per-channel weights, of the given op types."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        fp32_onnx,
+        int8_onnx,
+        op_types_to_quantize=list(op_types),
+        per_channel=True,
+        reduce_range=reduce_range,
+        weight_type=QuantType.QInt8,
+    )
+
+
+def auc_deltas(
+    fp32: dict[str, dict[str, Any]], int8: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, float | None]]:
+    """Per category: fp32 and int8 ROC-AUC and int8 - fp32 (None where a side has no AUC)."""
+    out: dict[str, dict[str, float | None]] = {}
+    for category, entry in fp32.items():
+        before, after = entry.get("roc_auc"), int8.get(category, {}).get("roc_auc")
+        delta = None if before is None or after is None else round(after - before, 4)
+        out[category] = {"fp32": before, "int8": after, "delta": delta}
+    return out
+
+
+def is_cpu_default(deltas: dict[str, dict[str, float | None]]) -> bool:
+    """True if every category with an AUC keeps it within CPU_DEFAULT_MAX_AUC_DROP of fp32."""
+    measured = [d["delta"] for d in deltas.values() if d["delta"] is not None]
+    return bool(measured) and all(-delta <= CPU_DEFAULT_MAX_AUC_DROP for delta in measured)
+
+
+def quantize_model(
+    fp32_folder: Path,
+    models_root: Path,
+    policy: Policy | None = None,
+    *,
+    speed_texts: int = SPEED_TEXTS,
+) -> Path:
+    """Write the int8 variant of ``fp32_folder`` under ``models_root``; return its folder.
+
+    ``extra`` in its manifest holds ``precision``, ``quantized_from``, per-category AUC of both
+    and their deltas, texts/s of both on this machine and ``cpu_default``. ``policy`` sets the
+    F1 cut points (default: the configured policy); ``speed_texts`` held-out texts are timed.
+    """
+    fp32_folder = Path(fp32_folder).resolve()
+    source = ModelManifest.read(fp32_folder)
+    if source.extra.get("precision") == "int8":
+        raise ModelUnavailable(f"{fp32_folder} holds an int8 model already; give an fp32 one")
+    if policy is None:
+        from modq.settings import get_settings
+        from policy import load_policy
+
+        policy = load_policy(get_settings().policy_path)
+    held_out = held_out_examples()
+    staging = staging_folder(models_root)
+    try:
+        int8_onnx = staging / source.onnx_file
+        quantize_onnx(fp32_folder / source.onnx_file, int8_onnx)
+        shutil.copy(fp32_folder / source.tokenizer_file, staging / source.tokenizer_file)
+        version = onnx_version(int8_onnx)
+        name = source.name + INT8_SUFFIX
+        extra: dict[str, Any] = {
+            **{k: v for k, v in source.extra.items() if k != "onnx_parity_max_abs_diff"},
+            "precision": "int8",
+            "quantized_from": source.version,
+            "quantized_from_name": source.name,
+            "quantization": {
+                "method": "onnxruntime.quantization.quantize_dynamic",
+                "weight_type": "QInt8",
+                "per_channel": True,
+                "reduce_range": REDUCE_RANGE,
+                "op_types": list(QUANTIZED_OPS),
+            },
+        }
+        draft = ModelManifest(
+            name=name,
+            version=version,
+            categories=source.categories,
+            max_length_tokens=source.max_length_tokens,
+            onnx_file=source.onnx_file,
+            tokenizer_file=source.tokenizer_file,
+            input_names=source.input_names,
+            output_name=source.output_name,
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            extra=extra,
+        )
+        draft.write(staging)
+        _log("scoring held-out rows with fp32 and int8 …")
+        fp32_metrics = evaluate_folder(fp32_folder, policy, held_out)
+        int8_metrics = evaluate_folder(staging, policy, held_out)
+        deltas = auc_deltas(fp32_metrics, int8_metrics)
+        timed = [e.text for e in held_out if e.source == "insults"][:speed_texts]
+        _log(f"timing fp32 and int8 on {len(timed)} held-out texts …")
+        speed = texts_per_s([fp32_folder, staging], timed)
+        extra["roc_auc_vs_fp32"] = deltas
+        extra["cpu_default"] = is_cpu_default(deltas)
+        extra["texts_per_s"] = {
+            "fp32": speed[str(fp32_folder)],
+            "int8": speed[str(staging)],
+            "how": f"{len(timed)} held-out insults texts, one process, ONNX Runtime "
+            "intra-op threads 1, length-sorted batches of 32, tokenization included, "
+            "median of 3 alternating runs",
+        }
+        manifest = dataclasses.replace(draft, extra=extra)
+        manifest.write(staging)
+        (staging / "metrics.json").write_text(json.dumps(int8_metrics, indent=2) + "\n")
+        write_model_card(staging / "MODEL_CARD.md", manifest, int8_metrics)
+        final = publish_folder(staging, models_root, name, version)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    _log(
+        f"built {name} {version}: {speed[str(fp32_folder)]} → {speed[str(staging)]} texts/s, "
+        f"cpu_default={extra['cpu_default']} → {final}"
+    )
+    return final
