@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +14,7 @@ import numpy as np
 
 from gpu_worker.manifest import ModelManifest
 from policy import Policy
+from training.artifacts import onnx_version, point_current, publish_folder, staging_folder
 from training.card import write_model_card
 from training.datasets import COVERED_CATEGORIES, load_examples
 from training.encoder import ENCODER_NAME, embed, encoder_dir, load_encoder
@@ -31,17 +29,6 @@ PARITY_SAMPLE = 64
 
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def _point_current(models_root: Path, target: Path) -> Path:
-    """Atomically repoint ``models_root/current`` at ``target``."""
-    link = models_root / "current"
-    temporary = models_root / f".current-{os.getpid()}"
-    if temporary.is_symlink():
-        temporary.unlink()
-    temporary.symlink_to(target.relative_to(models_root))
-    os.replace(temporary, link)
-    return link
 
 
 def build_model(models_root: Path, policy: Policy, *, seed: int = 0) -> Path:
@@ -71,8 +58,7 @@ def build_model(models_root: Path, policy: Policy, *, seed: int = 0) -> Path:
     )
 
     module = classifier_module(encoder, heads)
-    models_root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".build-", dir=models_root))
+    staging = staging_folder(models_root)
     try:
         onnx_path = staging / "model.onnx"
         export_onnx(module, tokenizer, onnx_path)
@@ -89,7 +75,7 @@ def build_model(models_root: Path, policy: Policy, *, seed: int = 0) -> Path:
             bias=heads.bias,
             categories=np.array(heads.categories),
         )
-        version = hashlib.sha256(onnx_path.read_bytes()).hexdigest()[:12]
+        version = onnx_version(onnx_path)
         manifest = ModelManifest(
             name=MODEL_NAME,
             version=version,
@@ -101,14 +87,10 @@ def build_model(models_root: Path, policy: Policy, *, seed: int = 0) -> Path:
         manifest.write(staging)
         (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         write_model_card(staging / "MODEL_CARD.md", manifest, metrics)
-        final = models_root / MODEL_NAME / version
-        if final.exists():
-            shutil.rmtree(final)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staging, final)
+        final = publish_folder(staging, models_root, MODEL_NAME, version)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    _point_current(models_root, final)
+    point_current(models_root, final)
     _log(f"built {MODEL_NAME} {version} in {time.monotonic() - started:.0f}s → {final}")
     return final
 
