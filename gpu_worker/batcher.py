@@ -4,7 +4,8 @@ Contract (checked eagerly, kept always):
 - a batch holds at most ``max_batch_size`` rows and ``max_batch_tokens`` padded tokens
   (rows x longest row) — one text longer than the budget still runs, alone;
 - the oldest (or an urgent) text waits at most ``max_wait_ms`` for company; an urgent text
-  flushes a batch at once;
+  flushes a batch at once; while a batch runs, urgent texts do not wait for it: they run beside
+  it on an urgent lane of their own (``urgent_lane``, on by default on CPU);
 - rows in a batch are chosen from a window of pending texts sorted by length and cut at the
   least padded cost (``gpu_worker.partition``); identical token sequences in a batch run once;
 - every caller gets exactly its rows back, in its order; if a batch fails, every caller with a
@@ -54,6 +55,7 @@ class _Item:
 @dataclass(slots=True)
 class BatcherStats:
     batches: int = 0
+    urgent_lane_batches: int = 0  # of those, run on the urgent lane beside a running batch
     rows: int = 0  # rows sent to the model after de-duplication
     rows_deduplicated: int = 0
     padded_tokens: int = 0
@@ -71,7 +73,10 @@ class MicroBatcher:
         max_batch_tokens: int,
         max_wait_ms: float,
         batch_overhead_tokens: int | None = None,
+        urgent_lane: bool | None = None,
     ) -> None:
+        """``urgent_lane``: run urgent texts beside a running batch (a second thread calling
+        the backend concurrently); default on for CPU backends, off elsewhere."""
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
         if max_batch_tokens < 1:
@@ -89,13 +94,21 @@ class MicroBatcher:
             if batch_overhead_tokens is None
             else batch_overhead_tokens
         )
+        self.urgent_lane = backend.device == "cpu" if urgent_lane is None else urgent_lane
         self.stats = BatcherStats()
+        self._stats_lock = threading.Lock()
         self._pending: list[_Item] = []
         self._sequence = itertools.count()
         self._wakeup = threading.Condition()
         self._closed = False
-        self._thread = threading.Thread(target=self._loop, name="modq-batcher", daemon=True)
-        self._thread.start()
+        self._running = False  # the main lane is running a batch
+        self._threads = [threading.Thread(target=self._loop, name="modq-batcher", daemon=True)]
+        if self.urgent_lane:
+            self._threads.append(
+                threading.Thread(target=self._urgent_loop, name="modq-batcher-urgent", daemon=True)
+            )
+        for thread in self._threads:
+            thread.start()
 
     # --- callers ------------------------------------------------------------------------
     def submit(self, texts: Sequence[str], *, urgent: bool = False) -> Future[np.ndarray]:
@@ -115,7 +128,7 @@ class MicroBatcher:
             for row, ids in enumerate(token_ids):
                 key = (0 if urgent else 1, next(self._sequence))
                 self._pending.append(_Item(key, now, ids, request, row))
-            self._wakeup.notify()
+            self._wakeup.notify_all()
         return future
 
     def close(self, timeout_s: float = 30.0) -> None:
@@ -125,8 +138,10 @@ class MicroBatcher:
         """
         with self._wakeup:
             self._closed = True
-            self._wakeup.notify()
-        self._thread.join(timeout_s)
+            self._wakeup.notify_all()
+        deadline_s = time.monotonic() + timeout_s
+        for thread in self._threads:
+            thread.join(max(0.0, deadline_s - time.monotonic()))
         with self._wakeup:
             leftovers, self._pending = self._pending, []
         self._fail(leftovers, RuntimeError("batcher closed before these texts ran"))
@@ -138,7 +153,26 @@ class MicroBatcher:
                 batch = self._next_batch()
                 if batch is None:
                     break
-            self._run(batch)
+                self._running = True
+            try:
+                self._run(batch)
+            finally:
+                with self._wakeup:
+                    self._running = False
+
+    def _urgent_loop(self) -> None:
+        """The urgent lane: while the main lane runs a batch, urgent texts run here at once."""
+        while True:
+            with self._wakeup:
+                while not self._closed and not (self._running and self._has_urgent()):
+                    self._wakeup.wait()
+                if self._closed:
+                    return  # the main lane drains what is left
+                batch = self._take_batch(urgent_only=True)
+            self._run(batch, urgent_lane=True)
+
+    def _has_urgent(self) -> bool:
+        return any(item.sort_key[0] == 0 for item in self._pending)
 
     def _next_batch(self) -> list[_Item] | None:
         """Wait (holding the condition) until a batch is due; take it out of pending."""
@@ -161,9 +195,12 @@ class MicroBatcher:
         tokens = sum(len(item.token_ids) for item in self._pending)
         return tokens >= self.max_batch_tokens
 
-    def _take_batch(self) -> list[_Item]:
+    def _take_batch(self, *, urgent_only: bool = False) -> list[_Item]:
         self._pending.sort()
-        window = self._pending[: self.max_batch_size * WINDOW_BATCHES]
+        candidates = (
+            [i for i in self._pending if i.sort_key[0] == 0] if urgent_only else self._pending
+        )
+        window = candidates[: self.max_batch_size * WINDOW_BATCHES]
         anchor = window[0]
         by_length = sorted(window, key=lambda item: len(item.token_ids))
         for chunk in self._chunks(by_length):
@@ -182,7 +219,7 @@ class MicroBatcher:
         )
         return [by_length[start:end] for start, end in ranges]
 
-    def _run(self, batch: list[_Item]) -> None:
+    def _run(self, batch: list[_Item], *, urgent_lane: bool = False) -> None:
         unique: dict[tuple[int, ...], int] = {}
         rows: list[TokenIds] = []
         slots: list[int] = []
@@ -197,11 +234,13 @@ class MicroBatcher:
         except BaseException as exc:  # every waiter of the batch learns of the failure
             self._fail(batch, exc)
             return
-        self.stats.batches += 1
-        self.stats.rows += len(rows)
-        self.stats.rows_deduplicated += len(batch) - len(rows)
-        self.stats.padded_tokens += len(rows) * max(len(r) for r in rows)
-        self.stats.real_tokens += sum(len(r) for r in rows)
+        with self._stats_lock:
+            self.stats.batches += 1
+            self.stats.urgent_lane_batches += urgent_lane
+            self.stats.rows += len(rows)
+            self.stats.rows_deduplicated += len(batch) - len(rows)
+            self.stats.padded_tokens += len(rows) * max(len(r) for r in rows)
+            self.stats.real_tokens += sum(len(r) for r in rows)
         for item, slot in zip(batch, slots, strict=True):
             request = item.request
             request.scores[item.row] = scores[slot]

@@ -1,12 +1,13 @@
 """The micro-batcher against the real ONNX model."""
 
+import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 import pytest
 
 from gpu_worker.backends.onnx import OnnxBackend
-from gpu_worker.batcher import MicroBatcher
+from gpu_worker.batcher import BatcherClosed, MicroBatcher
 
 TEXTS = [f"comment {i}: " + " ".join(["word"] * (3 + (i * 7) % 60)) for i in range(96)]
 
@@ -14,14 +15,20 @@ TEXTS = [f"comment {i}: " + " ".join(["word"] * (3 + (i * 7) % 60)) for i in ran
 class RecordingBackend(OnnxBackend):
     """The real backend, recording each batch's shape (and failing on a poison text)."""
 
-    def __init__(self, *args, poison: str | None = None, **kwargs):
+    def __init__(self, *args, poison: str | None = None, gate: str | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.shapes: list[tuple[int, int]] = []
         self.poison_ids = self.tokenize([poison])[0] if poison else None
+        # a batch holding the gate text blocks until `release` is set (after setting `entered`)
+        self.gate_ids = self.tokenize([gate])[0] if gate else None
+        self.entered, self.release = threading.Event(), threading.Event()
 
     def _run(self, token_ids):
         if self.poison_ids is not None and self.poison_ids in list(token_ids):
             raise RuntimeError("poisoned batch")
+        if self.gate_ids is not None and self.gate_ids in list(token_ids):
+            self.entered.set()
+            assert self.release.wait(30)
         self.shapes.append((len(token_ids), max(len(r) for r in token_ids)))
         return super()._run(token_ids)
 
@@ -46,6 +53,16 @@ def test_batched_scores_equal_one_call_scores_for_every_caller(backend, batcher)
     got = np.concatenate([f.result(timeout=60) for f in futures])
     np.testing.assert_allclose(got, reference, atol=1e-5)
     assert batcher.stats.batches < len(TEXTS)  # they really shared batches
+
+
+def test_urgent_and_normal_callers_mixed_each_get_their_own_scores(backend, batcher):
+    reference = backend.score(TEXTS)
+    with ThreadPoolExecutor(24) as pool:
+        futures = list(
+            pool.map(lambda i: batcher.submit([TEXTS[i]], urgent=i % 3 == 0), range(len(TEXTS)))
+        )
+    got = np.concatenate([f.result(timeout=60) for f in futures])
+    np.testing.assert_allclose(got, reference, atol=1e-5)
 
 
 def test_batches_respect_size_and_token_budget(backend, batcher):
@@ -94,8 +111,30 @@ def test_a_lone_normal_text_waits_for_max_wait_and_close_drains_it(backend):
     finally:
         slow.close()
     assert normal.result(timeout=5).shape == (1, len(backend.categories))  # not lost
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(BatcherClosed, match="closed"):
         slow.submit(["too late"])
+
+
+@pytest.mark.parametrize("lane", [True, False])
+def test_an_urgent_text_runs_beside_a_running_batch_on_the_urgent_lane(model_dir, lane):
+    backend = RecordingBackend(model_dir, gate="GATE")
+    batcher = MicroBatcher(
+        backend, max_batch_size=64, max_batch_tokens=100_000, max_wait_ms=0, urgent_lane=lane
+    )
+    try:
+        blocked = batcher.submit(["GATE"])
+        assert backend.entered.wait(10)  # the main lane is inside the model now
+        urgent = batcher.submit(["an urgent report"], urgent=True)
+        done, _ = wait([urgent], timeout=10 if lane else 0.5)
+        assert bool(done) is lane  # with the lane it answers while the batch still runs
+        assert not blocked.done()
+        backend.release.set()
+        assert urgent.result(timeout=10).shape == (1, len(backend.categories))
+        assert blocked.result(timeout=10).shape == (1, len(backend.categories))
+        assert batcher.stats.urgent_lane_batches == (1 if lane else 0)
+    finally:
+        backend.release.set()
+        batcher.close()
 
 
 def test_a_failed_batch_fails_every_waiter_and_the_next_batch_runs(model_dir):
