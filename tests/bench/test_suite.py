@@ -1,0 +1,50 @@
+"""Smoke run of the benchmark suite with tiny sizes: every section runs and reports.
+
+Times are never asserted (the benchmark reports them); the test checks that each row was
+measured, the ratios and targets were computed, and the JSON and plot were written.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_a_tiny_run_measures_every_row_and_writes_json_and_plot(tmp_path, model_dir):
+    command = [
+        sys.executable, "-m", "bench", "--quick", "--texts", "24", "--repeats", "1",
+        "--layouts", "1x1", "--out", str(tmp_path),
+        "--size", "urgent_jobs=3", "--size", "backlog_items=60",
+        "--size", "backlog_per_message=20", "--size", "memory_jobs=200",
+    ]  # fmt: skip
+    env = {**os.environ, "MODQ_MODEL_DIR": str(model_dir)}
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=280)
+    assert done.returncode == 0, done.stderr[-3000:]
+    payload = json.loads((tmp_path / "quick.json").read_text())
+    assert (tmp_path / "quick.png").stat().st_size > 0
+
+    figures = payload["figures"]
+    for key in ("seed", "nobatch", "modq:per-item", "modq:bulk100", "modq:cache"):
+        assert figures[key]["median"] > 0, key
+    assert payload["ceiling_key"].startswith("ceiling:1x1:")
+    assert {k.split(":")[2] for k in figures if k.startswith("ceiling:")} == {
+        "one", "fixed32", "batcher", "sorted",
+    }  # fmt: skip
+    # the seed row really runs the same model (PyTorch vs ONNX scores)
+    assert payload["extra"]["seed_torch_vs_onnx_max_abs_diff"] < 1e-3
+    urgency = payload["extra"]["urgency"]
+    assert len(urgency["idle_ms"]) == len(urgency["busy_ms"]) == 3
+    memory = payload["extra"]["memory"]["after_jobs"]
+    assert max(int(jobs) for jobs in memory) >= 200
+    targets = {t["target"]: t for t in payload["targets"]}
+    assert len(targets) == 7
+    assert all(t["value"] is not None for t in targets.values())
+    # int8 is measured where a folder exists, else reported as n/a with the reason
+    assert "precision:int8" in figures or "precision:int8" in payload["notes"]
+    assert "| path | median |" in payload["markdown"]
