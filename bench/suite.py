@@ -17,7 +17,7 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,10 +63,35 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Sizes]:
     parser.add_argument(
         "--skip", default="", help="comma-separated sections to leave out: seed,urgency,memory,..."
     )
+    parser.add_argument(
+        "--layouts", help="ceiling layouts PROCxTHREADS, comma-separated (e.g. 1x1,2x1,1x2)"
+    )
+    parser.add_argument(
+        "--size",
+        action="append",
+        default=[],
+        metavar="NAME=INT",
+        help="override one size, e.g. --size backlog_per_message=1 (see Sizes)",
+    )
     args = parser.parse_args(argv)
     sizes = Sizes.quick() if args.quick else Sizes.full()
-    overrides = {k: v for k, v in (("texts", args.texts), ("repeats", args.repeats)) if v}
-    return args, Sizes(**{**asdict(sizes), **overrides})
+    overrides: dict[str, int] = {
+        k: v for k, v in (("texts", args.texts), ("repeats", args.repeats)) if v
+    }
+    for item in args.size:
+        name, _, value = item.partition("=")
+        if name not in asdict(sizes) or not value.isdigit():
+            parser.error(
+                f"--size {item!r}: expected NAME=INT with NAME one of {list(asdict(sizes))}"
+            )
+        overrides[name] = int(value)
+    result = Sizes(**{**asdict(sizes), **overrides})
+    if args.layouts:
+        layouts = tuple(
+            (int(p), int(t)) for p, t in (x.split("x") for x in args.layouts.split(","))
+        )
+        result = replace(result, layouts=layouts)
+    return args, result
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
