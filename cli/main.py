@@ -7,6 +7,7 @@ import sys
 
 import click
 
+import cli.import_cmds as _import_cmds  # noqa: F401  (adds `model import`)
 import cli.registry_cmds as _registry_cmds  # noqa: F401  (adds commands to `model`)
 from cli.metrics_cmds import metrics
 from cli.model_cmds import model
