@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,10 @@ def export_onnx(module: Any, tokenizer: Any, path: Path) -> None:
         "attention_mask": {0: "batch", 1: "sequence"},
         OUTPUT_NAME: {0: "batch"},
     }
-    with torch.inference_mode():
+    # the tracer warns about the attention-mask code and aten::index; parity is checked after
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message="Exporting aten::index", category=UserWarning)
         torch.onnx.export(
             module,
             (sample["input_ids"], sample["attention_mask"]),
