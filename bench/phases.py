@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,8 +94,10 @@ def _rounds(context: Context, stack: contextlib.ExitStack) -> None:
         stack.callback(cold.stop)
     for round_ in range(sizes.repeats):
         print(f"round {round_ + 1}/{sizes.repeats}", flush=True)
-        for (processes, threads), group in groups.items():
+        for index, ((processes, threads), group) in enumerate(groups.items()):
             for policy, description in ceiling.POLICIES.items():
+                if policy in ceiling.FIRST_LAYOUT_ONLY and index > 0:
+                    continue
                 figures.add(
                     f"ceiling:{processes}x{threads}:{policy}",
                     f"(1) in-process, {processes} proc × {threads} thr, {description}",
@@ -194,6 +197,32 @@ def urgency_cache_memory(context: Context) -> None:
         context.extra["warm_worker_stats"] = worker.stats()
     finally:
         worker.stop()
+
+
+def tokenization(context: Context) -> None:
+    """Tokenizer texts/s as the worker calls it (``OnnxBackend.tokenize`` on a whole message):
+    how much of the model's time it would cost if it were not overlapped."""
+    from tokenizers import Tokenizer
+
+    from gpu_worker.manifest import ModelManifest
+
+    manifest = ModelManifest.read(context.model_dir)
+    tokenizer = Tokenizer.from_file(str(context.model_dir / manifest.tokenizer_file))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=manifest.max_length_tokens)
+    one_by_one, whole = [], []
+    for _ in range(context.sizes.repeats):
+        started = time.perf_counter()
+        for text in context.texts:
+            tokenizer.encode_batch([text])
+        one_by_one.append(len(context.texts) / (time.perf_counter() - started))
+        started = time.perf_counter()
+        tokenizer.encode_batch(context.texts)
+        whole.append(len(context.texts) / (time.perf_counter() - started))
+    context.extra["tokenizer_texts_per_s"] = {
+        "one_text_per_call": statistics.median(one_by_one),
+        "all_texts_in_one_call": statistics.median(whole),
+    }
 
 
 def find_int8(models_root: Path) -> Path | None:

@@ -44,11 +44,11 @@ class Sizes:
 
     @classmethod
     def full(cls) -> Sizes:
-        return cls(1000, 3, 2, 100, 10_000, 100, 100_000, ((1, 1), (2, 1), (1, 2)), (100, 1000))
+        return cls(1000, 3, 2, 100, 10_000, 100, 100_000, ((2, 1), (1, 1), (1, 2)), (100, 1000))
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls(120, 2, 2, 15, 600, 50, 3_000, ((1, 1), (2, 1)), (100,))
+        return cls(120, 2, 2, 15, 600, 50, 3_000, ((2, 1), (1, 1)), (100,))
 
 
 def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Sizes]:
@@ -129,6 +129,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             phases.urgency_cache_memory(context)
         if "precision" not in skip:
             phases.precision(context)
+        phases.tokenization(context)
     elapsed_s = time.monotonic() - started_s
     run = {
         "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),

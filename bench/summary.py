@@ -40,6 +40,8 @@ def _ratios(figures: Figures, extra: dict[str, Any], ceiling_key: str | None) ->
         "cache_vs_ceiling": ratio(figures.median("modq:cache"), ceiling),
         "int8_vs_fp32": ratio(figures.median("precision:int8"), figures.median("precision:fp32")),
     }
+    tokenizer = extra.get("tokenizer_texts_per_s", {}).get("one_text_per_call")
+    ratios["tokenize_cost_vs_ceiling"] = ratio(ceiling, tokenizer)
     urgency = extra.get("urgency")
     if urgency:
         ratios["urgent_p99_busy_vs_idle"] = ratio(urgency["busy_p99_ms"], urgency["idle_p99_ms"])

@@ -5,7 +5,8 @@ Contract (checked eagerly, kept always):
   (rows x longest row) — one text longer than the budget still runs, alone;
 - the oldest (or an urgent) text waits at most ``max_wait_ms`` for company; an urgent text
   flushes a batch at once; while a batch runs, urgent texts do not wait for it: they run beside
-  it on an urgent lane of their own (``urgent_lane``, on by default on CPU);
+  it on an urgent lane of their own (``urgent_lane``, on by default on CPU); up to
+  ``model_lanes`` batches run at once (2 on CPU by default, 1 on GPU);
 - rows in a batch are chosen from a window of pending texts sorted by length and cut at the
   least padded cost (``gpu_worker.partition``); identical token sequences in a batch run once;
 - every caller gets exactly its rows back, in its order; if a batch fails, every caller with a
@@ -15,6 +16,7 @@ Contract (checked eagerly, kept always):
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -30,6 +32,9 @@ WINDOW_BATCHES = 4  # pending texts considered for one batch: this many batches'
 # Per-call cost of a model run in token-equivalents, by device: small on a CPU (padding
 # dominates, so mixed lengths are split), large on a GPU (a bigger batch is nearly free).
 DEFAULT_OVERHEAD_TOKENS = {"cpu": 16, "cuda": 4096}
+# Batches run at once, by device: on a 2-core CPU two 1-thread lanes beat one (bench/batching.py,
+# the bench's modq rows); a GPU runs one batch at a time.
+DEFAULT_MODEL_LANES = {"cpu": 2, "cuda": 1}
 
 
 class BatcherClosed(RuntimeError):
@@ -74,15 +79,20 @@ class MicroBatcher:
         max_wait_ms: float,
         batch_overhead_tokens: int | None = None,
         urgent_lane: bool | None = None,
+        model_lanes: int | None = None,
     ) -> None:
-        """``urgent_lane``: run urgent texts beside a running batch (a second thread calling
-        the backend concurrently); default on for CPU backends, off elsewhere."""
+        """``urgent_lane``: run urgent texts beside running batches (one more thread calling
+        the backend); default on for CPU backends, off elsewhere. ``model_lanes``: batches run
+        at once (threads calling the backend concurrently: on CPU like processes x 1 ORT
+        thread, sharing one model); default by device, never more than the CPU cores."""
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
         if max_batch_tokens < 1:
             raise ValueError(f"max_batch_tokens must be >= 1, got {max_batch_tokens}")
         if max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must be >= 0, got {max_wait_ms}")
+        if model_lanes is not None and model_lanes < 1:
+            raise ValueError(f"model_lanes must be >= 1, got {model_lanes}")
         if batch_overhead_tokens is not None and batch_overhead_tokens < 0:
             raise ValueError(f"batch_overhead_tokens must be >= 0, got {batch_overhead_tokens}")
         self.backend = backend
@@ -101,8 +111,16 @@ class MicroBatcher:
         self._sequence = itertools.count()
         self._wakeup = threading.Condition()
         self._closed = False
-        self._running = False  # the main lane is running a batch
-        self._threads = [threading.Thread(target=self._loop, name="modq-batcher", daemon=True)]
+        self.model_lanes = (
+            min(DEFAULT_MODEL_LANES.get(backend.device, 1), os.cpu_count() or 1)
+            if model_lanes is None
+            else model_lanes
+        )
+        self._running = 0  # model lanes running a batch now
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"modq-batcher-{lane}", daemon=True)
+            for lane in range(self.model_lanes)
+        ]
         if self.urgent_lane:
             self._threads.append(
                 threading.Thread(target=self._urgent_loop, name="modq-batcher-urgent", daemon=True)
@@ -153,18 +171,20 @@ class MicroBatcher:
                 batch = self._next_batch()
                 if batch is None:
                     break
-                self._running = True
+                self._running += 1
             try:
                 self._run(batch)
             finally:
                 with self._wakeup:
-                    self._running = False
+                    self._running -= 1
 
     def _urgent_loop(self) -> None:
-        """The urgent lane: while the main lane runs a batch, urgent texts run here at once."""
+        """The urgent lane: while every model lane runs a batch, urgent texts run here at once."""
         while True:
             with self._wakeup:
-                while not self._closed and not (self._running and self._has_urgent()):
+                while not self._closed and not (
+                    self._running >= self.model_lanes and self._has_urgent()
+                ):
                     self._wakeup.wait()
                 if self._closed:
                     return  # the main lane drains what is left

@@ -119,7 +119,12 @@ def test_a_lone_normal_text_waits_for_max_wait_and_close_drains_it(backend):
 def test_an_urgent_text_runs_beside_a_running_batch_on_the_urgent_lane(model_dir, lane):
     backend = RecordingBackend(model_dir, gate="GATE")
     batcher = MicroBatcher(
-        backend, max_batch_size=64, max_batch_tokens=100_000, max_wait_ms=0, urgent_lane=lane
+        backend,
+        max_batch_size=64,
+        max_batch_tokens=100_000,
+        max_wait_ms=0,
+        urgent_lane=lane,
+        model_lanes=1,  # one model lane, busy with the gate: only the urgent lane is free
     )
     try:
         blocked = batcher.submit(["GATE"])
@@ -151,9 +156,30 @@ def test_a_failed_batch_fails_every_waiter_and_the_next_batch_runs(model_dir):
         batcher.close()
 
 
+@pytest.mark.parametrize("lanes", [2, 1])
+def test_with_two_model_lanes_a_batch_runs_while_another_is_running(model_dir, lanes):
+    backend = RecordingBackend(model_dir, gate="GATE")
+    batcher = MicroBatcher(
+        backend, max_batch_size=64, max_batch_tokens=100_000, max_wait_ms=0, model_lanes=lanes
+    )
+    try:
+        blocked = batcher.submit(["GATE"])
+        assert backend.entered.wait(10)
+        second = batcher.submit(["an ordinary comment"])
+        done, _ = wait([second], timeout=10 if lanes == 2 else 0.5)
+        assert bool(done) is (lanes == 2)
+        backend.release.set()
+        shape = (1, len(backend.categories))
+        assert blocked.result(timeout=10).shape == second.result(timeout=10).shape == shape
+    finally:
+        backend.release.set()
+        batcher.close()
+
+
 @pytest.mark.parametrize(
     "knobs",
     [
+        {"max_batch_size": 1, "max_batch_tokens": 10, "max_wait_ms": 1, "model_lanes": 0},
         {"max_batch_size": 0, "max_batch_tokens": 10, "max_wait_ms": 1},
         {"max_batch_size": 1, "max_batch_tokens": 0, "max_wait_ms": 1},
         {"max_batch_size": 1, "max_batch_tokens": 10, "max_wait_ms": -1},
