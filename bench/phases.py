@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from bench.suite import Sizes
 
 MODQ_THREADS = 32  # the worker's default task threads
+CACHE_PER_MESSAGE = 250  # several messages in flight at once, each a real bulk size
 
 
 @dataclass
@@ -169,13 +170,16 @@ def urgency_cache_memory(context: Context) -> None:
             jobs_done += len(backlog) + 2 * len(urgent)
             memory["after_jobs"] = {jobs_done: worker.rss_mib()[0]}
         if "cache" not in context.skip:
-            modq_paths.bulk(texts, per_message=1000, producers=sizes.producers)  # fills it
+            modq_paths.bulk(texts, per_message=CACHE_PER_MESSAGE, producers=sizes.producers)  # fill
             jobs_done += len(texts)
             for _ in range(sizes.repeats):
                 figures.add(
                     "modq:cache",
-                    "(6) modq cache hits: same texts again, moderate_many() 1000 per message",
-                    modq_paths.bulk(texts, per_message=1000, producers=sizes.producers),
+                    f"(6) modq cache hits: same texts again, moderate_many() "
+                    f"{CACHE_PER_MESSAGE} per message",
+                    modq_paths.bulk(
+                        texts, per_message=CACHE_PER_MESSAGE, producers=sizes.producers
+                    ),
                 )
                 jobs_done += len(texts)
         if "memory" not in context.skip:
@@ -183,12 +187,14 @@ def urgency_cache_memory(context: Context) -> None:
             remaining = sizes.memory_jobs - jobs_done
             if remaining > 0:
                 repeated = (texts * (remaining // len(texts) + 1))[:remaining]
-                jobs = modq_paths.bulk_jobs(repeated, 1000)
+                jobs = modq_paths.bulk_jobs(repeated, CACHE_PER_MESSAGE)
                 started = time.perf_counter()
                 drive(MODQ_MANY, jobs, texts=remaining, producers=sizes.producers)
                 memory["filler_jobs"] = remaining
                 memory["filler_s"] = time.perf_counter() - started
-                memory["filler_kind"] = "cache hits (same texts, moderate_many 1000 per message)"
+                memory["filler_kind"] = (
+                    f"cache hits (same texts, moderate_many {CACHE_PER_MESSAGE} per message)"
+                )
                 jobs_done += remaining
             current, peak = worker.rss_mib()
             memory["after_jobs"][jobs_done] = current

@@ -148,3 +148,43 @@ def plot(figures: Figures, ceiling_key: str, path: Path, title: str) -> None:
     figure.savefig(path, dpi=110)
     plt.close(figure)
     print(f"wrote {path}")
+
+
+DOCS_BEGIN = "<!-- bench:latest:begin (written by python -m bench --write-docs) -->"
+DOCS_END = "<!-- bench:latest:end -->"
+
+
+def docs_section(payload: dict[str, Any], plot_path: str) -> str:
+    """The latest run as Markdown: machine, load, command, time, tables, plot."""
+    run = payload["run"]
+    machine_ = run["machine"]
+    load_start = ", ".join(f"{x:.2f}" for x in run["load_average_at_start"])
+    load_end = ", ".join(f"{x:.2f}" for x in machine_["load_average"])
+    return "\n".join(
+        [
+            DOCS_BEGIN,
+            f"## Latest run: {run['date']}",
+            "",
+            f"Machine: {machine_['cpu']}, {machine_['cpu_count']} cores, "
+            f"{machine_['memory_gib']} GiB, Python {machine_['python']}, no GPU. "
+            f"Load average (1, 5, 15 min) at start {load_start}; at end {load_end}.",
+            f"Command: `{run['command'].strip()}`; run time {run['elapsed_s'] / 60:.1f} min.",
+            "",
+            payload["markdown"].replace("### ", "#### "),
+            f"![benchmark]({plot_path})",
+            DOCS_END,
+        ]
+    )
+
+
+def update_docs(path: Path, section: str) -> None:
+    """Replace the marked section of ``path`` (appended if the markers are missing)."""
+    text = path.read_text() if path.exists() else ""
+    if DOCS_BEGIN in text and DOCS_END in text:
+        head, _, rest = text.partition(DOCS_BEGIN)
+        _, _, tail = rest.partition(DOCS_END)
+        text = head + section + tail
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(text)
+    print(f"wrote {path}")

@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from bench import phases
-from bench.report import Figures, machine, plot, write_json
+from bench.report import Figures, docs_section, machine, plot, update_docs, write_json
 from bench.summary import summarize
 from bench.texts import bench_texts
 
-RESULTS = Path(__file__).resolve().parent / "results"
-SCRATCH = Path(__file__).resolve().parent.parent / "var" / "bench"  # --quick runs (git-ignored)
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results"
+SCRATCH = REPO / "var" / "bench"  # --quick runs (git-ignored)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,9 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Sizes]:
     )
     parser.add_argument(
         "--skip", default="", help="comma-separated sections to leave out: seed,urgency,memory,..."
+    )
+    parser.add_argument(
+        "--write-docs", action="store_true", help="put the tables in docs/benchmarks.md"
     )
     parser.add_argument(
         "--layouts", help="ceiling layouts PROCxTHREADS, comma-separated (e.g. 1x1,2x1,1x2)"
@@ -138,6 +142,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "machine": machine(),
         "load_average_at_start": load_at_start,
         "elapsed_s": round(elapsed_s, 1),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "model_dir": str(model_dir),
     }
     payload = summarize(figures, extra, run)
@@ -150,6 +155,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         out / f"{stem}.png",
         f"modq, {run['machine']['cpu_count']} CPU cores, {len(texts)} comments, same model",
     )
+    if args.write_docs:
+        docs = REPO / "docs" / "benchmarks.md"
+        plot_link = os.path.relpath(out / f"{stem}.png", docs.parent)
+        update_docs(docs, docs_section(payload, plot_link))
     print(f"elapsed {elapsed_s / 60:.1f} min; load average {run['machine']['load_average']}")
     return payload
 
