@@ -18,11 +18,22 @@ from typing import Any
 POLICIES = {
     "one": "one text at a time",
     "fixed32": "fixed batches of 32, padded to the longest",
-    "batcher": "token-budget batches (MicroBatcher, 32 per submit)",
+    "batcher": "token-budget batches (MicroBatcher, 1 model lane)",
     "sorted": "whole share length-sorted, cut at least padded cost",
+    "lanes": "token-budget batches (MicroBatcher, 2 model lanes)",
 }
-# known to lose by far (padding): measured in the first layout only, to keep the run short
-FIRST_LAYOUT_ONLY = ("fixed32",)
+
+
+def policy_applies(policy: str, layout_index: int, processes: int) -> bool:
+    """fixed32 loses by far (padding): first layout only, to keep the run short; 2 model
+    lanes are a one-process layout of their own (2 lanes x 1 thread ~ 2 processes x 1)."""
+    if policy == "fixed32":
+        return layout_index == 0
+    if policy == "lanes":
+        return processes == 1
+    return True
+
+
 FIXED_BATCH = 32
 MAX_BATCH_TOKENS = 4096
 SUBMIT_ROWS = 32  # texts per MicroBatcher.submit: a message's worth
@@ -36,11 +47,15 @@ def run_policy(backend: Any, policy: str, texts: Sequence[str]) -> None:
     elif policy == "fixed32":
         for start in range(0, len(texts), FIXED_BATCH):
             backend.run(backend.tokenize(texts[start : start + FIXED_BATCH]))
-    elif policy == "batcher":
+    elif policy in ("batcher", "lanes"):
         from gpu_worker.batcher import MicroBatcher
 
         batcher = MicroBatcher(
-            backend, max_batch_size=FIXED_BATCH, max_batch_tokens=MAX_BATCH_TOKENS, max_wait_ms=5
+            backend,
+            max_batch_size=FIXED_BATCH,
+            max_batch_tokens=MAX_BATCH_TOKENS,
+            max_wait_ms=5,
+            model_lanes=2 if policy == "lanes" else 1,
         )
         try:
             futures = [

@@ -97,7 +97,7 @@ def _rounds(context: Context, stack: contextlib.ExitStack) -> None:
         print(f"round {round_ + 1}/{sizes.repeats}", flush=True)
         for index, ((processes, threads), group) in enumerate(groups.items()):
             for policy, description in ceiling.POLICIES.items():
-                if policy in ceiling.FIRST_LAYOUT_ONLY and index > 0:
+                if not ceiling.policy_applies(policy, index, processes):
                     continue
                 figures.add(
                     f"ceiling:{processes}x{threads}:{policy}",

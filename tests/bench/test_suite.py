@@ -34,7 +34,7 @@ def test_a_tiny_run_measures_every_row_and_writes_json_and_plot(tmp_path, model_
         assert figures[key]["median"] > 0, key
     assert payload["ceiling_key"].startswith("ceiling:1x1:")
     assert {k.split(":")[2] for k in figures if k.startswith("ceiling:")} == {
-        "one", "fixed32", "batcher", "sorted",
+        "one", "fixed32", "batcher", "sorted", "lanes",
     }  # fmt: skip
     # the seed row really runs the same model (PyTorch vs ONNX scores)
     assert payload["extra"]["seed_torch_vs_onnx_max_abs_diff"] < 1e-3
