@@ -6,6 +6,7 @@ The parent process talks to the modq worker's private Redis (``MODQ_REDIS_URL`` 
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 import uuid
@@ -88,7 +89,7 @@ def urgent_latencies_ms(texts: list[str], tag: str) -> list[float]:
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100)."""
     ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(q / 100.0 * len(ordered) + 0.5)))
+    rank = max(1, min(len(ordered), math.ceil(q / 100.0 * len(ordered))))
     return ordered[rank - 1]
 
 

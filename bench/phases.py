@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import statistics
 import time
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bench import ceiling, modq_paths
+from bench import ceiling, models, modq_paths
 from bench.producers import MODQ_MANY, SEED_ONE, drive
 from bench.report import Figures
 from bench.services import (
@@ -61,9 +60,10 @@ def _seed_services(context: Context, stack: contextlib.ExitStack) -> dict[str, s
         stack.callback(stop_worker, process)
         scores[backend] = warm_seed_worker(url, context.texts)
         urls[backend] = url
-    if len(scores) == 2:  # the seed row runs the same model: show it
+    if len(scores) == 2:  # the seed row runs the same model (if the served one is fp32)
         diff = float(np.abs(scores["torch"] - scores["onnx"]).max())
         context.extra["seed_torch_vs_onnx_max_abs_diff"] = diff
+    context.extra["served_precision"] = models.precision(context.model_dir)
     return urls
 
 
@@ -231,27 +231,15 @@ def tokenization(context: Context) -> None:
     }
 
 
-def find_int8(models_root: Path) -> Path | None:
-    """A model folder under ``models_root`` whose manifest says extra.precision == "int8"."""
-    for manifest in sorted(models_root.rglob("manifest.json")):
-        try:
-            data = json.loads(manifest.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if data.get("extra", {}).get("precision") == "int8":
-            return manifest.parent
-    return None
-
-
 def precision(context: Context) -> None:
     """fp32 vs int8 at the ceiling's best layout and policy, interleaved; score agreement."""
     figures = context.figures
-    models_root = context.model_dir.parent
-    while models_root.name != "models" and models_root != models_root.parent:
-        models_root = models_root.parent
-    int8 = find_int8(models_root)
-    if int8 is None:
-        figures.missing("precision:int8", "(8) int8", f"no int8 model folder under {models_root}")
+    fp32 = models.fp32_source(context.model_dir)
+    int8 = models.int8_variant(fp32) if fp32 is not None else None
+    if fp32 is None or int8 is None:
+        missing = "fp32" if fp32 is None else "int8"
+        where = models.models_root(context.model_dir)
+        figures.missing("precision:int8", "(8) int8", f"no {missing} model folder under {where}")
         return
     best = max(
         (k for k in figures.items if k.startswith("ceiling:")),
@@ -261,7 +249,7 @@ def precision(context: Context) -> None:
     _, layout, policy = best.split(":")
     processes, threads = (int(x) for x in layout.split("x"))
     groups = {
-        "fp32": ceiling.ProcessGroup(context.model_dir, processes, threads, context.texts),
+        "fp32": ceiling.ProcessGroup(fp32, processes, threads, context.texts),
         "int8": ceiling.ProcessGroup(int8, processes, threads, context.texts),
     }
     try:
@@ -278,10 +266,11 @@ def precision(context: Context) -> None:
     from gpu_worker.backends.onnx import OnnxBackend
 
     sample = context.texts[:200]
-    fp32 = OnnxBackend(context.model_dir, device="cpu").score(sample)
+    full = OnnxBackend(fp32, device="cpu").score(sample)
     quantized = OnnxBackend(int8, device="cpu").score(sample)
     context.extra["precision"] = {
+        "fp32_dir": str(fp32),
         "int8_dir": str(int8),
-        "max_abs_score_diff": float(np.abs(fp32 - quantized).max()),
-        "mean_abs_score_diff": float(np.abs(fp32 - quantized).mean()),
+        "max_abs_score_diff": float(np.abs(full - quantized).max()),
+        "mean_abs_score_diff": float(np.abs(full - quantized).mean()),
     }

@@ -50,6 +50,7 @@ class _TorchModel:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
+        from bench.models import fp32_source
         from training.encoder import encoder_dir
         from training.export import classifier_module
         from training.heads import load_heads
@@ -58,7 +59,10 @@ class _TorchModel:
         folder = encoder_dir()
         self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         encoder = AutoModel.from_pretrained(folder, local_files_only=True)
-        self.module = classifier_module(encoder, load_heads(str(model_dir / "heads.npz")))
+        fp32 = fp32_source(model_dir)  # an int8 served model: the heads of its fp32 source
+        if fp32 is None:
+            raise RuntimeError(f"no fp32 source (heads.npz) for {model_dir}")
+        self.module = classifier_module(encoder, load_heads(str(fp32 / "heads.npz")))
 
     def score(self, text: str) -> list[float]:
         import torch

@@ -36,8 +36,9 @@ def test_a_tiny_run_measures_every_row_and_writes_json_and_plot(tmp_path, model_
     assert {k.split(":")[2] for k in figures if k.startswith("ceiling:")} == {
         "one", "fixed32", "batcher", "sorted", "lanes",
     }  # fmt: skip
-    # the seed row really runs the same model (PyTorch vs ONNX scores)
-    assert payload["extra"]["seed_torch_vs_onnx_max_abs_diff"] < 1e-3
+    # the seed row really runs the same model (PyTorch vs ONNX scores, when served as fp32)
+    if payload["extra"]["served_precision"] == "fp32":
+        assert payload["extra"]["seed_torch_vs_onnx_max_abs_diff"] < 1e-3
     urgency = payload["extra"]["urgency"]
     assert len(urgency["idle_ms"]) == len(urgency["busy_ms"]) == 3
     memory = payload["extra"]["memory"]["after_jobs"]
