@@ -99,12 +99,12 @@ def model_build(
     click.echo((folder / "MODEL_CARD.md").read_text())
 
 
-def _quantize(fp32_folder: Path, root: Path) -> Path:
+def _quantize(fp32_folder: Path, root: Path, speed_texts: int | None = None) -> Path:
     from gpu_worker.manifest import ModelManifest
     from training.artifacts import point_current
-    from training.quantize import quantize_model
+    from training.quantize import SPEED_TEXTS, quantize_model
 
-    folder = quantize_model(fp32_folder, root)
+    folder = quantize_model(fp32_folder, root, speed_texts=speed_texts or SPEED_TEXTS)
     if ModelManifest.read(folder).extra.get("cpu_default"):
         point_current(root, folder)
         click.echo(f"int8 is the CPU default: current → {folder}", err=True)
@@ -120,12 +120,21 @@ def _quantize(fp32_folder: Path, root: Path) -> Path:
     "fp32_folder", required=False, type=click.Path(path_type=Path, exists=True, file_okay=False)
 )
 @MODELS_DIR_OPTION
-def model_quantize(fp32_folder: Path | None, models_dir: Path | None) -> None:
-    """Quantize an fp32 model folder (default: the current model) to int8, measured beside it."""
+@click.option(
+    "--speed-texts",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Held-out texts timed for texts/s (default 1,000).",
+)
+def model_quantize(
+    fp32_folder: Path | None, models_dir: Path | None, speed_texts: int | None
+) -> None:
+    """Quantize an fp32 model folder (default: the current model) to int8, measured beside it;
+    the int8 model becomes current only if no category's ROC-AUC drops by more than 0.005."""
     root = models_dir or _models_root()
     source = (fp32_folder or root / "current").resolve()
     try:
-        folder = _quantize(source, root)
+        folder = _quantize(source, root, speed_texts)
     except ModerationError as exc:
         raise click.ClickException(f"{exc.code}: {exc.message}") from exc
     click.echo((folder / "MODEL_CARD.md").read_text())

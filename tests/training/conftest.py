@@ -35,9 +35,22 @@ def fp32_model_dir(model_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def int8_dir(fp32_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The int8 variant of the default model, quantized and measured into a temporary root."""
-    from training.quantize import quantize_model
+def int8_root(fp32_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models root holding the default model's int8 variant, made by `modq model quantize`."""
+    from click.testing import CliRunner
+
+    from cli.main import main
 
     root = tmp_path_factory.mktemp("models")
-    return quantize_model(fp32_model_dir, root, speed_texts=SPEED_TEXTS)
+    command = ["model", "quantize", str(fp32_model_dir), "--models-dir", str(root)]
+    result = CliRunner().invoke(main, [*command, "--speed-texts", str(SPEED_TEXTS)])
+    assert result.exit_code == 0, result.output
+    return root
+
+
+@pytest.fixture(scope="session")
+def int8_dir(int8_root: Path) -> Path:
+    """The int8 variant of the default model (fp32 folder recorded in its manifest)."""
+    (family,) = int8_root.glob("*-int8")
+    (folder,) = family.iterdir()
+    return folder

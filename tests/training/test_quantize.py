@@ -94,6 +94,14 @@ def test_int8_manifest_and_metrics_are_complete(fp32_model_dir, int8_dir):
     assert "## int8 vs fp32" in card and source.version in card
 
 
+def test_current_points_at_int8_only_when_it_is_the_cpu_default(int8_root, int8_dir):
+    current = int8_root / "current"
+    if ModelManifest.read(int8_dir).extra["cpu_default"]:
+        assert current.resolve() == int8_dir.resolve()
+    else:
+        assert not current.exists()  # this root held no current model before
+
+
 def test_cpu_default_needs_every_category_within_the_bound():
     within = {"a": {"fp32": 0.9, "int8": 0.897, "delta": -0.003}, "b": {"delta": 0.001}}
     assert is_cpu_default(within)
