@@ -24,13 +24,13 @@ POLICIES = {
 }
 
 
-def policy_applies(policy: str, layout_index: int, processes: int) -> bool:
+def policy_applies(policy: str, layout_index: int, processes: int, threads: int) -> bool:
     """fixed32 loses by far (padding): first layout only, to keep the run short; 2 model
     lanes are a one-process layout of their own (2 lanes x 1 thread ~ 2 processes x 1)."""
     if policy == "fixed32":
         return layout_index == 0
     if policy == "lanes":
-        return processes == 1
+        return processes == 1 and threads == 1
     return True
 
 

@@ -97,7 +97,7 @@ def _rounds(context: Context, stack: contextlib.ExitStack) -> None:
         print(f"round {round_ + 1}/{sizes.repeats}", flush=True)
         for index, ((processes, threads), group) in enumerate(groups.items()):
             for policy, description in ceiling.POLICIES.items():
-                if not ceiling.policy_applies(policy, index, processes):
+                if not ceiling.policy_applies(policy, index, processes, threads):
                     continue
                 figures.add(
                     f"ceiling:{processes}x{threads}:{policy}",
