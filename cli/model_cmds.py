@@ -35,10 +35,10 @@ MODELS_DIR_OPTION = click.option(
     "--fine-tune",
     "fine_tune",
     is_flag=True,
-    help="Then fine-tune MiniLM end to end with the heads (CPU, ~10-15 min an epoch) and make "
+    help="Then fine-tune MiniLM end to end with the heads (CPU, ~8-15 min an epoch) and make "
     "the fine-tuned model current.",
 )
-@click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option(
     "--int8",
     is_flag=True,
