@@ -77,7 +77,9 @@ def write_model_card(
         lines.append(f"- {category}: {per_source or 'n/a'}")
     lines += _int8_section(manifest)
     if comparison:
-        lines += comparison_table(manifest.name, metrics, comparison)
+        lines += comparison_table(
+            f"{manifest.name} {manifest.version} (this model)", metrics, comparison
+        )
     lines += [
         "",
         "Thresholds are the policy's (flag, remove) for each category. 'Thin data' means fewer "
