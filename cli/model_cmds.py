@@ -40,6 +40,12 @@ MODELS_DIR_OPTION = click.option(
 )
 @click.option("--epochs", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option(
+    "--max-steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stop fine-tuning after this many batches (smoke runs).",
+)
+@click.option(
     "--int8",
     is_flag=True,
     help="Then quantize the model just built to int8; it becomes current only if no "
@@ -51,13 +57,21 @@ MODELS_DIR_OPTION = click.option(
     help="Also run the offline baselines (TF-IDF + LR, alt-profanity-check; ~20 s CPU) on the "
     "same held-out rows and put them in metrics.json and the model card.",
 )
+@click.option(
+    "--register",
+    is_flag=True,
+    help="Register every folder built in the model registry (MODQ_MLFLOW_URI), with its "
+    "metrics and card.",
+)
 def model_build(
     models_dir: Path | None,
     if_missing: bool,
     fine_tune: bool,
     epochs: int,
+    max_steps: int | None,
     int8: bool,
     baselines: bool,
+    register: bool,
 ) -> None:
     """Build the default model from packaged parts (needs the `build` extra)."""
     from gpu_worker.manifest import ModelManifest
@@ -84,7 +98,8 @@ def model_build(
             from training.finetune import FineTuneConfig
             from training.finetune_build import build_fine_tuned
 
-            folder = build_fine_tuned(root, policy, folder, FineTuneConfig(epochs=epochs))
+            config = FineTuneConfig(epochs=epochs, max_steps=max_steps)
+            folder = build_fine_tuned(root, policy, folder, config)
             point_current(root, folder)
             built.append(folder)
         if int8:
@@ -94,6 +109,12 @@ def model_build(
             from training.compare import compare_models
 
             compare_models(built, policy, with_baselines=baselines)
+        if register:
+            from lifecycle import register_model_folder
+
+            for built_folder in built:
+                entry = register_model_folder(built_folder)
+                click.echo(f"registered {entry.name} v{entry.version} ({entry.digest})", err=True)
     except ModerationError as exc:
         raise click.ClickException(f"{exc.code}: {exc.message}") from exc
     click.echo((folder / "MODEL_CARD.md").read_text())
