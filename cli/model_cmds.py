@@ -20,6 +20,13 @@ def _models_root() -> Path:
     return get_settings().model_dir.parent
 
 
+REGISTER_OPTION = click.option(
+    "--register/--no-register",
+    default=True,
+    show_default=True,
+    help="Register every folder built in the model registry (MODQ_MLFLOW_URI, name "
+    "MODQ_REGISTRY_MODEL_NAME), with its metrics, provenance and card.",
+)
 MODELS_DIR_OPTION = click.option(
     "--models-dir",
     type=click.Path(path_type=Path),
@@ -57,12 +64,7 @@ MODELS_DIR_OPTION = click.option(
     help="Also run the offline baselines (TF-IDF + LR, alt-profanity-check; ~20 s CPU) on the "
     "same held-out rows and put them in metrics.json and the model card.",
 )
-@click.option(
-    "--register",
-    is_flag=True,
-    help="Register every folder built in the model registry (MODQ_MLFLOW_URI), with its "
-    "metrics and card.",
-)
+@REGISTER_OPTION
 def model_build(
     models_dir: Path | None,
     if_missing: bool,
@@ -110,14 +112,18 @@ def model_build(
 
             compare_models(built, policy, with_baselines=baselines)
         if register:
-            from lifecycle import register_model_folder
-
-            for built_folder in built:
-                entry = register_model_folder(built_folder)
-                click.echo(f"registered {entry.name} v{entry.version} ({entry.digest})", err=True)
+            _register(built)
     except ModerationError as exc:
         raise click.ClickException(f"{exc.code}: {exc.message}") from exc
     click.echo((folder / "MODEL_CARD.md").read_text())
+
+
+def _register(folders: list[Path]) -> None:
+    from lifecycle import register_model_folder
+
+    for folder in folders:
+        entry = register_model_folder(folder)
+        click.echo(f"registered {entry.name} v{entry.version} ({entry.digest})", err=True)
 
 
 def _quantize(fp32_folder: Path, root: Path, speed_texts: int | None = None) -> Path:
@@ -147,8 +153,9 @@ def _quantize(fp32_folder: Path, root: Path, speed_texts: int | None = None) -> 
     default=None,
     help="Held-out texts timed for texts/s (default 1,000).",
 )
+@REGISTER_OPTION
 def model_quantize(
-    fp32_folder: Path | None, models_dir: Path | None, speed_texts: int | None
+    fp32_folder: Path | None, models_dir: Path | None, speed_texts: int | None, register: bool
 ) -> None:
     """Quantize an fp32 model folder (default: the current model) to int8, measured beside it;
     the int8 model becomes current only if no category's ROC-AUC drops by more than 0.005."""
@@ -156,6 +163,8 @@ def model_quantize(
     source = (fp32_folder or root / "current").resolve()
     try:
         folder = _quantize(source, root, speed_texts)
+        if register:
+            _register([folder])
     except ModerationError as exc:
         raise click.ClickException(f"{exc.code}: {exc.message}") from exc
     click.echo((folder / "MODEL_CARD.md").read_text())

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +24,7 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 
 _redis_context: contextlib.AbstractContextManager[str] | None = None
+_registry_dir: str | None = None
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -35,9 +38,17 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.pop("MODQ_RESULT_BACKEND_URL", None)
     os.environ["MODQ_MODEL_DIR"] = str(MODELS_ROOT / "current")
     os.environ.setdefault("MODQ_DATABASE_URL", f"sqlite:///{REPO}/var/test-default.db")
+    # a registry of the session's own: whatever a test registers never lands in var/mlflow.db
+    global _registry_dir
+    _registry_dir = tempfile.mkdtemp(prefix="modq-test-registry-")
+    os.environ["MODQ_MLFLOW_URI"] = f"sqlite:///{_registry_dir}/mlflow.db"
+    os.environ["MODQ_MLFLOW_ARTIFACT_ROOT"] = f"{_registry_dir}/artifacts"
+    os.environ["MODQ_MODEL_CACHE_DIR"] = f"{_registry_dir}/model-cache"
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    if _registry_dir is not None:
+        shutil.rmtree(_registry_dir, ignore_errors=True)
     if _redis_context is not None:
         _redis_context.__exit__(None, None, None)
 

@@ -69,3 +69,29 @@ def test_errors_are_one_line_and_exit_1(cli_env: dict[str, str], model_dir: Path
     assert code == 1 and "no version 9" in out
     code, out = _modq("model", "rollback", "modq-text")
     assert code == 1 and "no alias 'production'" in out
+
+
+@pytest.mark.slow
+def test_eval_prints_held_out_metrics_and_logs_them_to_mlflow(
+    cli_env: dict[str, str], model_dir: Path
+) -> None:
+    import json
+
+    from registry import registry_from_settings
+
+    _modq("model", "register", str(model_dir))
+    code, out = _modq("model", "eval", "modq-text", "1")
+    assert code == 0, out
+    printed = dict(line.split() for line in out.splitlines() if line.startswith("roc_auc."))
+    built = json.loads((model_dir / "metrics.json").read_text())
+    # the same held-out rows as the build: the same AUC
+    assert float(printed["roc_auc.harassment"]) == pytest.approx(
+        built["harassment"]["roc_auc"], abs=1e-3
+    )
+    registry = registry_from_settings(get_settings())
+    run_id = out.strip().splitlines()[-1].split()[-1]
+    logged = registry.client.get_run(run_id)
+    assert logged.data.tags["modq.version"] == "1"
+    assert logged.data.metrics["roc_auc.harassment"] == pytest.approx(
+        float(printed["roc_auc.harassment"])
+    )

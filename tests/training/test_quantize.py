@@ -117,3 +117,19 @@ def test_an_int8_folder_is_not_quantized_again(int8_dir, tmp_path):
         main, ["model", "quantize", str(int8_dir), "--models-dir", str(tmp_path)]
     )
     assert result.exit_code == 1 and "int8 model already" in result.output
+
+
+def test_quantize_registers_the_int8_variant_with_its_accuracy(int8_dir, fp32_model_dir):
+    """`modq model quantize` registers what it builds (into the session's own registry)."""
+    from modq.settings import Settings
+    from registry import registry_from_settings
+
+    registry = registry_from_settings(Settings())
+    digest = ModelManifest.read(int8_dir).version
+    (entry,) = [e for e in registry.versions("modq-text") if e.digest == digest]
+    assert entry.tags["modq.precision"] == "int8"
+    assert entry.tags["modq.quantized_from"] == ModelManifest.read(fp32_model_dir).version
+    assert entry.tags["modq.cpu_default"] in ("True", "False")
+    logged = registry.client.get_run(entry.run_id).data.metrics
+    assert 0.5 < logged["roc_auc.harassment"] <= 1.0
+    assert "Held-out" in entry.description or "ROC-AUC" in entry.description
