@@ -17,8 +17,8 @@ from policy import Policy
 from training.artifacts import onnx_version, point_current, publish_folder, staging_folder
 from training.card import write_model_card
 from training.datasets import COVERED_CATEGORIES, load_examples
-from training.encoder import ENCODER_NAME, embed, encoder_dir, load_encoder
-from training.export import check_parity, classifier_module, export_onnx, parity_max_abs_diff
+from training.encoder import ENCODER_NAME, embed, load_encoder
+from training.export import write_classifier_files
 from training.heads import train_heads
 from training.metrics import category_metrics
 
@@ -57,24 +57,18 @@ def build_model(models_root: Path, policy: Policy, *, seed: int = 0) -> Path:
         thresholds,
     )
 
-    module = classifier_module(encoder, heads)
     staging = staging_folder(models_root)
     try:
         onnx_path = staging / "model.onnx"
-        export_onnx(module, tokenizer, onnx_path)
-        sample = [t for t, h in zip(texts, held_out, strict=True) if h][:PARITY_SAMPLE]
-        diff = parity_max_abs_diff(
-            module, tokenizer, onnx_path, sample, max_length=MAX_LENGTH_TOKENS
+        diff = write_classifier_files(
+            staging,
+            encoder,
+            tokenizer,
+            heads,
+            [t for t, h in zip(texts, held_out, strict=True) if h][:PARITY_SAMPLE],
+            max_length=MAX_LENGTH_TOKENS,
         )
-        check_parity(diff)
         _log(f"ONNX parity with torch: max abs diff {diff:.2e}")
-        shutil.copy(encoder_dir() / "tokenizer.json", staging / "tokenizer.json")
-        np.savez(
-            staging / "heads.npz",
-            weight=heads.weight,
-            bias=heads.bias,
-            categories=np.array(heads.categories),
-        )
         version = onnx_version(onnx_path)
         manifest = ModelManifest(
             name=MODEL_NAME,

@@ -101,3 +101,33 @@ def check_parity(diff: float) -> None:
         raise ModelUnavailable(
             f"exported ONNX graph differs from torch by {diff:.2e} (> {PARITY_TOLERANCE})"
         )
+
+
+def write_classifier_files(
+    staging: Path,
+    encoder: Any,
+    tokenizer: Any,
+    heads: Heads,
+    parity_texts: Sequence[str],
+    *,
+    max_length: int,
+) -> float:
+    """Export encoder + heads to ``staging/model.onnx``, check parity with torch on
+    ``parity_texts``, and write the tokenizer and ``heads.npz`` beside it; the parity diff."""
+    import shutil
+
+    from training.encoder import encoder_dir
+
+    module = classifier_module(encoder, heads)
+    onnx_path = staging / "model.onnx"
+    export_onnx(module, tokenizer, onnx_path)
+    diff = parity_max_abs_diff(module, tokenizer, onnx_path, parity_texts, max_length=max_length)
+    check_parity(diff)
+    shutil.copy(encoder_dir() / "tokenizer.json", staging / "tokenizer.json")
+    np.savez(
+        staging / "heads.npz",
+        weight=heads.weight,
+        bias=heads.bias,
+        categories=np.array(heads.categories),
+    )
+    return diff

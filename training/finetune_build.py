@@ -18,9 +18,9 @@ from policy import Policy
 from training.artifacts import onnx_version, publish_folder, staging_folder
 from training.card import write_model_card
 from training.datasets import COVERED_CATEGORIES, Example, load_examples
-from training.encoder import ENCODER_NAME, encoder_dir, load_encoder
+from training.encoder import ENCODER_NAME, load_encoder
 from training.evaluate import evaluate_folder, held_out_examples, metrics_for_scores
-from training.export import check_parity, classifier_module, export_onnx, parity_max_abs_diff
+from training.export import classifier_module, write_classifier_files
 from training.finetune import FineTuneConfig, fine_tune
 from training.heads import Heads, load_heads
 
@@ -112,24 +112,18 @@ def build_fine_tuned(
         on_epoch_end=report if report_each_epoch else None,
     )
     train_s = time.monotonic() - started
-    module = classifier_module(encoder, heads)
     staging = staging_folder(models_root)
     try:
         onnx_path = staging / "model.onnx"
-        export_onnx(module, tokenizer, onnx_path)
-        sample = [e.text for e in held_out][:PARITY_SAMPLE]
-        diff = parity_max_abs_diff(
-            module, tokenizer, onnx_path, sample, max_length=MAX_LENGTH_TOKENS
+        diff = write_classifier_files(
+            staging,
+            encoder,
+            tokenizer,
+            heads,
+            [e.text for e in held_out][:PARITY_SAMPLE],
+            max_length=MAX_LENGTH_TOKENS,
         )
-        check_parity(diff)
         _log(f"ONNX parity with torch: max abs diff {diff:.2e}")
-        shutil.copy(encoder_dir() / "tokenizer.json", staging / "tokenizer.json")
-        np.savez(
-            staging / "heads.npz",
-            weight=heads.weight,
-            bias=heads.bias,
-            categories=np.array(heads.categories),
-        )
         init_manifest = ModelManifest.read(init_folder)
         version = onnx_version(onnx_path)
         extra: dict[str, Any] = {
