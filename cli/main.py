@@ -52,11 +52,11 @@ def db_upgrade(url: str | None) -> None:
 )
 def worker(threads: int | None, loglevel: str, pool: str) -> None:
     """Run a worker on urgent,normal,bulk (a thin wrapper over `celery -A tasks worker`)."""
-    from cli.services import worker_command
+    from cli.services import WORKER_ENV_DEFAULTS, worker_command
     from modq.settings import get_settings
 
     command = worker_command(threads or get_settings().worker_threads, loglevel=loglevel, pool=pool)
-    os.execv(command[0], command)
+    os.execve(command[0], command, {**WORKER_ENV_DEFAULTS, **os.environ})
 
 
 @main.command()

@@ -132,6 +132,11 @@ def worker_command(
     ]
 
 
+# glibc gives each thread that allocates its own malloc arena; a threads-pool worker (32 task
+# threads) then grows RSS with the job count (bench: +15% from 10k to 100k jobs, flat with 2).
+WORKER_ENV_DEFAULTS = {"MALLOC_ARENA_MAX": "2"}
+
+
 def start_worker(
     env: Mapping[str, str],
     *,
@@ -145,7 +150,7 @@ def start_worker(
     with open(log_path or os.devnull, "ab") as output:  # the child keeps its own handle
         return subprocess.Popen(
             command,
-            env={**os.environ, **env},
+            env={**WORKER_ENV_DEFAULTS, **os.environ, **env},
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,

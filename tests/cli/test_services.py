@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from redis import Redis
 
 from cli.services import private_redis, redis_for, redis_reachable
@@ -17,3 +19,15 @@ def test_redis_for_uses_a_reachable_server_else_starts_one(redis_url):
         assert url == redis_url
     with redis_for("redis://127.0.0.1:1/0") as url:
         assert url != "redis://127.0.0.1:1/0" and redis_reachable(url)
+
+
+def test_workers_start_with_few_malloc_arenas(tmp_path):
+    """Many task threads each get a glibc arena otherwise, and RSS creeps with the job count."""
+    from cli.services import start_worker, stop_worker
+
+    process = start_worker({}, threads=2, log_path=tmp_path / "worker.log")
+    try:
+        environ = (Path("/proc") / str(process.pid) / "environ").read_bytes().split(b"\0")
+        assert b"MALLOC_ARENA_MAX=2" in environ
+    finally:
+        stop_worker(process)
