@@ -168,3 +168,13 @@ def model_registry(registry_settings: dict[str, str]):  # type: ignore[no-untype
         Path(registry_settings["MODQ_MLFLOW_ARTIFACT_ROOT"]),
         Path(registry_settings["MODQ_MODEL_CACHE_DIR"]),
     )
+
+
+@pytest.fixture(autouse=True)
+def _settings_read_afresh_after_each_test() -> Iterator[None]:
+    """A test that patches ``MODQ_*`` must not leave its settings cached for the next one
+    (this teardown runs after monkeypatch has put the environment back)."""
+    yield
+    from modq.settings import get_settings
+
+    get_settings.cache_clear()
