@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from gpu_worker.backend import Backend, TokenIds, pad_batch
+from gpu_worker.backend import Backend, TokenIds, open_tokenizer, pad_batch
 from gpu_worker.manifest import ModelManifest
 from modq.errors import ModelUnavailable
 from modq.settings import get_settings
@@ -56,18 +56,12 @@ class OnnxBackend(Backend):
         fp16_max_abs_diff: float | None = None,
     ) -> None:
         import onnxruntime as ort
-        from tokenizers import Tokenizer
 
         folder = Path(folder)
         super().__init__(ModelManifest.read(folder))
-        try:
-            self._tokenizer = Tokenizer.from_file(str(folder / self.manifest.tokenizer_file))
-        except Exception as exc:  # tokenizers raises plain Exception on bad files
-            raise ModelUnavailable(f"cannot load tokenizer in {folder}: {exc}") from exc
-        self._tokenizer.no_padding()
-        self._tokenizer.enable_truncation(max_length=self.manifest.max_length_tokens)
-        pad = self._tokenizer.token_to_id("[PAD]")
-        self._pad_id = 0 if pad is None else pad
+        self._tokenizer, self._pad_id = open_tokenizer(
+            folder / self.manifest.tokenizer_file, self.manifest.max_length_tokens
+        )
 
         self._options = ort.SessionOptions()
         self._options.intra_op_num_threads = intra_op_threads
