@@ -1,11 +1,21 @@
-"""Tables. Results now; model versions, A/B assignments and review outcomes join them later."""
+"""Tables: results, alias moves, A/B experiments and assignments, review outcomes."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String, UniqueConstraint, func
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -56,3 +66,86 @@ class AliasMoveRow(Base):
     actor: Mapped[str] = mapped_column(String(256))
     reason: Mapped[str] = mapped_column(String(2000))
     moved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class ExperimentRow(Base):
+    """An A/B experiment: its variants, unit of assignment, state and plan."""
+
+    __tablename__ = "experiments"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    description: Mapped[str] = mapped_column(String(2000), default="")
+    unit: Mapped[str] = mapped_column(String(16))  # content_id | user_id
+    state: Mapped[str] = mapped_column(String(16), index=True)  # draft | running | stopped
+    planned_sample_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    alpha: Mapped[float] = mapped_column(Float, default=0.05)
+    created_by: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    stop_reason: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+
+
+class ExperimentVariantRow(Base):
+    """One arm of an experiment: a registry model (alias or version) under a policy version."""
+
+    __tablename__ = "experiment_variants"
+    __table_args__ = (UniqueConstraint("experiment_id", "name", name="uq_variant_experiment_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    experiment_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("experiments.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(Integer)  # 0 = control
+    model_uri: Mapped[str] = mapped_column(String(512))
+    policy_version: Mapped[str] = mapped_column(String(64))
+    weight: Mapped[float] = mapped_column(Float)  # share of live traffic; 0 for shadow variants
+    shadow: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class AssignmentRow(Base):
+    """Which variant a unit got in an experiment, and the result that variant produced."""
+
+    __tablename__ = "ab_assignments"
+    __table_args__ = (
+        UniqueConstraint(
+            "experiment_id", "content_id", "variant", name="uq_assignment_experiment_content"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    experiment_id: Mapped[str] = mapped_column(String(64), index=True)
+    variant: Mapped[str] = mapped_column(String(64))
+    shadow: Mapped[bool] = mapped_column(Boolean)
+    unit: Mapped[str] = mapped_column(String(512))
+    content_id: Mapped[str] = mapped_column(String(512), index=True)
+    decision: Mapped[str] = mapped_column(String(16))
+    scores: Mapped[dict[str, float]] = mapped_column(JSON)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    model_name: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[str] = mapped_column(String(64))
+    policy_version: Mapped[str] = mapped_column(String(64))
+    cache_hit: Mapped[bool] = mapped_column(Boolean)
+    assigned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class ReviewOutcomeRow(Base):
+    """Ground truth from human review: one label per (content_id, category).
+
+    ``category`` is a canonical category, or ``any`` for an overall violation/safe verdict.
+    """
+
+    __tablename__ = "review_outcomes"
+    __table_args__ = (
+        UniqueConstraint("content_id", "category", name="uq_review_content_category"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    content_id: Mapped[str] = mapped_column(String(512), index=True)
+    category: Mapped[str] = mapped_column(String(32))
+    violation: Mapped[bool] = mapped_column(Boolean)
+    source: Mapped[str] = mapped_column(String(256))
+    reviewer: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -10,7 +10,9 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import SQLAlchemyError as _SQLAlchemyError
+from sqlalchemy.orm import Session
 
+from db.assignments import Assignment, insert_assignments
 from db.models import ModerationResultRow
 from db.session import make_session_factory
 from modq.errors import StorageUnavailable
@@ -32,26 +34,34 @@ class ResultRepository:
         """Insert once; True if this call stored it, False if it was already there."""
         return self.store_many([result]) == 1
 
-    def store_many(self, results: Sequence[ModerationResult]) -> int:
-        """Insert each result once, in one transaction; return how many were new."""
-        if not results:
+    def store_many(
+        self, results: Sequence[ModerationResult], assignments: Sequence[Assignment] = ()
+    ) -> int:
+        """Insert each result once, with the A/B assignments that produced them, in one
+        transaction; return how many results were new."""
+        if not results and not assignments:
             return 0
-        rows = [self._row(r) for r in results]
+        try:
+            with self._sessions.begin() as session:
+                stored = self._insert_results(session, results) if results else 0
+                if assignments:
+                    session.execute(insert_assignments(self._insert, assignments))
+                return stored
+        except OperationalError as exc:
+            raise StorageUnavailable(f"database unavailable: {exc.orig}") from exc
+        except _SQLAlchemyError as exc:
+            raise StorageUnavailable(f"could not store result: {exc}") from exc
+
+    def _insert_results(self, session: Session, results: Sequence[ModerationResult]) -> int:
         statement = (
             self._insert(ModerationResultRow)
-            .values(rows)
+            .values([self._row(r) for r in results])
             .on_conflict_do_nothing(
                 index_elements=["content_id", "model_version", "policy_version"]
             )
             .returning(ModerationResultRow.id)
         )  # rowcount is unreliable for multi-row inserts
-        try:
-            with self._sessions.begin() as session:
-                return len(session.execute(statement).all())
-        except OperationalError as exc:
-            raise StorageUnavailable(f"database unavailable: {exc.orig}") from exc
-        except _SQLAlchemyError as exc:
-            raise StorageUnavailable(f"could not store result: {exc}") from exc
+        return len(session.execute(statement).all())
 
     @staticmethod
     def _row(result: ModerationResult) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -57,11 +58,7 @@ class Engine:
     model: ResolvedModel  # what results are stamped with
 
 
-_engine: Engine | None = None
-_watcher: ModelWatcher | None = None
-_lock = threading.Lock()  # guards _engine and _watcher
-_swap_lock = threading.Lock()  # one swap at a time
-swaps_done = 0  # swaps in this process (for stats and tests)
+swaps_done = 0  # swaps in this process, every slot (for stats and tests)
 
 
 @lru_cache(maxsize=8)
@@ -99,84 +96,172 @@ def _build(config: EngineConfig, resolved: ResolvedModel) -> Engine:
     return Engine(backend, batcher, os.getpid(), config, resolved)
 
 
+class EngineSlot:
+    """One served model source in this process: its engine, its watcher, its swaps."""
+
+    def __init__(self) -> None:
+        self._engine: Engine | None = None
+        self._watcher: ModelWatcher | None = None
+        self._lock = threading.Lock()  # guards _engine and _watcher
+        self._swap_lock = threading.Lock()  # one swap at a time
+
+    def get(self, config: EngineConfig) -> Engine:
+        """The slot's engine, built on first use (raises ``ModelUnavailable`` if it cannot).
+
+        Asked for with another config (another model, other batching knobs), the engine is
+        rebuilt and the old batcher closed once the new model has loaded.
+        """
+        engine = self._engine
+        if engine is not None and engine.pid == os.getpid() and engine.config == config:
+            return engine
+        with self._lock:
+            current = self._engine
+            if current is not None and current.pid == os.getpid() and current.config == config:
+                return current
+            fresh = _build(config, make_source(config).resolve())
+            self._engine = fresh
+            if current is not None and current.pid == os.getpid():
+                current.batcher.close()
+            watcher = self._watcher
+            if watcher is None or watcher.pid != os.getpid() or watcher.config != config:
+                if watcher is not None and watcher.pid == os.getpid():
+                    watcher.stop()
+                self._watcher = ModelWatcher(config, self)
+                self._watcher.start()
+            log.info("modq: serving %s v%s from %s", fresh.model.name, fresh.model.version, config)
+            return fresh
+
+    def current(self) -> Engine | None:
+        """The engine if this process has loaded one, else None (never loads)."""
+        engine = self._engine
+        return engine if engine is not None and engine.pid == os.getpid() else None
+
+    def refresh(self) -> bool:
+        """Resolve the source again; swap if it names another version. True if swapped.
+
+        Raises ``ModerationError`` if the new version cannot be resolved or loaded: the old
+        engine then stays in service.
+        """
+        global swaps_done
+        with self._swap_lock:
+            engine = self.current()
+            if engine is None:
+                return False
+            resolved = make_source(engine.config).resolve()
+            if (resolved.name, resolved.version, resolved.digest) == (
+                engine.model.name,
+                engine.model.version,
+                engine.model.digest,
+            ):
+                return False
+            fresh = _build(engine.config, resolved)
+            with self._lock:
+                if self._engine is not engine:  # shut down or rebuilt meanwhile: drop ours
+                    fresh.batcher.close()
+                    return False
+                self._engine = fresh
+            engine.batcher.close()  # pending texts finish on the old model
+            swaps_done += 1
+            log.warning(
+                "modq: swapped model %s v%s → %s v%s",
+                engine.model.name,
+                engine.model.version,
+                resolved.name,
+                resolved.version,
+            )
+            return True
+
+    def wake(self) -> bool:
+        """Wake this slot's watcher to check its source now (False if none runs here)."""
+        watcher = self._watcher
+        if watcher is None or watcher.pid != os.getpid():
+            return False
+        watcher.wake()
+        return True
+
+    def shutdown(self) -> None:
+        with self._lock:
+            if self._watcher is not None and self._watcher.pid == os.getpid():
+                self._watcher.stop()
+            self._watcher = None
+            if self._engine is not None and self._engine.pid == os.getpid():
+                self._engine.batcher.close()
+            self._engine = None
+
+
+_primary = EngineSlot()  # the process's own model (settings' model_uri or model_dir)
+_variants: dict[EngineConfig, EngineSlot] = {}  # models of the running A/B experiment
+_variants_pid = 0
+_variants_lock = threading.Lock()
+
+
 def get_engine(config: EngineConfig) -> Engine:
     """This process's engine, built on first use (raises ``ModelUnavailable`` if it cannot).
 
     Asked for with another config (another model, other batching knobs), the engine is
     rebuilt and the old batcher closed once the new model has loaded.
     """
-    global _engine, _watcher
-    engine = _engine
-    if engine is not None and engine.pid == os.getpid() and engine.config == config:
-        return engine
-    with _lock:
-        current = _engine
-        if current is not None and current.pid == os.getpid() and current.config == config:
-            return current
-        fresh = _build(config, make_source(config).resolve())
-        _engine = fresh
-        if current is not None and current.pid == os.getpid():
-            current.batcher.close()
-        if _watcher is None or _watcher.pid != os.getpid() or _watcher.config != config:
-            if _watcher is not None and _watcher.pid == os.getpid():
-                _watcher.stop()
-            _watcher = ModelWatcher(config)
-            _watcher.start()
-        log.info("modq: serving %s v%s from %s", fresh.model.name, fresh.model.version, config)
-        return fresh
+    return _primary.get(config)
+
+
+def _variant_slots() -> dict[EngineConfig, EngineSlot]:
+    global _variants, _variants_pid
+    if _variants_pid != os.getpid():  # a forked child never inherits its parent's sessions
+        _variants, _variants_pid = {}, os.getpid()
+    return _variants
+
+
+def get_variant_engine(config: EngineConfig) -> Engine:
+    """The engine of another model source served beside the primary one (an A/B variant):
+    loaded on first use, followed by its own watcher, kept until retired. A config equal to
+    the primary engine's shares that engine."""
+    primary = _primary.current()
+    if primary is not None and primary.config == config:
+        return primary
+    with _variants_lock:
+        slot = _variant_slots().setdefault(config, EngineSlot())
+    return slot.get(config)
+
+
+def retire_variant_engines(keep: Iterable[EngineConfig] = ()) -> int:
+    """Shut down variant engines whose config is not in ``keep``; returns how many."""
+    kept = set(keep)
+    with _variants_lock:
+        slots = _variant_slots()
+        retired = [config for config in slots if config not in kept]
+        for config in retired:
+            slots.pop(config).shutdown()
+    return len(retired)
+
+
+def variant_engines() -> list[Engine]:
+    """Variant engines loaded in this process (for stats)."""
+    with _variants_lock:
+        slots = list(_variant_slots().values())
+    return [engine for slot in slots if (engine := slot.current()) is not None]
 
 
 def refresh_engine() -> bool:
-    """Resolve the source again; swap if it names another version. True if swapped.
-
-    Raises ``ModerationError`` if the new version cannot be resolved or loaded: the old
-    engine then stays in service.
-    """
-    global _engine, swaps_done
-    with _swap_lock:
-        engine = current_engine()
-        if engine is None:
-            return False
-        resolved = make_source(engine.config).resolve()
-        if (resolved.name, resolved.version, resolved.digest) == (
-            engine.model.name,
-            engine.model.version,
-            engine.model.digest,
-        ):
-            return False
-        fresh = _build(engine.config, resolved)
-        with _lock:
-            if _engine is not engine:  # shut down or rebuilt meanwhile: drop what we loaded
-                fresh.batcher.close()
-                return False
-            _engine = fresh
-        engine.batcher.close()  # pending texts finish on the old model
-        swaps_done += 1
-        log.warning(
-            "modq: swapped model %s v%s → %s v%s",
-            engine.model.name,
-            engine.model.version,
-            resolved.name,
-            resolved.version,
-        )
-        return True
+    """Re-resolve the primary engine's source; swap if it moved (see ``EngineSlot.refresh``)."""
+    return _primary.refresh()
 
 
 def request_refresh() -> bool:
-    """Wake this process's watcher to check its source now (False if none runs here)."""
-    watcher = _watcher
-    if watcher is None or watcher.pid != os.getpid():
-        return False
-    watcher.wake()
-    return True
+    """Wake every watcher of this process to check its source now (False if none runs)."""
+    with _variants_lock:
+        slots = [_primary, *_variant_slots().values()]
+    woken = [slot.wake() for slot in slots]
+    return any(woken)
 
 
 class ModelWatcher(threading.Thread):
-    """Re-resolves the model source every ``poll_interval_s`` or when woken; swaps on a move."""
+    """Re-resolves a slot's model source every ``poll_interval_s`` or when woken; swaps on a
+    move."""
 
-    def __init__(self, config: EngineConfig) -> None:
+    def __init__(self, config: EngineConfig, slot: EngineSlot) -> None:
         super().__init__(name="modq-model-watcher", daemon=True)
         self.config = config
+        self.slot = slot
         self.pid = os.getpid()
         self._wakeup = threading.Event()
         self._stopped = threading.Event()
@@ -196,7 +281,7 @@ class ModelWatcher(threading.Thread):
             if self._stopped.is_set():
                 return
             try:
-                refresh_engine()
+                self.slot.refresh()
             except ModerationError as exc:
                 log.error("modq: keeping the current model: %s", exc)
             except Exception:  # a watcher that dies would silently stop following the alias
@@ -204,17 +289,11 @@ class ModelWatcher(threading.Thread):
 
 
 def current_engine() -> Engine | None:
-    """The engine if this process has loaded one, else None (never loads)."""
-    engine = _engine
-    return engine if engine is not None and engine.pid == os.getpid() else None
+    """The primary engine if this process has loaded one, else None (never loads)."""
+    return _primary.current()
 
 
 def shutdown_engine() -> None:
-    global _engine, _watcher
-    with _lock:
-        if _watcher is not None and _watcher.pid == os.getpid():
-            _watcher.stop()
-        _watcher = None
-        if _engine is not None and _engine.pid == os.getpid():
-            _engine.batcher.close()
-        _engine = None
+    """Shut down the primary engine and every variant engine of this process."""
+    _primary.shutdown()
+    retire_variant_engines()

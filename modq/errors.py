@@ -2,11 +2,15 @@
 
     ModerationError                 base of everything modq raises on purpose
     ├── InvalidContent              bad input: empty, oversized, not text, bad UTF-8, bad enum
-    │   └── UnsupportedContentType  a known content type that is not served yet (image, video)
+    │   ├── UnsupportedContentType  a known content type that is not served yet (image, video)
+    │   └── InvalidReview           a review outcome that is malformed (bad label, no id)
+    │       └── UnknownContent      a review for content modq never decided
     ├── ModelUnavailable            no model artifact, or it failed to load
     │   ├── UnknownModel            a registry name, version or alias that does not exist
     │   └── LabelMappingError       a model label with no canonical category, or a bad mapping
     ├── PromotionError              an alias move that cannot be made (nothing to roll back to)
+    ├── ExperimentError             an A/B experiment that is ill-defined or cannot change state
+    │   └── UnknownExperiment       an experiment id that does not exist
     ├── PolicyError                 a policy file that does not validate
     ├── Overloaded                  the queue refuses more work for now
     ├── BrokerUnavailable           the broker cannot be reached: nothing was enqueued
@@ -53,8 +57,24 @@ class LabelMappingError(ModelUnavailable):
     code = "label_mapping_error"
 
 
+class InvalidReview(InvalidContent):
+    code = "invalid_review"
+
+
+class UnknownContent(InvalidReview):
+    code = "unknown_content"
+
+
 class PromotionError(ModerationError):
     code = "promotion_error"
+
+
+class ExperimentError(ModerationError):
+    code = "experiment_error"
+
+
+class UnknownExperiment(ExperimentError):
+    code = "unknown_experiment"
 
 
 class PolicyError(ModerationError):

@@ -126,6 +126,14 @@ class Settings(BaseSettings):
     # --- policy ---------------------------------------------------------------------------
     policy_path: Path = Field(_PACKAGED_POLICY, description="Versioned thresholds (TOML).")
 
+    # --- experiments ----------------------------------------------------------------------
+    experiment_refresh_s: float = Field(
+        5.0,
+        ge=0.1,
+        description="How long a worker trusts its copy of the running experiment before "
+        "reading it again (`modq ab start/stop` also tell workers at once).",
+    )
+
     # --- backpressure and metrics ---------------------------------------------------------
     max_queue_depth_urgent: int = Field(
         100_000,

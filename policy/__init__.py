@@ -2,7 +2,7 @@
 reading the policy file it is given."""
 
 from policy.decide import PolicyOutcome, decide
-from policy.loader import load_policy, parse_policy
+from policy.loader import load_policy, load_policy_version, parse_policy
 from policy.model import CategoryThresholds, Policy
 
 __all__ = [
@@ -11,5 +11,6 @@ __all__ = [
     "PolicyOutcome",
     "decide",
     "load_policy",
+    "load_policy_version",
     "parse_policy",
 ]

@@ -57,3 +57,20 @@ def load_policy(path: str | Path) -> Policy:
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"policy file {file} is not valid TOML: {exc}") from exc
     return parse_policy(document)
+
+
+def load_policy_version(version: str, folder: str | Path) -> Policy:
+    """The policy ``version`` from ``folder/<version>.toml`` (the file must declare that
+    version: a renamed file never passes for another version)."""
+    if not version or "/" in version or "\\" in version or version.startswith("."):
+        raise PolicyError(f"bad policy version {version!r}")
+    file = Path(folder) / f"{version}.toml"
+    if not file.is_file():
+        known = sorted(p.stem for p in Path(folder).glob("*.toml"))
+        raise PolicyError(
+            f"no policy version {version!r} in {folder} (known: {', '.join(known) or 'none'})"
+        )
+    policy = load_policy(file)
+    if policy.version != version:
+        raise PolicyError(f"{file} declares version {policy.version!r}, not {version!r}")
+    return policy

@@ -4,5 +4,6 @@ from tasks import control as _control  # noqa: F401  (registers remote control c
 from tasks import signals as _signals  # noqa: F401  (connects worker signals)
 from tasks.app import app
 from tasks.moderate import moderate, moderate_many
+from tasks.shadow import moderate_shadow
 
-__all__ = ["app", "moderate", "moderate_many"]
+__all__ = ["app", "moderate", "moderate_many", "moderate_shadow"]

@@ -23,6 +23,11 @@ RETRY_BACKOFF_MAX_S = 60
 MAX_RETRIES = 10
 
 
+def validate_message(fields: Mapping[str, Any]) -> ModerationRequest:
+    """One job's fields as a validated request (``InvalidContent`` on the first problem)."""
+    return _validate(fields)
+
+
 def _validate(fields: Mapping[str, Any]) -> ModerationRequest:
     allowed = {"content_id", "content", "content_type", "user_id", "context", "priority"}
     unknown = set(fields) - allowed
@@ -147,7 +152,11 @@ def moderate(
             "priority": priority,
         }
     )
-    (result,) = get_pipeline().moderate([request], enqueued_at_s=enqueued_at_s)
+    (result,), shadows = get_pipeline().moderate_routed([request], enqueued_at_s=enqueued_at_s)
+    if shadows:
+        from tasks.shadow import publish_shadow_work
+
+        publish_shadow_work(shadows)
     return result.to_dict()
 
 
@@ -159,5 +168,9 @@ def moderate_many(
     from tasks.pipeline import get_pipeline
 
     requests = [_validate({**item, "priority": priority}) for item in items]
-    results = get_pipeline().moderate(requests, enqueued_at_s=enqueued_at_s)
+    results, shadows = get_pipeline().moderate_routed(requests, enqueued_at_s=enqueued_at_s)
+    if shadows:
+        from tasks.shadow import publish_shadow_work
+
+        publish_shadow_work(shadows)
     return [r.to_dict() for r in results]

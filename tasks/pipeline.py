@@ -5,22 +5,38 @@ Celery tasks call ``get_pipeline().moderate(...)``; tests and tools can call it 
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 from redis import Redis
 
 from cache import ResultCache, cache_key, content_sha256, normalize_content
+from db.assignments import Assignment
 from db.results import ResultRepository
 from db.session import make_engine
+from experiments.assignment import unit_of
 from gpu_worker.batcher import BatcherClosed
-from gpu_worker.runtime import Engine, EngineConfig, get_engine
+from gpu_worker.runtime import (
+    Engine,
+    EngineConfig,
+    get_engine,
+    get_variant_engine,
+    retire_variant_engines,
+)
+from modq.experiment import Experiment, Variant
 from modq.schemas import ModerationRequest, ModerationResult, Priority
 from modq.settings import Settings, get_settings
 from policy import Policy, decide, load_policy
+from tasks.routing import ExperimentRouter, PolicyBook
+
+log = logging.getLogger(__name__)
 
 MODEL_WAIT_S = 120.0  # a batch that has not answered by then is treated as failed
 SWAP_ATTEMPTS = 3  # a job that meets this many swaps in a row fails (and is retried)
@@ -44,12 +60,32 @@ def engine_config(settings: Settings) -> EngineConfig:
     )
 
 
+@dataclass(slots=True)
+class ShadowWork:
+    """Requests a shadow variant must score after the caller has its answer."""
+
+    experiment_id: str
+    variant: str
+    requests: list[ModerationRequest]
+    units: list[str]
+
+
+@dataclass(slots=True)
+class Scored:
+    """Results of one group of requests on one engine, and what to cache for them."""
+
+    results: list[ModerationResult]
+    cache_writes: dict[str, dict[str, Any]]
+
+
 class ModerationPipeline:
-    """One per worker process: holds the policy, the cache client and the repository."""
+    """One per worker process: holds the policies, the cache client, the repositories and the
+    A/B router."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.policy: Policy = load_policy(settings.policy_path)
+        self.policies = PolicyBook(self.policy, Path(settings.policy_path).parent)
         self.cache = ResultCache(
             Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5),
             ttl_s=settings.cache_ttl_s,
@@ -57,7 +93,9 @@ class ModerationPipeline:
         )
         self._database = make_engine(settings.database_url)
         self.results = ResultRepository(self._database)
+        self.router = ExperimentRouter(self._database, settings.experiment_refresh_s)
         self._engine_config = engine_config(settings)
+        self._serving_experiment: str | None = None
 
     def close(self) -> None:
         """Release database and Redis connections (the shared model stays loaded)."""
@@ -67,36 +105,124 @@ class ModerationPipeline:
     def engine(self) -> Engine:
         return get_engine(self._engine_config)
 
+    def variant_engine(self, variant: Variant) -> Engine:
+        """The engine of an A/B variant's model (the primary engine if it is the same)."""
+        return get_variant_engine(replace(self._engine_config, model_uri=variant.model_uri))
+
     def moderate(
         self, requests: Sequence[ModerationRequest], *, enqueued_at_s: float | None = None
     ) -> list[ModerationResult]:
-        """Decide every request; results are stored (SQL, then cache) before returning.
+        """Decide every request; results are stored (SQL, then cache) before returning."""
+        results, _ = self.moderate_routed(requests, enqueued_at_s=enqueued_at_s)
+        return results
 
-        A model swap between taking the engine and submitting to it closes that engine's
-        batcher: the job then simply runs on the new engine.
-        """
-        for _ in range(SWAP_ATTEMPTS - 1):
-            try:
-                return self._moderate_on(self.engine(), requests, enqueued_at_s)
-            except BatcherClosed:
-                continue
-        return self._moderate_on(self.engine(), requests, enqueued_at_s)
+    def moderate_routed(
+        self, requests: Sequence[ModerationRequest], *, enqueued_at_s: float | None = None
+    ) -> tuple[list[ModerationResult], list[ShadowWork]]:
+        """Decide every request on the variant the running experiment assigns it (or the
+        worker's own model); store results and assignments in one transaction, then cache.
+        Returns the results in request order, and the shadow work still to be sent."""
+        experiment = self.router.current()
+        self._follow(experiment)
+        routes = self.router.routes(experiment, requests)
+        ordered: list[ModerationResult | None] = [None] * len(requests)
+        assignments: list[Assignment] = []
+        cache_writes: dict[str, dict[str, Any]] = {}
+        for route in routes:
+            group = [requests[i] for i in route.positions]
+            scored = self._score(route.variant, group, enqueued_at_s)
+            cache_writes.update(scored.cache_writes)
+            for position, unit, result in zip(
+                route.positions, route.units, scored.results, strict=True
+            ):
+                ordered[position] = result
+                if experiment is not None and route.variant is not None:
+                    result.variant = route.variant.name
+                    result.extra["experiment"] = experiment.id
+                    assignments.append(_assignment(experiment.id, route.variant, unit, result))
+        results = [r for r in ordered if r is not None]
+        self.results.store_many(results, assignments)
+        self.cache.set_many(cache_writes)
+        if experiment is None or not experiment.shadow_variants:
+            return results, []
+        units = [unit_of(experiment, r.content_id, r.user_id) for r in requests]
+        shadows = [
+            ShadowWork(experiment.id, variant.name, list(requests), units)
+            for variant in experiment.shadow_variants
+        ]
+        return results, shadows
 
-    def _moderate_on(
+    def moderate_shadow(
         self,
-        engine: Engine,
+        experiment_id: str,
+        variant_name: str,
+        requests: Sequence[ModerationRequest],
+        units: Sequence[str],
+        *,
+        enqueued_at_s: float | None = None,
+    ) -> int:
+        """Score requests on a shadow variant and record its assignments; nothing reaches a
+        caller and no result row is written. Work for an experiment that no longer runs is
+        dropped (logged). Returns how many assignments were recorded."""
+        experiment = self.router.current()
+        if experiment is None or experiment.id != experiment_id:
+            log.info("modq: dropping shadow work of %s (not running here)", experiment_id)
+            return 0
+        variant = experiment.variant(variant_name)
+        scored = self._score(variant, requests, enqueued_at_s)
+        assignments = [
+            _assignment(experiment_id, variant, unit, result)
+            for unit, result in zip(units, scored.results, strict=True)
+        ]
+        self.results.store_many([], assignments)
+        self.cache.set_many(scored.cache_writes)
+        return len(assignments)
+
+    def _follow(self, experiment: Experiment | None) -> None:
+        """Free the variant engines of an experiment that stopped."""
+        experiment_id = experiment.id if experiment is not None else None
+        if experiment_id == self._serving_experiment:
+            return
+        keep = [
+            replace(self._engine_config, model_uri=v.model_uri)
+            for v in (experiment.variants if experiment is not None else ())
+        ]
+        retire_variant_engines(keep)
+        self._serving_experiment = experiment_id
+
+    def _score(
+        self,
+        variant: Variant | None,
         requests: Sequence[ModerationRequest],
         enqueued_at_s: float | None,
-    ) -> list[ModerationResult]:
+    ) -> Scored:
+        """Score on the variant's engine (or the worker's own). A model swap between taking
+        the engine and submitting to it closes that engine's batcher: the job then simply
+        runs on the new engine."""
+        policy = self.policy if variant is None else self.policies.get(variant.policy_version)
+        for attempt in range(SWAP_ATTEMPTS):
+            engine = self.engine() if variant is None else self.variant_engine(variant)
+            try:
+                return self._score_on(engine, policy, requests, enqueued_at_s)
+            except BatcherClosed:
+                if attempt == SWAP_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _score_on(
+        self,
+        engine: Engine,
+        policy: Policy,
+        requests: Sequence[ModerationRequest],
+        enqueued_at_s: float | None,
+    ) -> Scored:
         started_s = time.time()
         model = engine.model  # the stamp: the version of the engine that scores this job
         categories = engine.backend.categories
         texts = [normalize_content(r.content) for r in requests]
         digests = [content_sha256(t) for t in texts]
         keys = [
-            cache_key(
-                self.settings.cache_key_prefix, d, model.name, model.version, self.policy.version
-            )
+            cache_key(self.settings.cache_key_prefix, d, model.name, model.version, policy.version)
             for d in digests
         ]
         cached = self.cache.get_many(keys)
@@ -117,7 +243,7 @@ class ModerationPipeline:
         for i, request in enumerate(requests):
             hit = cached[i]
             scores = dict(hit["scores"]) if hit is not None else scores_by_index[i]
-            outcome = decide(scores, self.policy)
+            outcome = decide(scores, policy)
             results.append(
                 ModerationResult(
                     content_id=request.content_id,
@@ -127,7 +253,7 @@ class ModerationPipeline:
                     unscored_categories=outcome.unscored_categories,
                     model_name=model.name,
                     model_version=model.version,
-                    policy_version=self.policy.version,
+                    policy_version=policy.version,
                     variant=None,
                     cache_hit=hit is not None,
                     latency_ms=latency_ms,
@@ -137,9 +263,28 @@ class ModerationPipeline:
                     user_id=request.user_id,
                 )
             )
-        self.results.store_many(results)
-        self.cache.set_many({keys[i]: {"scores": results[i].scores} for i in misses})
-        return results
+        writes = {keys[i]: {"scores": results[i].scores} for i in misses}
+        return Scored(results, writes)
+
+
+def _assignment(
+    experiment_id: str, variant: Variant, unit: str, result: ModerationResult
+) -> Assignment:
+    return Assignment(
+        experiment_id=experiment_id,
+        variant=variant.name,
+        shadow=variant.shadow,
+        unit=unit,
+        content_id=result.content_id,
+        decision=result.decision.value,
+        scores=result.scores,
+        latency_ms=result.latency_ms,
+        model_name=result.model_name,
+        model_version=result.model_version,
+        policy_version=result.policy_version,
+        cache_hit=result.cache_hit,
+        assigned_at=datetime.fromisoformat(result.created_at),
+    )
 
 
 _pipeline: ModerationPipeline | None = None

@@ -1,0 +1,96 @@
+"""A/B assignments in SQL: which variant a unit got, and the result that variant produced."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, Insert, func, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from db.models import AssignmentRow
+from db.session import make_session_factory
+from modq.errors import StorageUnavailable
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    experiment_id: str
+    variant: str
+    shadow: bool
+    unit: str  # the content_id or user_id the variant was chosen by
+    content_id: str
+    decision: str
+    scores: dict[str, float]
+    latency_ms: float
+    model_name: str
+    model_version: str
+    policy_version: str
+    cache_hit: bool
+    assigned_at: datetime
+
+
+def insert_assignments(insert: Callable[..., Any], assignments: Sequence[Assignment]) -> Insert:
+    """An idempotent multi-row INSERT (a redelivered job records its assignment once)."""
+    statement: Insert = (
+        insert(AssignmentRow)
+        .values([asdict(a) for a in assignments])
+        .on_conflict_do_nothing(index_elements=["experiment_id", "content_id", "variant"])
+    )
+    return statement
+
+
+class AssignmentRepository:
+    """Reads assignments for analysis (writes go with the results, see ``db.results``)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._sessions = make_session_factory(engine)
+
+    def for_experiment(self, experiment_id: str) -> list[Assignment]:
+        """Every assignment of ``experiment_id``, oldest first."""
+        query = (
+            select(AssignmentRow)
+            .where(AssignmentRow.experiment_id == experiment_id)
+            .order_by(AssignmentRow.assigned_at, AssignmentRow.id)
+        )
+        try:
+            with self._sessions() as session:
+                return [_assignment(r) for r in session.scalars(query)]
+        except SQLAlchemyError as exc:
+            raise StorageUnavailable(f"cannot read assignments: {exc}") from exc
+
+    def counts(self, experiment_id: str) -> dict[str, int]:
+        """Assignments per variant."""
+        query = (
+            select(AssignmentRow.variant, func.count())
+            .where(AssignmentRow.experiment_id == experiment_id)
+            .group_by(AssignmentRow.variant)
+        )
+        try:
+            with self._sessions() as session:
+                return {variant: int(n) for variant, n in session.execute(query).all()}
+        except SQLAlchemyError as exc:
+            raise StorageUnavailable(f"cannot count assignments: {exc}") from exc
+
+
+def _assignment(row: AssignmentRow) -> Assignment:
+    assigned_at = row.assigned_at
+    if assigned_at.tzinfo is None:  # SQLite drops the zone; we store UTC
+        assigned_at = assigned_at.replace(tzinfo=UTC)
+    return Assignment(
+        experiment_id=row.experiment_id,
+        variant=row.variant,
+        shadow=row.shadow,
+        unit=row.unit,
+        content_id=row.content_id,
+        decision=row.decision,
+        scores=dict(row.scores),
+        latency_ms=row.latency_ms,
+        model_name=row.model_name,
+        model_version=row.model_version,
+        policy_version=row.policy_version,
+        cache_hit=row.cache_hit,
+        assigned_at=assigned_at,
+    )
