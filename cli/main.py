@@ -9,6 +9,7 @@ import click
 
 import cli.import_cmds as _import_cmds  # noqa: F401  (adds `model import`)
 import cli.registry_cmds as _registry_cmds  # noqa: F401  (adds commands to `model`)
+from cli.ab_cmds import ab
 from cli.metrics_cmds import metrics
 from cli.model_cmds import model
 from modq.errors import ModerationError
@@ -20,6 +21,7 @@ def main() -> None:
 
 
 main.add_command(model)
+main.add_command(ab)
 main.add_command(metrics)
 
 

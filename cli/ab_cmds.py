@@ -1,0 +1,328 @@
+"""`modq ab create|start|stop|show|list|report|promote`: A/B experiments from the shell."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from cli.registry_cmds import _clear_errors, _history, _registry
+from modq.errors import ExperimentError, ModerationError
+
+if TYPE_CHECKING:
+    from db.experiments import ExperimentRepository
+    from modq.experiment import Experiment
+
+
+@click.group()
+def ab() -> None:
+    """A/B experiments: variants are registry versions or aliases under a policy version."""
+
+
+def _experiments() -> ExperimentRepository:
+    from db.experiments import ExperimentRepository
+    from db.session import make_engine
+    from modq.settings import get_settings
+
+    return ExperimentRepository(make_engine(get_settings().database_url))
+
+
+def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
+    """``NAME=VALUE`` options as a dict (a repeated name is an error)."""
+    pairs: dict[str, str] = {}
+    for value in values:
+        name, sep, rest = value.partition("=")
+        if not sep or not name.strip() or not rest.strip():
+            raise ExperimentError(f"{what} must look like NAME=VALUE, got {value!r}")
+        if name in pairs:
+            raise ExperimentError(f"{what} for {name!r} given twice")
+        pairs[name.strip()] = rest.strip()
+    return pairs
+
+
+def _weights(values: tuple[str, ...], live: list[str]) -> dict[str, float]:
+    given = _pairs(values, "--weight")
+    unknown = sorted(set(given) - set(live))
+    if unknown:
+        raise ExperimentError(f"--weight names no live variant: {', '.join(unknown)}")
+    if not given:  # no weights: an even split
+        return {name: 1.0 / len(live) for name in live}
+    weights: dict[str, float] = {}
+    for name in live:
+        if name not in given:
+            raise ExperimentError(f"--weight missing for live variant {name!r}")
+        try:
+            weights[name] = float(given[name])
+        except ValueError as exc:
+            raise ExperimentError(f"--weight {name}={given[name]!r} is not a number") from exc
+    return weights
+
+
+def _notify_workers() -> None:
+    """Workers re-read the running experiment now (they also re-read it on their own)."""
+    from tasks.control import broadcast_experiment_refresh
+
+    try:
+        replies = broadcast_experiment_refresh()
+    except ModerationError as exc:
+        click.echo(f"workers not notified ({exc.message}); they re-read it within seconds")
+        return
+    click.echo(f"notified {len(replies)} worker(s)")
+
+
+def _check_resolvable(experiment: Experiment) -> None:
+    """Every variant's model must resolve in the registry and its policy version exist."""
+    from modq.settings import get_settings
+    from policy import load_policy_version
+    from registry import parse_model_uri
+
+    registry = _registry()
+    folder = Path(get_settings().policy_path).parent
+    for variant in experiment.variants:
+        try:
+            registry.resolve(parse_model_uri(variant.model_uri))
+        except ModerationError as exc:
+            raise ExperimentError(f"variant {variant.name!r}: {exc.message}") from exc
+        try:
+            load_policy_version(variant.policy_version, folder)
+        except ModerationError as exc:
+            raise ExperimentError(f"variant {variant.name!r}: {exc.message}") from exc
+
+
+@ab.command("create")
+@click.argument("experiment_id")
+@click.option(
+    "--variant",
+    "variants",
+    multiple=True,
+    required=True,
+    help="NAME=models:/NAME@ALIAS|/VERSION, repeated; the first is the control.",
+)
+@click.option("--shadow", "shadows", multiple=True, help="NAME=MODEL_URI: a shadow variant.")
+@click.option("--weight", "weights", multiple=True, help="NAME=SHARE of live traffic (sum 1).")
+@click.option("--policy", "policies", multiple=True, help="NAME=POLICY_VERSION (default: ours).")
+@click.option(
+    "--unit",
+    type=click.Choice(["content_id", "user_id"]),
+    default="content_id",
+    show_default=True,
+    help="What sticks to one variant.",
+)
+@click.option("--planned-sample-size", type=int, default=None, help="Per live variant.")
+@click.option(
+    "--mde",
+    type=float,
+    default=None,
+    help="Plan the sample size for this minimum detectable difference in precision "
+    "(with --baseline).",
+)
+@click.option("--baseline", type=float, default=None, help="Control's expected precision.")
+@click.option("--alpha", type=float, default=0.05, show_default=True)
+@click.option("--description", default="")
+def ab_create(
+    experiment_id: str,
+    variants: tuple[str, ...],
+    shadows: tuple[str, ...],
+    weights: tuple[str, ...],
+    policies: tuple[str, ...],
+    unit: str,
+    planned_sample_size: int | None,
+    mde: float | None,
+    baseline: float | None,
+    alpha: float,
+    description: str,
+) -> None:
+    """Create a draft experiment (checked: models resolve, policies exist, weights sum to 1)."""
+    from lifecycle import current_actor
+    from modq.experiment import AssignmentUnit, Experiment, Variant
+    from modq.settings import get_settings
+    from policy import load_policy
+
+    with _clear_errors():
+        live = _pairs(variants, "--variant")
+        shadow = _pairs(shadows, "--shadow")
+        clash = sorted(set(live) & set(shadow))
+        if clash:
+            raise ExperimentError(f"variant names used twice: {', '.join(clash)}")
+        shares = _weights(weights, list(live))
+        default_policy = load_policy(get_settings().policy_path).version
+        policy_of = _pairs(policies, "--policy")
+        unknown = sorted(set(policy_of) - set(live) - set(shadow))
+        if unknown:
+            raise ExperimentError(f"--policy names no variant: {', '.join(unknown)}")
+        if mde is not None or baseline is not None:
+            planned_sample_size = _planned(planned_sample_size, mde, baseline, alpha)
+        experiment = Experiment(
+            id=experiment_id,
+            variants=tuple(
+                [
+                    Variant(n, u, policy_of.get(n, default_policy), shares[n])
+                    for n, u in live.items()
+                ]
+                + [
+                    Variant(n, u, policy_of.get(n, default_policy), 0.0, shadow=True)
+                    for n, u in shadow.items()
+                ]
+            ),
+            unit=AssignmentUnit(unit),
+            description=description,
+            planned_sample_size=planned_sample_size,
+            alpha=alpha,
+            created_by=current_actor(),
+        )
+        _check_resolvable(experiment)
+        _experiments().create(experiment)
+    click.echo(f"created {experiment_id} (draft): {_summary(experiment)}")
+
+
+def _planned(given: int | None, mde: float | None, baseline: float | None, alpha: float) -> int:
+    if given is not None:
+        raise ExperimentError("give --planned-sample-size or --mde with --baseline, not both")
+    if mde is None or baseline is None:
+        raise ExperimentError("--mde and --baseline go together")
+    from experiments.analysis import planned_sample_size_for
+
+    return planned_sample_size_for(baseline, mde, alpha=alpha)
+
+
+def _summary(experiment: Experiment) -> str:
+    parts = [
+        f"{v.name}={v.model_uri} policy {v.policy_version} "
+        + ("shadow" if v.shadow else f"{v.weight:.0%}")
+        for v in experiment.variants
+    ]
+    return "; ".join(parts)
+
+
+@ab.command("start")
+@click.argument("experiment_id")
+def ab_start(experiment_id: str) -> None:
+    """Start routing live traffic by the experiment's weights (one experiment at a time)."""
+    with _clear_errors():
+        experiment = _experiments().get(experiment_id)
+        _check_resolvable(experiment)  # the registry may have changed since create
+        _experiments().start(experiment_id)
+    click.echo(f"started {experiment_id}")
+    _notify_workers()
+
+
+@ab.command("stop")
+@click.argument("experiment_id")
+@click.option("--reason", default="", help="Why (kept with the experiment).")
+def ab_stop(experiment_id: str, reason: str) -> None:
+    """Stop routing: traffic goes back to the workers' own model."""
+    with _clear_errors():
+        _experiments().stop(experiment_id, reason)
+    click.echo(f"stopped {experiment_id}")
+    _notify_workers()
+
+
+@ab.command("list")
+def ab_list() -> None:
+    """Every experiment, oldest first."""
+    with _clear_errors():
+        experiments = _experiments().all()
+    for experiment in experiments:
+        click.echo(f"{experiment.id}\t{experiment.state.value}\t{_summary(experiment)}")
+
+
+@ab.command("show")
+@click.argument("experiment_id")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def ab_show(experiment_id: str, as_json: bool) -> None:
+    """An experiment's definition, state and assignment counts."""
+    from db.assignments import AssignmentRepository
+    from db.session import make_engine
+    from modq.settings import get_settings
+
+    with _clear_errors():
+        experiment = _experiments().get(experiment_id)
+        counts = AssignmentRepository(make_engine(get_settings().database_url)).counts(
+            experiment_id
+        )
+    variants: list[dict[str, Any]] = [
+        {
+            "name": v.name,
+            "model_uri": v.model_uri,
+            "policy_version": v.policy_version,
+            "weight": v.weight,
+            "shadow": v.shadow,
+            "assignments": counts.get(v.name, 0),
+        }
+        for v in experiment.variants
+    ]
+    data = {
+        "id": experiment.id,
+        "state": experiment.state.value,
+        "unit": experiment.unit.value,
+        "description": experiment.description,
+        "planned_sample_size": experiment.planned_sample_size,
+        "alpha": experiment.alpha,
+        "created_by": experiment.created_by,
+        "created_at": _iso(experiment.created_at),
+        "started_at": _iso(experiment.started_at),
+        "stopped_at": _iso(experiment.stopped_at),
+        "stop_reason": experiment.stop_reason,
+        "variants": variants,
+    }
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(f"{experiment.id} ({experiment.state.value}, by {experiment.unit.value})")
+    if experiment.description:
+        click.echo(f"  {experiment.description}")
+    for v in variants:
+        share = "shadow" if v["shadow"] else f"{v['weight']:.0%}"
+        click.echo(
+            f"  {v['name']:<16} {share:>6}  {v['model_uri']}  policy {v['policy_version']}"
+            f"  assignments {v['assignments']}"
+        )
+
+
+def _iso(moment: object) -> str | None:
+    return None if moment is None else moment.isoformat()  # type: ignore[attr-defined]
+
+
+@ab.command("promote")
+@click.argument("experiment_id")
+@click.argument("variant_name")
+@click.option("--alias", default="production", show_default=True)
+@click.option("--reason", default="", help="Why (recorded in the alias history).")
+@click.option("--actor", default=None, help="Who (default MODQ_ACTOR or the login name).")
+def ab_promote(
+    experiment_id: str, variant_name: str, alias: str, reason: str, actor: str | None
+) -> None:
+    """Point the production alias at the variant's model version and stop the experiment."""
+    from lifecycle import promote
+    from registry import parse_model_uri
+
+    with _clear_errors():
+        experiments = _experiments()
+        experiment = experiments.get(experiment_id)
+        variant = experiment.variant(variant_name)
+        registry = _registry()
+        ref = parse_model_uri(variant.model_uri)
+        target = registry.resolve(ref)
+        why = reason or f"A/B {experiment_id}: {variant_name} won"
+        if registry.aliases(target.name).get(alias) == target.version:
+            click.echo(f"{target.name}@{alias} already points at v{target.version}")
+        else:
+            move = promote(
+                registry,
+                _history(),
+                target.name,
+                target.version,
+                alias=alias,
+                actor=actor,
+                reason=why,
+            )
+            click.echo(f"{move.model_name}@{move.alias}: v{move.from_version} → v{move.to_version}")
+        if experiment.state.value != "stopped":
+            experiments.stop(experiment_id, f"promoted {variant_name} (v{target.version})")
+            click.echo(f"stopped {experiment_id}")
+    from cli.registry_cmds import _notify_workers as _notify_model_watchers
+
+    _notify_model_watchers()
+    _notify_workers()

@@ -1,0 +1,122 @@
+"""`modq ab` as people type it: create (checked), start, show, stop, and promote a winner."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import migrations
+from cli.main import main
+from modq.settings import get_settings
+
+
+@pytest.fixture
+def cli_env(
+    registry_settings: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    model_dir: Path,
+    variant_model_dir: Path,
+) -> Iterator[dict[str, str]]:
+    database_url = f"sqlite:///{tmp_path / 'modq.db'}"
+    migrations.upgrade(database_url)
+    env = {**registry_settings, "MODQ_DATABASE_URL": database_url, "MODQ_ACTOR": "tester"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    for folder in (model_dir, variant_model_dir):
+        assert _modq("model", "register", str(folder))[0] == 0
+    assert _modq("model", "promote", "modq-text", "1")[0] == 0
+    yield env
+    get_settings.cache_clear()
+
+
+def _modq(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout if result.exit_code == 0 else result.stderr
+
+
+CREATE = (
+    "ab",
+    "create",
+    "v2-vs-prod",
+    "--variant",
+    "control=models:/modq-text@production",
+    "--variant",
+    "challenger=models:/modq-text/2",
+)
+
+
+def test_create_refuses_what_would_break_at_run_time(cli_env: dict[str, str]) -> None:
+    code, out = _modq(*CREATE, "--weight", "control=0.5", "--weight", "challenger=0.4")
+    assert code == 1 and "experiment_error" in out and "sum to 1" in out
+    code, out = _modq(
+        *CREATE[:3],
+        "--variant",
+        "a=models:/modq-text@production",
+        "--variant",
+        "b=models:/modq-text/7",
+    )
+    assert code == 1 and "variant 'b'" in out and "7" in out
+    code, out = _modq(*CREATE, "--policy", "challenger=v9")
+    assert code == 1 and "no policy version 'v9'" in out
+    code, out = _modq(*CREATE, "--weight", "control=half", "--weight", "challenger=0.5")
+    assert code == 1 and "not a number" in out
+    code, out = _modq("ab", "list")
+    assert code == 0 and out == ""  # nothing half-created
+
+
+def test_create_start_show_stop(cli_env: dict[str, str]) -> None:
+    code, out = _modq(
+        *CREATE,
+        "--weight",
+        "control=0.8",
+        "--weight",
+        "challenger=0.2",
+        "--shadow",
+        "quiet=models:/modq-text/2",
+        "--unit",
+        "user_id",
+        "--planned-sample-size",
+        "300",
+    )
+    assert code == 0 and "created v2-vs-prod (draft)" in out
+    code, out = _modq("ab", "start", "v2-vs-prod")
+    assert code == 0 and "started v2-vs-prod" in out
+    code, out = _modq("ab", "show", "v2-vs-prod", "--json")
+    shown = json.loads(out)
+    assert code == 0 and shown["state"] == "running" and shown["unit"] == "user_id"
+    assert [(v["name"], v["weight"], v["shadow"]) for v in shown["variants"]] == [
+        ("control", 0.8, False),
+        ("challenger", 0.2, False),
+        ("quiet", 0.0, True),
+    ]
+    assert shown["planned_sample_size"] == 300 and shown["created_by"] == "tester"
+    code, out = _modq(*CREATE[:2], "second", *CREATE[3:])
+    assert code == 0
+    code, out = _modq("ab", "start", "second")
+    assert code == 1 and "'v2-vs-prod' is running" in out
+    code, out = _modq("ab", "stop", "v2-vs-prod", "--reason", "done")
+    assert code == 0 and "stopped v2-vs-prod" in out
+    code, out = _modq("ab", "show", "nosuch")
+    assert code == 1 and "unknown_experiment" in out
+
+
+def test_promote_moves_production_through_the_history_and_stops_the_experiment(
+    cli_env: dict[str, str],
+) -> None:
+    assert _modq(*CREATE)[0] == 0
+    assert _modq("ab", "start", "v2-vs-prod")[0] == 0
+    code, out = _modq("ab", "promote", "v2-vs-prod", "challenger")
+    assert code == 0 and "modq-text@production: v1 → v2" in out and "stopped v2-vs-prod" in out
+    code, out = _modq("model", "history", "modq-text")
+    assert code == 0 and "A/B v2-vs-prod: challenger won" in out.splitlines()[-1]
+    code, out = _modq("ab", "show", "v2-vs-prod", "--json")
+    assert json.loads(out)["state"] == "stopped"
+    assert "promoted challenger (v2)" in json.loads(out)["stop_reason"]
+    code, out = _modq("ab", "promote", "v2-vs-prod", "nobody")
+    assert code == 1 and "no variant 'nobody'" in out
