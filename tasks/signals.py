@@ -77,7 +77,17 @@ def modq_stats(state: Any) -> dict[str, Any]:
             padded_tokens=batcher.padded_tokens,
             real_tokens=batcher.real_tokens,
         )
+    stats["variant_models"] = [
+        {
+            "model_name": e.model.name,
+            "model_version": e.model.version,
+            "texts_scored": e.backend.texts_scored,
+        }
+        for e in runtime.variant_engines()
+    ]
     if pipeline is not None:
+        experiment = pipeline.router.current()
+        stats["experiment"] = experiment.id if experiment is not None else None
         cache = pipeline.cache.stats
         stats.update(
             cache_hits=cache.hits,

@@ -149,6 +149,9 @@ def test_sticky_routing_records_every_assignment_and_shadows_never_touch_answers
         )
         results = [r.get(timeout=120) for r in single] + many.get(timeout=120)
         stack.wait_for_assignments(experiment.id, 2 * len(jobs))  # live + shadow
+        stats = stack.worker.stats()
+        assert stats["experiment"] == experiment.id
+        assert {m["model_version"] for m in stats["variant_models"]} == {"2", "3"}
     finally:
         _stop_running(stack)
 
