@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from bench.suite import Sizes
 
 MODQ_THREADS = 32  # the worker's default task threads
+URGENT_THREADS = 4  # a dedicated urgent worker: urgent jobs come one at a time
+BULK_NICE = 5  # the bulk worker yields the CPU to the urgent one (CFS weight ~3:1)
 CACHE_PER_MESSAGE = 250  # several messages in flight at once, each a real bulk size
 
 
@@ -203,6 +205,49 @@ def urgency_cache_memory(context: Context) -> None:
         context.extra["warm_worker_stats"] = worker.stats()
     finally:
         worker.stop()
+
+
+def urgency_dedicated(context: Context) -> None:
+    """The production layout for urgency: a worker on normal,bulk at lower CPU priority and a
+    dedicated urgent worker (`modq worker --queues urgent`). Urgent jobs then never wait for a
+    task slot held by bulk messages; they only share the cores."""
+    sizes = context.sizes
+    bulk_env = modq_worker_env(context.modq_redis, context.folder, context.model_dir, "bulk")
+    urgent_env = modq_worker_env(context.modq_redis, context.folder, context.model_dir, "urgent")
+    bulk = ModqWorker(
+        bulk_env,
+        context.folder / "modq-bulk.log",
+        "bulk",
+        MODQ_THREADS,
+        queues="normal,bulk",
+        nice=BULK_NICE,
+    )
+    urgent = None
+    try:
+        urgent = ModqWorker(
+            urgent_env,
+            context.folder / "modq-urgent.log",
+            "urgent",
+            URGENT_THREADS,
+            queues="urgent",
+        )
+        result = modq_paths.urgency(
+            bulk,
+            context.modq_redis,
+            context.texts[: sizes.urgent_jobs],
+            bench_texts(sizes.backlog_items),
+            backlog_per_message=sizes.backlog_per_message,
+        )
+        result["layout"] = (
+            f"`modq worker --queues normal,bulk --nice {BULK_NICE}` ({MODQ_THREADS} threads) + "
+            f"`modq worker --queues urgent` ({URGENT_THREADS} threads)"
+        )
+        result["urgent_worker_rss_mib"] = urgent.rss_mib()[0]
+        context.extra["urgency_dedicated"] = result
+    finally:
+        if urgent is not None:
+            urgent.stop()
+        bulk.stop()
 
 
 def tokenization(context: Context) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from cli.services import start_worker, stop_worker, wait_for_worker
+from cli.services import QUEUES, start_worker, stop_worker, wait_for_worker
 
 SEED_CHILDREN = 2
 WARM_UP_TEXTS = 8
@@ -93,10 +93,26 @@ def modq_worker_env(
 class ModqWorker:
     """A real ``celery -A tasks worker`` (threads pool) with the model loaded."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, name: str, threads: int) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        name: str,
+        threads: int,
+        *,
+        queues: str = QUEUES,
+        nice: int = 0,
+    ) -> None:
         self.hostname = f"bench-{name}@localhost"
         self.env = env
-        self.process = start_worker(env, threads=threads, log_path=log_path, hostname=self.hostname)
+        self.process = start_worker(
+            env,
+            threads=threads,
+            log_path=log_path,
+            hostname=self.hostname,
+            queues=queues,
+            nice=nice,
+        )
         try:
             wait_for_worker(self.process, hostname=self.hostname, timeout_s=READY_TIMEOUT_S)
         except RuntimeError as exc:

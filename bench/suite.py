@@ -131,6 +131,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         phases.throughput_rounds(context)
         if "urgency" not in skip or "memory" not in skip or "cache" not in skip:
             phases.urgency_cache_memory(context)
+        if "urgency" not in skip:
+            phases.urgency_dedicated(context)
         if "precision" not in skip:
             phases.precision(context)
         phases.tokenization(context)

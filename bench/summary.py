@@ -44,7 +44,15 @@ def _ratios(figures: Figures, extra: dict[str, Any], ceiling_key: str | None) ->
     ratios["tokenize_cost_vs_ceiling"] = ratio(ceiling, tokenizer)
     urgency = extra.get("urgency")
     if urgency:
-        ratios["urgent_p99_busy_vs_idle"] = ratio(urgency["busy_p99_ms"], urgency["idle_p99_ms"])
+        ratios["urgent_p99_busy_vs_idle_one_worker"] = ratio(
+            urgency["busy_p99_ms"], urgency["idle_p99_ms"]
+        )
+        ratios["urgent_p99_busy_vs_idle"] = ratios["urgent_p99_busy_vs_idle_one_worker"]
+    dedicated = extra.get("urgency_dedicated")
+    if dedicated:  # the production layout is what the target is read on
+        ratios["urgent_p99_busy_vs_idle"] = ratio(
+            dedicated["busy_p99_ms"], dedicated["idle_p99_ms"]
+        )
     memory = extra.get("memory", {}).get("after_jobs", {})
     if len(memory) >= 2:
         legs = sorted(memory.items())
@@ -83,21 +91,35 @@ def summarize(figures: Figures, extra: dict[str, Any], run: dict[str, Any]) -> d
         ("path", "median", "spread (min–max)", "vs ceiling"),
         table_rows(figures, ceiling_key),
     )
-    urgency = extra.get("urgency")
-    if urgency:
-        rows = [
-            ("idle queue", f"{urgency['idle_p50_ms']:.0f}", f"{urgency['idle_p99_ms']:.0f}"),
+    layouts = [
+        ("one worker on urgent,normal,bulk", extra.get("urgency")),
+        ("bulk worker (nice) + dedicated urgent worker", extra.get("urgency_dedicated")),
+    ]
+    urgent_rows: list[tuple[str, ...]] = []
+    for layout, urgency in layouts:
+        if not urgency:
+            continue
+        urgent_rows += [
             (
+                layout,
+                "idle queue",
+                f"{urgency['idle_p50_ms']:.0f}",
+                f"{urgency['idle_p99_ms']:.0f}",
+            ),
+            (
+                layout,
                 f"{urgency['backlog_items']:,} bulk items queued "
                 f"({urgency['backlog_per_message']} per message)",
                 f"{urgency['busy_p50_ms']:.0f}",
                 f"{urgency['busy_p99_ms']:.0f}",
             ),
         ]
+    if urgent_rows:
+        jobs = next(len(u["idle_ms"]) for _, u in layouts if u)
         markdown += "\n" + print_table(
-            f"(7) Urgent latency, {len(urgency['idle_ms'])} jobs sent one at a time (ms)",
-            ("queue", "p50", "p99"),
-            rows,
+            f"(7) Urgent latency, {jobs} jobs sent one at a time (ms)",
+            ("workers", "queue", "p50", "p99"),
+            urgent_rows,
         )
     memory = extra.get("memory")
     if memory:

@@ -52,12 +52,34 @@ def db_upgrade(url: str | None) -> None:
     help="threads: one model shared by all task threads (batching across jobs); prefork: "
     "--threads child processes, one model each.",
 )
-def worker(threads: int | None, loglevel: str, pool: str) -> None:
-    """Run a worker on urgent,normal,bulk (a thin wrapper over `celery -A tasks worker`)."""
-    from cli.services import WORKER_ENV_DEFAULTS, worker_command
+@click.option(
+    "--queues",
+    default="urgent,normal,bulk",
+    show_default=True,
+    help="Queues to consume, drained in this order. `--queues urgent` makes a dedicated "
+    "urgent worker: it never holds bulk work, so urgent jobs never wait behind it.",
+)
+@click.option(
+    "--nice",
+    default=0,
+    type=click.IntRange(0, 19),
+    help="Lower this worker's CPU priority (e.g. 5 for a bulk worker sharing cores with a "
+    "dedicated urgent one).",
+)
+def worker(threads: int | None, loglevel: str, pool: str, queues: str, nice: int) -> None:
+    """Run a worker (a thin wrapper over `celery -A tasks worker`)."""
+    from cli.services import WORKER_ENV_DEFAULTS, parse_queues, worker_command
     from modq.settings import get_settings
 
-    command = worker_command(threads or get_settings().worker_threads, loglevel=loglevel, pool=pool)
+    try:
+        queue_list = parse_queues(queues)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--queues") from exc
+    command = worker_command(
+        threads or get_settings().worker_threads, loglevel=loglevel, pool=pool, queues=queue_list
+    )
+    if nice:
+        os.nice(nice)
     os.execve(command[0], command, {**WORKER_ENV_DEFAULTS, **os.environ})
 
 

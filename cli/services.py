@@ -144,9 +144,14 @@ def start_worker(
     log_path: Path | None = None,
     hostname: str = "modq@%h",
     pool: str = "threads",
+    queues: str = QUEUES,
+    nice: int = 0,
 ) -> subprocess.Popen[bytes]:
-    """A worker process in its own session (so its whole group can be signalled)."""
-    command = worker_command(threads, hostname=hostname, pool=pool)
+    """A worker process in its own session (so its whole group can be signalled); ``nice``
+    > 0 lowers its CPU priority (a bulk worker beside a dedicated urgent one)."""
+    command = worker_command(threads, hostname=hostname, pool=pool, queues=queues)
+    if nice:
+        command = ["nice", "-n", str(nice), *command]
     with open(log_path or os.devnull, "ab") as output:  # the child keeps its own handle
         return subprocess.Popen(
             command,
@@ -155,6 +160,16 @@ def start_worker(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+def parse_queues(queues: str) -> str:
+    """A ``-Q`` list of our priority queues, in drain order; anything else is an error."""
+    names = [q.strip() for q in queues.split(",") if q.strip()]
+    known = QUEUES.split(",")
+    unknown = [q for q in names if q not in known]
+    if not names or unknown or len(set(names)) != len(names):
+        raise ValueError(f"queues must be a subset of {QUEUES} without repeats, got {queues!r}")
+    return ",".join(names)
 
 
 def worker_stats(*, hostname: str | None = None, timeout_s: float = 1.0) -> dict[str, Any]:

@@ -23,6 +23,8 @@ def running_worker(
     pool: str = "threads",
     expect_model: bool = True,
     ready_timeout_s: float = 120,
+    queues: str = "urgent,normal,bulk",
+    nice: int = 0,
 ) -> Iterator[WorkerHandle]:
     hostname = f"test-{uuid.uuid4().hex[:8]}@localhost"
     process = start_worker(
@@ -31,6 +33,8 @@ def running_worker(
         log_path=log_dir / f"{hostname}.log",
         hostname=hostname,
         pool=pool,
+        queues=queues,
+        nice=nice,
     )
     handle = WorkerHandle(process, hostname, log_dir / f"{hostname}.log")
     try:

@@ -41,6 +41,9 @@ def test_a_tiny_run_measures_every_row_and_writes_json_and_plot(tmp_path, model_
         assert payload["extra"]["seed_torch_vs_onnx_max_abs_diff"] < 1e-3
     urgency = payload["extra"]["urgency"]
     assert len(urgency["idle_ms"]) == len(urgency["busy_ms"]) == 3
+    dedicated = payload["extra"]["urgency_dedicated"]  # bulk worker + dedicated urgent worker
+    assert len(dedicated["idle_ms"]) == len(dedicated["busy_ms"]) == 3
+    assert "--queues urgent" in dedicated["layout"]
     memory = payload["extra"]["memory"]["after_jobs"]
     assert max(int(jobs) for jobs in memory) >= 200
     targets = {t["target"]: t for t in payload["targets"]}
