@@ -39,6 +39,15 @@ class ResultRepository:
     ) -> int:
         """Insert each result once, with the A/B assignments that produced them, in one
         transaction; return how many results were new."""
+        return self.store_groups([(results, assignments)])
+
+    def store_groups(
+        self, groups: Sequence[tuple[Sequence[ModerationResult], Sequence[Assignment]]]
+    ) -> int:
+        """Store several jobs' results and assignments in ONE transaction (group commit);
+        return how many results were new."""
+        results = [r for group, _ in groups for r in group]
+        assignments = [a for _, group in groups for a in group]
         if not results and not assignments:
             return 0
         try:

@@ -19,6 +19,7 @@ from redis import Redis
 
 from cache import ResultCache, cache_key, content_sha256, normalize_content
 from db.assignments import Assignment
+from db.group_commit import GroupCommitter
 from db.results import ResultRepository
 from db.session import make_engine
 from experiments.assignment import unit_of
@@ -60,6 +61,9 @@ def engine_config(settings: Settings) -> EngineConfig:
     )
 
 
+StoreGroup = tuple[list[ModerationResult], list[Assignment]]  # one job's rows
+
+
 @dataclass(slots=True)
 class ShadowWork:
     """Requests a shadow variant must score after the caller has its answer."""
@@ -93,12 +97,15 @@ class ModerationPipeline:
         )
         self._database = make_engine(settings.database_url)
         self.results = ResultRepository(self._database)
+        # concurrent jobs share transactions; each still returns only once its rows are in
+        self._writer: GroupCommitter[StoreGroup] = GroupCommitter(self.results.store_groups)
         self.router = ExperimentRouter(self._database, settings.experiment_refresh_s)
         self._engine_config = engine_config(settings)
         self._serving_experiment: str | None = None
 
     def close(self) -> None:
         """Release database and Redis connections (the shared model stays loaded)."""
+        self._writer.close()
         self._database.dispose()
         self.cache.close()
 
@@ -141,7 +148,7 @@ class ModerationPipeline:
                     result.extra["experiment"] = experiment.id
                     assignments.append(_assignment(experiment.id, route.variant, unit, result))
         results = [r for r in ordered if r is not None]
-        self.results.store_many(results, assignments)
+        self._writer.submit((results, assignments))
         self.cache.set_many(cache_writes)
         if experiment is None or not experiment.shadow_variants:
             return results, []
@@ -174,7 +181,7 @@ class ModerationPipeline:
             _assignment(experiment_id, variant, unit, result)
             for unit, result in zip(units, scored.results, strict=True)
         ]
-        self.results.store_many([], assignments)
+        self._writer.submit(([], assignments))
         self.cache.set_many(scored.cache_writes)
         return len(assignments)
 
