@@ -41,7 +41,7 @@ def _result(content_id: str) -> ModerationResult:
     )
 
 
-def _jobs_per_s(store_one: Callable[[ModerationResult], None], jobs: int, threads: int) -> float:
+def _jobs_per_s(store_one: Callable[[ModerationResult], object], jobs: int, threads: int) -> float:
     tag = uuid.uuid4().hex[:8]
     per_thread = jobs // threads
 
