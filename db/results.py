@@ -81,7 +81,15 @@ class ResultRepository:
             "priority": result.priority.value,
             "decision": result.decision.value,
             "scores": result.scores,
-            "tripped": result.to_dict()["tripped"],
+            "tripped": [
+                {
+                    "category": r.category,
+                    "score": r.score,
+                    "threshold": r.threshold,
+                    "action": r.action.value,
+                }
+                for r in result.tripped
+            ],
             "unscored_categories": result.unscored_categories,
             "model_name": result.model_name,
             "model_version": result.model_version,
