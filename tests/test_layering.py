@@ -16,6 +16,7 @@ LAYERS = {
     "migrations": 3,  # uses db.models
     "training": 3,
     "lifecycle": 3,
+    "experiments": 3,
     "tasks": 4,
     "cli": 6,
 }

@@ -1,0 +1,1 @@
+"""A/B experiments: sticky assignment and analysis (SQL in, report out)."""

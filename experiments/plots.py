@@ -1,0 +1,134 @@
+"""PNG plots of an ``ExperimentAnalysis`` (matplotlib, Agg, loaded only here and lazily).
+
+``write_plots`` raises ``ModuleNotFoundError`` when matplotlib is not installed (the
+``modq[report]`` extra); ``experiments.report`` then writes the report without plots.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from experiments.analysis import ExperimentAnalysis, Proportion
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+RATES = ("action_rate", "flag_rate", "remove_rate", "precision", "recall")
+PLOT_FILES = {
+    "rates": "rates.png",
+    "latency": "latency.png",
+    "always_valid": "always_valid.png",
+}
+_SMALLEST_P = 1e-12  # log axis floor
+
+
+def write_plots(analysis: ExperimentAnalysis, out_dir: Path) -> dict[str, Path]:
+    """Write the three plots into ``out_dir``; returns {kind: path} for those written (the
+    always-valid plot needs at least one comparison)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figures = {"rates": _rates(analysis), "latency": _latency(analysis)}
+    if analysis.comparisons:
+        figures["always_valid"] = _always_valid(analysis)
+    written = {}
+    for kind, figure in figures.items():
+        path = out_dir / PLOT_FILES[kind]
+        figure.savefig(path, dpi=100)
+        written[kind] = path
+    return written
+
+
+def _figure(width: float, height: float) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _rates(analysis: ExperimentAnalysis) -> Figure:
+    """Rates, precision and recall per variant, with Wilson intervals as error bars."""
+    figure = _figure(8, 4.5)
+    axes = figure.add_subplot()
+    count = len(analysis.arms)
+    for k, arm in enumerate(analysis.arms):
+        xs, ys, below, above = [], [], [], []
+        for i, metric in enumerate(RATES):
+            value: Proportion = getattr(arm, metric)
+            if value.estimate is None or value.low is None or value.high is None:
+                continue
+            xs.append(i + (k - (count - 1) / 2) * 0.8 / max(count, 1))
+            ys.append(value.estimate)
+            below.append(max(0.0, value.estimate - value.low))
+            above.append(max(0.0, value.high - value.estimate))
+        label = f"{arm.name} (shadow)" if arm.shadow else arm.name
+        axes.errorbar(xs, ys, yerr=[below, above], fmt="o", capsize=4, label=label)
+    axes.set_xticks(range(len(RATES)), [m.replace("_", " ") for m in RATES])
+    axes.set_ylim(-0.02, 1.02)
+    axes.set_ylabel(f"share ({1 - analysis.alpha:.0%} Wilson interval)")
+    axes.set_title("Rates, precision and recall per variant")
+    axes.grid(axis="y", alpha=0.3)
+    axes.legend()
+    return figure
+
+
+def _latency(analysis: ExperimentAnalysis) -> Figure:
+    """Latency ECDF per variant (from the stored percentiles), p95 marked."""
+    figure = _figure(8, 4.5)
+    axes = figure.add_subplot()
+    for arm in analysis.arms:
+        quantiles = arm.latency.quantiles_ms
+        if not quantiles:
+            continue
+        shares = [i / (len(quantiles) - 1) for i in range(len(quantiles))]
+        (line,) = axes.step(
+            quantiles, shares, where="post", label=f"{arm.name} (n={arm.sample_size})"
+        )
+        if arm.latency.p95_ms is not None:
+            axes.axvline(arm.latency.p95_ms, color=line.get_color(), linestyle=":", alpha=0.7)
+    axes.set_xlabel("latency (ms); dotted: p95")
+    axes.set_ylabel("share of jobs at or below")
+    axes.set_title("Latency distribution per variant")
+    axes.grid(alpha=0.3)
+    if any(arm.latency.quantiles_ms for arm in analysis.arms):
+        axes.legend()
+    return figure
+
+
+def _always_valid(analysis: ExperimentAnalysis) -> Figure:
+    """Always-valid p-value over the looks, one panel per challenger; the primary metric's
+    naive fixed-horizon p-value dotted, to show what peeking would have claimed."""
+    challengers = list(dict.fromkeys(c.challenger for c in analysis.comparisons))
+    figure = _figure(8, 3.2 * len(challengers))
+    for index, challenger in enumerate(challengers, start=1):
+        axes = figure.add_subplot(len(challengers), 1, index)
+        lowest = analysis.alpha / 10
+        for comparison in analysis.comparisons:
+            path = comparison.path
+            if comparison.challenger != challenger or not path.seen:
+                continue
+            clip = [max(p, _SMALLEST_P) for p in path.always_valid]
+            lowest = min(lowest, *clip)
+            width = 2.2 if comparison.primary else 1.2
+            (line,) = axes.step(path.seen, clip, where="post", lw=width, label=comparison.metric)
+            if comparison.primary:
+                naive = [max(p, _SMALLEST_P) for p in path.fixed_horizon]
+                lowest = min(lowest, *naive)
+                axes.plot(path.seen, naive, ":", color=line.get_color(), lw=1, label="naive p")
+        axes.axhline(
+            analysis.alpha, color="red", linestyle="--", lw=1, label=f"alpha {analysis.alpha}"
+        )
+        if analysis.planned_sample_size is not None:
+            axes.set_title(
+                f"{challenger} vs control (planned: {analysis.planned_sample_size} per arm)"
+            )
+        else:
+            axes.set_title(f"{challenger} vs control")
+        axes.set_yscale("log")
+        axes.set_ylim(lowest / 2, 1.5)
+        axes.set_xlabel("observations seen (time order)")
+        axes.set_ylabel("always-valid p")
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return figure
