@@ -12,6 +12,7 @@ import cli.registry_cmds as _registry_cmds  # noqa: F401  (adds commands to `mod
 from cli.ab_cmds import ab
 from cli.metrics_cmds import metrics
 from cli.model_cmds import model
+from cli.review_cmds import review
 from modq.errors import ModerationError
 
 
@@ -23,6 +24,7 @@ def main() -> None:
 main.add_command(model)
 main.add_command(ab)
 main.add_command(metrics)
+main.add_command(review)
 
 
 @main.group()

@@ -4,6 +4,7 @@ from tasks import control as _control  # noqa: F401  (registers remote control c
 from tasks import signals as _signals  # noqa: F401  (connects worker signals)
 from tasks.app import app
 from tasks.moderate import moderate, moderate_many
+from tasks.reviews import record_review
 from tasks.shadow import moderate_shadow
 
-__all__ = ["app", "moderate", "moderate_many", "moderate_shadow"]
+__all__ = ["app", "moderate", "moderate_many", "moderate_shadow", "record_review"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from celery import Task
@@ -21,6 +22,21 @@ from tasks.broker_queues import ENQUEUED_AT_HEADER
 
 RETRY_BACKOFF_MAX_S = 60
 MAX_RETRIES = 10
+
+
+@contextmanager
+def broker_errors() -> Iterator[None]:
+    """A broker or result store that cannot be reached becomes ``BrokerUnavailable``."""
+    try:
+        yield
+    except (KombuOperationalError, RedisError) as exc:
+        raise BrokerUnavailable(f"cannot reach the broker, nothing was enqueued: {exc}") from exc
+    except RuntimeError as exc:  # celery's result backend gives up subscribing
+        if "result store" not in str(exc):
+            raise
+        raise BrokerUnavailable(
+            f"cannot reach the result store, nothing was enqueued: {exc}"
+        ) from exc
 
 
 def validate_message(fields: Mapping[str, Any]) -> ModerationRequest:
@@ -72,18 +88,8 @@ class _ProducerTask(Task):
             **(options.get("headers") or {}),
             ENQUEUED_AT_HEADER: message["enqueued_at_s"],
         }
-        try:
+        with broker_errors():
             return super().apply_async((), message, **options)
-        except (KombuOperationalError, RedisError) as exc:
-            raise BrokerUnavailable(
-                f"cannot reach the broker, nothing was enqueued: {exc}"
-            ) from exc
-        except RuntimeError as exc:  # celery's result backend gives up subscribing
-            if "result store" not in str(exc):
-                raise
-            raise BrokerUnavailable(
-                f"cannot reach the result store, nothing was enqueued: {exc}"
-            ) from exc
 
 
 class ModerateOne(_ProducerTask):

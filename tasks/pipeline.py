@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from redis import Redis
+from sqlalchemy import Engine as SqlEngine
 
 from cache import ResultCache, cache_key, content_sha256, normalize_content
 from db.assignments import Assignment
@@ -108,6 +109,11 @@ class ModerationPipeline:
         self._writer.close()
         self._database.dispose()
         self.cache.close()
+
+    @property
+    def database(self) -> SqlEngine:
+        """This process's database engine (shared by the repositories)."""
+        return self._database
 
     def engine(self) -> Engine:
         return get_engine(self._engine_config)

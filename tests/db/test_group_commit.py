@@ -4,7 +4,6 @@ and a failed transaction fails every job in it (none is acknowledged unstored)."
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
 
 import pytest
 
@@ -12,25 +11,7 @@ from db.group_commit import GroupCommitter
 from db.results import ResultRepository
 from db.session import make_engine
 from modq.errors import StorageUnavailable
-from modq.schemas import Decision, ModerationResult
-
-
-def _result(content_id: str) -> ModerationResult:
-    return ModerationResult(
-        content_id=content_id,
-        decision=Decision.ALLOW,
-        scores={"spam": 0.01},
-        tripped=[],
-        unscored_categories=[],
-        model_name="m",
-        model_version="1",
-        policy_version="v1",
-        variant=None,
-        cache_hit=False,
-        latency_ms=1.0,
-        content_sha256="0" * 64,
-        created_at=datetime.now(UTC).isoformat(),
-    )
+from tests.factories import make_result
 
 
 def test_concurrent_jobs_share_transactions_and_all_land(database_url: str) -> None:
@@ -42,7 +23,7 @@ def test_concurrent_jobs_share_transactions_and_all_land(database_url: str) -> N
 
     def job(i: int) -> None:
         start.wait()
-        committer.submit(([_result(f"gc-{i}")], []))
+        committer.submit(([make_result(f"gc-{i}")], []))
         stored_before_return.append(bool(repository.find(f"gc-{i}")))
 
     threads = [threading.Thread(target=job, args=(i,)) for i in range(40)]
@@ -62,7 +43,7 @@ def test_a_lone_job_is_written_at_once(database_url: str) -> None:
     engine = make_engine(database_url)
     repository = ResultRepository(engine)
     committer = GroupCommitter(repository.store_groups)
-    committer.submit(([_result("alone")], []))
+    committer.submit(([make_result("alone")], []))
     assert repository.find("alone") and committer.transactions == 1
     committer.close()
     engine.dispose()
@@ -75,7 +56,7 @@ def test_a_failed_transaction_fails_every_job_in_it(tmp_path) -> None:
 
     def job(i: int) -> None:
         try:
-            committer.submit(([_result(f"lost-{i}")], []))
+            committer.submit(([make_result(f"lost-{i}")], []))
         except StorageUnavailable as exc:
             errors.append(exc)
 
@@ -87,6 +68,6 @@ def test_a_failed_transaction_fails_every_job_in_it(tmp_path) -> None:
     assert len(errors) == 10  # nobody returns as if stored
     assert committer.transactions == 0
     with pytest.raises(StorageUnavailable):  # the writer survives a failed group
-        committer.submit(([_result("again")], []))
+        committer.submit(([make_result("again")], []))
     committer.close()
     engine.dispose()

@@ -1,0 +1,1 @@
+"""Ground truth from human review: labels parsed and checked, CSV files imported."""
