@@ -326,3 +326,34 @@ def ab_promote(
 
     _notify_model_watchers()
     _notify_workers()
+
+
+@ab.command("report")
+@click.argument("experiment_id")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for the report, its plots and analysis.json (default var/reports/ID).",
+)
+@click.option("--format", "fmt", type=click.Choice(["md", "html"]), default="md", show_default=True)
+@click.option("--quiet", is_flag=True, help="Only print where the report was written.")
+def ab_report(experiment_id: str, out_dir: Path | None, fmt: str, quiet: bool) -> None:
+    """Per variant: rates, precision/recall/F1 against reviews (Wilson CIs), latency; between
+    variants: tests, sample-ratio-mismatch alarm, always-valid p-values; with plots."""
+    from db.session import make_engine
+    from experiments.dataset import analyze_experiment
+    from experiments.report import render_markdown, write_report
+    from modq.settings import get_settings
+
+    with _clear_errors():
+        engine = make_engine(get_settings().database_url)
+        try:
+            analysis = analyze_experiment(engine, experiment_id)
+        finally:
+            engine.dispose()
+        path = write_report(analysis, out_dir or Path("var/reports") / experiment_id, fmt=fmt)
+    if not quiet:
+        click.echo(render_markdown(analysis))
+    click.echo(f"report written to {path}")

@@ -10,6 +10,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +26,7 @@ from db.results import ResultRepository
 from db.session import make_engine
 from experiments.assignment import unit_of
 from gpu_worker.batcher import BatcherClosed
+from gpu_worker.model_source import ResolvedModel
 from gpu_worker.runtime import (
     Engine,
     EngineConfig,
@@ -141,9 +143,10 @@ class ModerationPipeline:
         ordered: list[ModerationResult | None] = [None] * len(requests)
         assignments: list[Assignment] = []
         cache_writes: dict[str, dict[str, Any]] = {}
-        for route in routes:
-            group = [requests[i] for i in route.positions]
-            scored = self._score(route.variant, group, enqueued_at_s)
+        pendings = [  # every group goes to its model before any is waited on
+            self._submit(route.variant, [requests[i] for i in route.positions]) for route in routes
+        ]
+        for route, scored in zip(routes, self._collect(pendings, enqueued_at_s), strict=True):
             cache_writes.update(scored.cache_writes)
             for position, unit, result in zip(
                 route.positions, route.units, scored.results, strict=True
@@ -209,29 +212,28 @@ class ModerationPipeline:
         requests: Sequence[ModerationRequest],
         enqueued_at_s: float | None,
     ) -> Scored:
-        """Score on the variant's engine (or the worker's own). A model swap between taking
-        the engine and submitting to it closes that engine's batcher: the job then simply
-        runs on the new engine."""
+        """Score one group of requests on the variant's engine (or the worker's own)."""
+        pending = self._submit(variant, requests)
+        return self._collect([pending], enqueued_at_s)[0]
+
+    def _submit(self, variant: Variant | None, requests: Sequence[ModerationRequest]) -> _Pending:
+        """Look the requests up in the cache and hand the misses to the variant's batcher
+        (without waiting). A model swap between taking the engine and submitting to it closes
+        that engine's batcher: the requests then simply go to the new engine."""
         policy = self.policy if variant is None else self.policies.get(variant.policy_version)
         for attempt in range(SWAP_ATTEMPTS):
             engine = self.engine() if variant is None else self.variant_engine(variant)
             try:
-                return self._score_on(engine, policy, requests, enqueued_at_s)
+                return self._submit_on(engine, policy, requests)
             except BatcherClosed:
                 if attempt == SWAP_ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")
 
-    def _score_on(
-        self,
-        engine: Engine,
-        policy: Policy,
-        requests: Sequence[ModerationRequest],
-        enqueued_at_s: float | None,
-    ) -> Scored:
-        started_s = time.time()
+    def _submit_on(
+        self, engine: Engine, policy: Policy, requests: Sequence[ModerationRequest]
+    ) -> _Pending:
         model = engine.model  # the stamp: the version of the engine that scores this job
-        categories = engine.backend.categories
         texts = [normalize_content(r.content) for r in requests]
         digests = [content_sha256(t) for t in texts]
         keys = [
@@ -240,21 +242,47 @@ class ModerationPipeline:
         ]
         cached = self.cache.get_many(keys)
         misses = [i for i, hit in enumerate(cached) if hit is None]
-        scores_by_index: dict[int, dict[str, float]] = {}
+        future = None
         if misses:
             urgent = any(requests[i].priority is Priority.URGENT for i in misses)
             future = engine.batcher.submit([texts[i] for i in misses], urgent=urgent)
-            matrix = future.result(timeout=MODEL_WAIT_S)
-            for row, index in enumerate(misses):
-                scores_by_index[index] = {
-                    c: round(float(s), 6) for c, s in zip(categories, matrix[row], strict=True)
-                }
+        return _Pending(
+            model,
+            engine.backend.categories,
+            policy,
+            requests,
+            digests,
+            keys,
+            cached,
+            misses,
+            future,
+        )
+
+    def _collect(self, pendings: Sequence[_Pending], enqueued_at_s: float | None) -> list[Scored]:
+        """Wait for every group's scores, then decide. All groups of one job share one latency:
+        the time until the whole job was answered (a group is never charged for waiting on
+        another)."""
+        started_s = time.time()
+        matrices = [p.future.result(timeout=MODEL_WAIT_S) if p.future else None for p in pendings]
         now = datetime.now(UTC).isoformat()
         since_s = enqueued_at_s if enqueued_at_s is not None else started_s
         latency_ms = round((time.time() - since_s) * 1000.0, 3)
+        return [
+            self._decide(pending, matrix, latency_ms, now)
+            for pending, matrix in zip(pendings, matrices, strict=True)
+        ]
+
+    @staticmethod
+    def _decide(pending: _Pending, matrix: Any, latency_ms: float, now: str) -> Scored:
+        scores_by_index: dict[int, dict[str, float]] = {}
+        for row, index in enumerate(pending.misses):
+            scores_by_index[index] = {
+                c: round(float(s), 6) for c, s in zip(pending.categories, matrix[row], strict=True)
+            }
+        model, policy = pending.model, pending.policy
         results: list[ModerationResult] = []
-        for i, request in enumerate(requests):
-            hit = cached[i]
+        for i, request in enumerate(pending.requests):
+            hit = pending.cached[i]
             scores = dict(hit["scores"]) if hit is not None else scores_by_index[i]
             outcome = decide(scores, policy)
             results.append(
@@ -270,14 +298,29 @@ class ModerationPipeline:
                     variant=None,
                     cache_hit=hit is not None,
                     latency_ms=latency_ms,
-                    content_sha256=digests[i],
+                    content_sha256=pending.digests[i],
                     created_at=now,
                     priority=request.priority,
                     user_id=request.user_id,
                 )
             )
-        writes = {keys[i]: {"scores": results[i].scores} for i in misses}
+        writes = {pending.keys[i]: {"scores": results[i].scores} for i in pending.misses}
         return Scored(results, writes)
+
+
+@dataclass(slots=True)
+class _Pending:
+    """One group of requests handed to a batcher: what deciding them needs once scored."""
+
+    model: ResolvedModel
+    categories: Sequence[str]
+    policy: Policy
+    requests: Sequence[ModerationRequest]
+    digests: list[str]
+    keys: list[str]
+    cached: list[dict[str, Any] | None]
+    misses: list[int]
+    future: Future[Any] | None
 
 
 def _assignment(

@@ -17,6 +17,7 @@ LAYERS = {
     "training": 3,
     "lifecycle": 3,
     "experiments": 3,
+    "reviews": 3,
     "tasks": 4,
     "cli": 6,
 }
