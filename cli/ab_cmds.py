@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -119,6 +120,20 @@ def _check_resolvable(experiment: Experiment) -> None:
     "(with --baseline).",
 )
 @click.option("--baseline", type=float, default=None, help="Control's expected precision.")
+@click.option(
+    "--action-rate",
+    type=float,
+    default=None,
+    help="With --mde: the expected share of content flagged or removed (precision is measured "
+    "on those items only).",
+)
+@click.option(
+    "--review-share",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="With --mde: the share of actioned items that reviewers will label.",
+)
 @click.option("--alpha", type=float, default=0.05, show_default=True)
 @click.option("--description", default="")
 def ab_create(
@@ -131,6 +146,8 @@ def ab_create(
     planned_sample_size: int | None,
     mde: float | None,
     baseline: float | None,
+    action_rate: float | None,
+    review_share: float,
     alpha: float,
     description: str,
 ) -> None:
@@ -153,7 +170,9 @@ def ab_create(
         if unknown:
             raise ExperimentError(f"--policy names no variant: {', '.join(unknown)}")
         if mde is not None or baseline is not None:
-            planned_sample_size = _planned(planned_sample_size, mde, baseline, alpha)
+            planned_sample_size = _planned(
+                planned_sample_size, mde, baseline, action_rate, review_share, alpha
+            )
         experiment = Experiment(
             id=experiment_id,
             variants=tuple(
@@ -177,14 +196,25 @@ def ab_create(
     click.echo(f"created {experiment_id} (draft): {_summary(experiment)}")
 
 
-def _planned(given: int | None, mde: float | None, baseline: float | None, alpha: float) -> int:
+def _planned(
+    given: int | None,
+    mde: float | None,
+    baseline: float | None,
+    action_rate: float | None,
+    review_share: float,
+    alpha: float,
+) -> int:
+    """Assignments per live arm for the precision test to see ``mde`` with 80% power."""
     if given is not None:
         raise ExperimentError("give --planned-sample-size or --mde with --baseline, not both")
-    if mde is None or baseline is None:
-        raise ExperimentError("--mde and --baseline go together")
+    if mde is None or baseline is None or action_rate is None:
+        raise ExperimentError("--mde, --baseline and --action-rate go together")
+    if not (0 < action_rate <= 1 and 0 < review_share <= 1):
+        raise ExperimentError("--action-rate and --review-share must be in (0, 1]")
     from experiments.analysis import planned_sample_size_for
 
-    return planned_sample_size_for(baseline, mde, alpha=alpha)
+    reviewed_actioned = planned_sample_size_for(baseline, mde, alpha=alpha)
+    return math.ceil(reviewed_actioned / (action_rate * review_share))
 
 
 def _summary(experiment: Experiment) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -120,3 +121,15 @@ def test_promote_moves_production_through_the_history_and_stops_the_experiment(
     assert "promoted challenger (v2)" in json.loads(out)["stop_reason"]
     code, out = _modq("ab", "promote", "v2-vs-prod", "nobody")
     assert code == 1 and "no variant 'nobody'" in out
+
+
+def test_the_sample_size_can_be_planned_from_the_effect_to_detect(cli_env: dict[str, str]) -> None:
+    from experiments.analysis import planned_sample_size_for
+
+    code, out = _modq(*CREATE, "--mde", "0.1", "--baseline", "0.6", "--action-rate", "0.2")
+    assert code == 0, out
+    code, out = _modq("ab", "show", "v2-vs-prod", "--json")
+    reviewed_actioned = planned_sample_size_for(0.6, 0.1)
+    assert json.loads(out)["planned_sample_size"] == math.ceil(reviewed_actioned / 0.2)
+    code, out = _modq(*CREATE[:2], "other", *CREATE[3:], "--mde", "0.1", "--baseline", "0.6")
+    assert code == 1 and "go together" in out
