@@ -55,6 +55,6 @@ task_publish_retry_policy = {
 }
 worker_hijack_root_logger = False
 
-# Modules a worker imports at start: the wait-time recorder hooks task_prerun (producers never
-# import it).
-imports = ("tasks.wait_time",)
+# Modules a worker imports at start: the wait-time recorder hooks task_prerun, the heap trimmer
+# task_postrun (producers never import them).
+imports = ("tasks.wait_time", "tasks.heap")

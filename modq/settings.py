@@ -163,6 +163,13 @@ class Settings(BaseSettings):
         description="Namespace in the broker's Redis of the wait-time "
         "histogram and refusal counters that `modq metrics serve` exports.",
     )
+    malloc_trim_interval_s: float = Field(
+        30.0,
+        ge=0.0,
+        description="Workers hand freed heap memory back to the OS (glibc malloc_trim) at most "
+        "this often, after a task; 0 = never. Without it RSS keeps the high-water mark of "
+        "every big message.",
+    )
     record_wait_time: bool = Field(
         True,
         description="Workers record each job's enqueue-to-start wait (one pipelined "

@@ -77,6 +77,9 @@ def modq_stats(state: Any) -> dict[str, Any]:
             padded_tokens=batcher.padded_tokens,
             real_tokens=batcher.real_tokens,
         )
+    from tasks import heap
+
+    stats["heap_trims"] = heap.trims_done
     stats["variant_models"] = [
         {
             "model_name": e.model.name,
