@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from experiments.analysis import ExperimentAnalysis, Proportion
+from experiments.outcomes import ExperimentAnalysis, Proportion
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

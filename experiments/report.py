@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from experiments.analysis import (
+from experiments.outcomes import (
     ArmSummary,
     Comparison,
     ExperimentAnalysis,
@@ -32,6 +32,16 @@ _PLOT_TITLES = {
 
 def _num(value: float | None, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}g}"
+
+
+def _ms(value: float | None, *, signed: bool = False) -> str:
+    """Milliseconds as a plain number: thousands separators, never an exponent."""
+    if value is None or value != value:  # None or NaN
+        return "–"
+    sign = "+" if signed else ""
+    if abs(value) >= 100:
+        return f"{value:{sign},.0f}"
+    return f"{value:{sign}.1f}" if abs(value) >= 1 else f"{value:{sign}.2f}"
 
 
 def _p(value: float | None) -> str:
@@ -72,20 +82,26 @@ def _arm_row(arm: ArmSummary, control: str) -> list[str]:
         _share(arm.precision),
         _share(arm.recall),
         f1,
-        f"{_num(latency.p50_ms)} / {_num(latency.p95_ms)} / {_num(latency.p99_ms)}",
+        f"{_ms(latency.p50_ms)} / {_ms(latency.p95_ms)} / {_ms(latency.p99_ms)}",
     ]
 
 
 def _comparison_row(c: Comparison) -> list[str]:
-    difference = "–" if c.difference is None else f"{c.difference:+.3g}"
+    value = _ms if c.metric == "latency_ms" else _num
+    if c.difference is None:
+        difference = "–"
+    elif c.metric == "latency_ms":
+        difference = _ms(c.difference, signed=True)
+    else:
+        difference = f"{c.difference:+.3g}"
     verdict = f"**{c.verdict}**" if c.verdict is Verdict.SIGNIFICANT else str(c.verdict)
     metric = f"**{c.metric}** (primary)" if c.primary else c.metric
     return [
         f"`{c.challenger}`",
         metric,
         c.test,
-        f"{_num(c.control_value)} (n={c.control_n})",
-        f"{_num(c.challenger_value)} (n={c.challenger_n})",
+        f"{value(c.control_value)} (n={c.control_n})",
+        f"{value(c.challenger_value)} (n={c.challenger_n})",
         difference,
         _p(c.p_value),
         _p(c.always_valid_p_value),

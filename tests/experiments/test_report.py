@@ -106,3 +106,21 @@ def test_without_matplotlib_the_report_says_it_has_no_plots(
 def test_unknown_format_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ExperimentError, match="format"):
         write_report(_analysis((100, 100), planned=None), tmp_path, fmt="pdf")
+
+
+def test_latency_prints_as_plain_milliseconds() -> None:
+    rng = np.random.default_rng(5)
+    arms = [Arm("a", 300, latency_ms=6000.0), Arm("b", 300, latency_ms=6500.0)]
+    analysis = analyze(*simulate(rng, arms, latency_sd_ms=200.0))
+    text = render_markdown(analysis)
+    latency = analysis.arm("a").latency
+    assert latency.p50_ms is not None and latency.p95_ms is not None
+    assert latency.p99_ms is not None
+    expected = f"{latency.p50_ms:,.0f} / {latency.p95_ms:,.0f} / {latency.p99_ms:,.0f}"
+    assert f"| {expected} |" in text and "," in expected
+    row = next(line for line in text.splitlines() if "| latency_ms |" in line)
+    comparison = analysis.comparison("b", "latency_ms")
+    assert comparison.control_value is not None and comparison.difference is not None
+    assert f"{comparison.control_value:,.0f} (n=300)" in row
+    assert f"| {comparison.difference:+,.0f} |" in row
+    assert "e+" not in text.split("## Sample-ratio check")[0]
