@@ -114,9 +114,9 @@ def analyze(
         latency_mixing_sd_ms=latency_mixing_sd_ms,
         looks=looks,
     )
-    comparisons = tuple(
+    comparisons = tuple(  # nothing to compare before the first assignment
         comparison
-        for challenger in range(1, len(arms))
+        for challenger in (range(1, len(arms)) if len(columns.at) else ())
         for comparison in compare_arms(columns, arms, challenger, settings)
     )
     verdict, verdict_text, warnings = _overall_verdict(
@@ -272,6 +272,8 @@ def _overall_verdict(
     if not columns.reviewed.any():
         warnings.append("no review labels yet: precision and recall are unavailable")
     primary = [c for c in comparisons if c.primary]
+    if not len(columns.at):
+        return Verdict.INSUFFICIENT, "no assignments yet: nothing to compare", tuple(warnings)
     if not comparisons:
         return Verdict.INSUFFICIENT, "only one arm: nothing to compare", tuple(warnings)
     if srm is not None and srm.alarm:

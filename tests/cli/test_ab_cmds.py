@@ -133,3 +133,13 @@ def test_the_sample_size_can_be_planned_from_the_effect_to_detect(cli_env: dict[
     assert json.loads(out)["planned_sample_size"] == math.ceil(reviewed_actioned / 0.2)
     code, out = _modq(*CREATE[:2], "other", *CREATE[3:], "--mde", "0.1", "--baseline", "0.6")
     assert code == 1 and "go together" in out
+
+
+def test_a_report_before_any_traffic_says_so(cli_env: dict[str, str], tmp_path: Path) -> None:
+    assert _modq(*CREATE)[0] == 0
+    code, out = _modq("ab", "report", "v2-vs-prod", "--out", str(tmp_path / "r"))
+    assert code == 0, out
+    assert "insufficient data" in out and "no assignments yet" in out
+    assert (tmp_path / "r" / "report.md").is_file()
+    code, out = _modq("ab", "report", "nosuch")
+    assert code == 1 and "unknown_experiment" in out
