@@ -72,6 +72,16 @@ def _queue_depth(redis_url: str, queue: str) -> int:
         client.close()
 
 
+def _purge(redis_url: str, queue: str) -> None:
+    from redis import Redis
+
+    client = Redis.from_url(redis_url)
+    try:
+        client.delete(queue, *client.keys(f"{queue}\x06\x16*"))  # kombu's priority sub-lists
+    finally:
+        client.close()
+
+
 def urgent_latencies_ms(texts: list[str], tag: str) -> list[float]:
     """Send urgent jobs one at a time (each waits for its result): latency of each, ms."""
     from tasks import moderate
@@ -100,11 +110,13 @@ def urgency(
     backlog_texts: list[str],
     *,
     backlog_per_message: int,
+    drain: bool = True,
 ) -> dict[str, Any]:
     """Urgent latency on an idle queue, then with ``backlog_texts`` queued as bulk.
 
-    The backlog is left to drain afterwards (its results are awaited): the worker has then
-    done len(backlog) + 2 x len(urgent) jobs.
+    With ``drain`` the backlog is left to drain afterwards (its results are awaited): the
+    worker has then done len(backlog) + 2 x len(urgent) jobs. Without, what is still queued
+    is purged (the caller stops the workers next).
     """
     from tasks import moderate_many
 
@@ -118,10 +130,14 @@ def urgency(
     depth_at_start = _queue_depth(redis_url, "bulk")
     busy = urgent_latencies_ms(urgent_texts, f"busy-{uuid.uuid4().hex[:6]}")
     depth_at_end = _queue_depth(redis_url, "bulk")
-    drain_started = time.perf_counter()
-    for result in backlog:
-        result.get(timeout=1800)
-    drain_s = time.perf_counter() - drain_started
+    drain_s = None
+    if drain:
+        drain_started = time.perf_counter()
+        for result in backlog:
+            result.get(timeout=1800)
+        drain_s = time.perf_counter() - drain_started
+    else:
+        _purge(redis_url, "bulk")
     return {
         "idle_ms": idle,
         "busy_ms": busy,

@@ -237,6 +237,7 @@ def urgency_dedicated(context: Context) -> None:
             context.texts[: sizes.urgent_jobs],
             bench_texts(sizes.backlog_items),
             backlog_per_message=sizes.backlog_per_message,
+            drain=False,  # the memory legs are measured on the other worker
         )
         result["layout"] = (
             f"`modq worker --queues normal,bulk --nice {BULK_NICE}` ({MODQ_THREADS} threads) + "
