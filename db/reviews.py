@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, cast
 
-from sqlalchemy import Engine, select, tuple_, union
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, Engine, Table, bindparam, select, union, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from db.models import AssignmentRow, ModerationResultRow, ReviewOutcomeRow
 from db.session import make_session_factory
 from modq.errors import StorageUnavailable
 
 OVERALL = "any"  # the category of an overall violation / safe verdict
-CHUNK = 500  # ids per IN (...) query
+CHUNK = 500  # ids per IN (...) query, rows per INSERT
+_TABLE = cast(Table, ReviewOutcomeRow.__table__)
+_INSERTS: dict[str, Callable[..., Any]] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +50,11 @@ def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
 
 class ReviewRepository:
     def __init__(self, engine: Engine) -> None:
+        dialect = engine.dialect.name
+        if dialect not in _INSERTS:
+            raise StorageUnavailable(f"unsupported database dialect {dialect!r}")
+        self._engine = engine
+        self._insert = _INSERTS[dialect]
         self._sessions = make_session_factory(engine)
 
     def known_content_ids(self, content_ids: Iterable[str]) -> set[str]:
@@ -68,41 +77,108 @@ class ReviewRepository:
 
     def record(self, outcomes: Sequence[ReviewOutcome]) -> RecordCounts:
         """Store outcomes in one transaction: new labels inserted, corrected ones updated,
-        repeated ones left alone (idempotent). Within ``outcomes`` the last label wins."""
+        repeated ones left alone (idempotent). Within ``outcomes`` the last label wins.
+
+        Safe beside a concurrent writer of the same labels: inserts skip rows that are there
+        already (what another writer stored meanwhile is read back and compared), and updates
+        touch only rows whose label differs."""
         latest = {(o.content_id, o.category): o for o in outcomes}
         counts = RecordCounts()
         if not latest:
             return counts
-        keys = list(latest)
         now = datetime.now(UTC)
         try:
-            with self._sessions.begin() as session:
-                existing: dict[tuple[str, str], ReviewOutcomeRow] = {}
-                for start in range(0, len(keys), CHUNK):
-                    chunk = keys[start : start + CHUNK]
-                    rows = session.scalars(
-                        select(ReviewOutcomeRow).where(
-                            tuple_(ReviewOutcomeRow.content_id, ReviewOutcomeRow.category).in_(
-                                chunk
-                            )
-                        )
-                    )
-                    existing.update({(r.content_id, r.category): r for r in rows})
-                for key, outcome in latest.items():
-                    row = existing.get(key)
-                    if row is None:
-                        session.add(_row(outcome, now))
-                        counts.new += 1
-                    elif row.violation == outcome.violation:
-                        counts.unchanged += 1
-                    else:
-                        row.violation = outcome.violation
-                        row.source, row.reviewer = outcome.source, outcome.reviewer
-                        row.reviewed_at, row.recorded_at = outcome.reviewed_at, now
-                        counts.changed += 1
+            with self._engine.begin() as connection:
+                stored = self._stored_labels(connection, latest)
+                missing = [o for key, o in latest.items() if key not in stored]
+                inserted = self._insert_new(connection, missing, now)
+                raced = {(o.content_id, o.category) for o in missing} - inserted
+                if raced:  # another writer stored them between our read and our insert
+                    stored.update(self._stored_labels(connection, dict.fromkeys(raced)))
+                changed = [
+                    latest[key] for key, violation in stored.items()
+                    if violation != latest[key].violation
+                ]  # fmt: skip
+                counts.new = len(inserted)
+                counts.changed = self._update_labels(connection, changed, now)
+                counts.unchanged = len(latest) - counts.new - counts.changed
+        except OperationalError as exc:
+            raise StorageUnavailable(f"database unavailable: {exc.orig}") from exc
         except SQLAlchemyError as exc:
             raise StorageUnavailable(f"cannot store review outcomes: {exc}") from exc
         return counts
+
+    @staticmethod
+    def _stored_labels(
+        connection: Connection, keys: Mapping[tuple[str, str], object]
+    ) -> dict[tuple[str, str], bool]:
+        """The stored label of each of ``keys`` that has one (read by content id, in chunks)."""
+        table = _TABLE
+        stored: dict[tuple[str, str], bool] = {}
+        for chunk in _chunks(sorted({content_id for content_id, _ in keys})):
+            rows = connection.execute(
+                select(table.c.content_id, table.c.category, table.c.violation).where(
+                    table.c.content_id.in_(chunk)
+                )
+            )
+            for content_id, category, violation in rows:
+                if (content_id, category) in keys:
+                    stored[(content_id, category)] = bool(violation)
+        return stored
+
+    def _insert_new(
+        self, connection: Connection, outcomes: Sequence[ReviewOutcome], now: datetime
+    ) -> set[tuple[str, str]]:
+        """Insert, skipping any (content_id, category) already there; the keys inserted."""
+        table = _TABLE
+        if not outcomes:
+            return set()
+        statement = (
+            self._insert(table)
+            .on_conflict_do_nothing(index_elements=["content_id", "category"])
+            .returning(table.c.content_id, table.c.category)
+        )  # executemany with RETURNING: SQLAlchemy sends pages of many rows per statement
+        rows = connection.execute(statement, [_values(o, now) for o in outcomes])
+        inserted = {(content_id, category) for content_id, category in rows}
+        return inserted
+
+    @staticmethod
+    def _update_labels(
+        connection: Connection, outcomes: Sequence[ReviewOutcome], now: datetime
+    ) -> int:
+        """Replace corrected labels; only rows whose label differs are touched."""
+        if not outcomes:
+            return 0
+        table = _TABLE
+        statement = (
+            update(table)
+            .where(
+                table.c.content_id == bindparam("key_content_id"),
+                table.c.category == bindparam("key_category"),
+                table.c.violation != bindparam("new_violation"),
+            )
+            .values(
+                violation=bindparam("new_violation"),
+                source=bindparam("new_source"),
+                reviewer=bindparam("new_reviewer"),
+                reviewed_at=bindparam("new_reviewed_at"),
+                recorded_at=bindparam("new_recorded_at"),
+            )
+        )
+        parameters = [
+            {
+                "key_content_id": o.content_id,
+                "key_category": o.category,
+                "new_violation": o.violation,
+                "new_source": o.source,
+                "new_reviewer": o.reviewer,
+                "new_reviewed_at": _utc(o.reviewed_at),
+                "new_recorded_at": now,
+            }
+            for o in outcomes
+        ]
+        connection.execute(statement, parameters)
+        return len(outcomes)
 
     def labels_for(self, content_ids: Iterable[str]) -> dict[str, bool]:
         """The overall verdict per content id: its ``any`` label if it has one, else True if
@@ -129,27 +205,44 @@ class ReviewRepository:
         }
 
     def outcomes(self, content_id: str) -> list[ReviewOutcome]:
-        with self._sessions() as session:
-            rows = session.scalars(
-                select(ReviewOutcomeRow)
-                .where(ReviewOutcomeRow.content_id == content_id)
-                .order_by(ReviewOutcomeRow.category)
-            )
-            return [
-                ReviewOutcome(
-                    r.content_id, r.category, r.violation, r.source, r.reviewer, r.reviewed_at
+        """Every stored label of one content id, by category (times in UTC)."""
+        try:
+            with self._sessions() as session:
+                rows = session.scalars(
+                    select(ReviewOutcomeRow)
+                    .where(ReviewOutcomeRow.content_id == content_id)
+                    .order_by(ReviewOutcomeRow.category)
                 )
-                for r in rows
-            ]
+                return [
+                    ReviewOutcome(
+                        r.content_id,
+                        r.category,
+                        r.violation,
+                        r.source,
+                        r.reviewer,
+                        _utc(r.reviewed_at),
+                    )
+                    for r in rows
+                ]
+        except SQLAlchemyError as exc:
+            raise StorageUnavailable(f"cannot read review outcomes: {exc}") from exc
 
 
-def _row(outcome: ReviewOutcome, now: datetime) -> ReviewOutcomeRow:
-    return ReviewOutcomeRow(
-        content_id=outcome.content_id,
-        category=outcome.category,
-        violation=outcome.violation,
-        source=outcome.source,
-        reviewer=outcome.reviewer,
-        reviewed_at=outcome.reviewed_at,
-        recorded_at=now,
-    )
+def _values(outcome: ReviewOutcome, now: datetime) -> dict[str, object]:
+    return {
+        "content_id": outcome.content_id,
+        "category": outcome.category,
+        "violation": outcome.violation,
+        "source": outcome.source,
+        "reviewer": outcome.reviewer,
+        "reviewed_at": _utc(outcome.reviewed_at),
+        "recorded_at": now,
+    }
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """In UTC: SQLite keeps the wall time and drops the zone, so every time is stored in UTC
+    (a zone-less time is taken to be UTC already) and read back as UTC."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -5,18 +5,21 @@ Two shapes, told apart by the header (one file may combine them):
 - ``content_id,<category>...[,reviewer][,reviewed_at]`` — one column per canonical category,
   each violation/safe, 1/0, true/false, yes/no, or blank (that category was not reviewed).
 
-A bad header stops the import before anything is stored. A malformed row is skipped and
-reported with its line number; an unknown content id is reported and not stored (a review of
-content modq never decided cannot be joined to anything). Everything else is stored in
-batches, idempotently: importing the same file twice changes nothing.
+A bad header, or text that is not UTF-8 or not CSV, stops the import before anything is
+stored (the file is read twice: checked through once, then stored in batches). A malformed row
+is skipped and reported with its line number; an unknown content id is reported and not stored
+(a review of content modq never decided cannot be joined to anything). When the file labels
+the same content and category more than once, its last label is the one stored. Everything
+else is stored idempotently: importing the same file twice changes nothing.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from db.reviews import RecordCounts, ReviewOutcome, ReviewRepository
 from modq.errors import InvalidReview
@@ -31,7 +34,7 @@ SHOWN = 20  # problems listed by name in a report; the counts cover all
 class ImportReport:
     rows: int = 0
     counts: RecordCounts = field(default_factory=RecordCounts)
-    repeated_in_file: int = 0  # the same (content_id, category) twice in this file
+    repeated_in_file: int = 0  # labels a later row of the file labels again
     unknown: list[tuple[int, str]] = field(default_factory=list)  # (line, content_id)
     malformed: list[tuple[int, str]] = field(default_factory=list)  # (line, reason)
 
@@ -42,12 +45,15 @@ class ImportReport:
 
     def lines(self) -> list[str]:
         """The report as people read it."""
-        out = [
-            f"{self.rows} rows: {self.counts.new} new, {self.counts.unchanged} unchanged, "
-            f"{self.counts.changed} changed, {len(self.unknown)} unknown content ids, "
-            f"{len(self.malformed)} malformed"
-            + (f" ({self.repeated_in_file} repeated in the file)" if self.repeated_in_file else "")
-        ]
+        counts = self.counts
+        summary = (
+            f"{self.rows} rows: labels {counts.new} new, {counts.unchanged} unchanged, "
+            f"{counts.changed} changed; {len(self.unknown)} unknown content ids, "
+            f"{len(self.malformed)} malformed rows"
+        )
+        if self.repeated_in_file:
+            summary += f"; {self.repeated_in_file} labels repeated in the file"
+        out = [summary]
         if self.unknown:
             shown = ", ".join(f"{cid} (line {line})" for line, cid in self.unknown[:SHOWN])
             more = f" and {len(self.unknown) - SHOWN} more" if len(self.unknown) > SHOWN else ""
@@ -88,76 +94,98 @@ def import_reviews(
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Import ``path``; ``progress(rows_done)`` is called after each stored batch."""
-    report = ImportReport()
     origin = source or path.name
-    seen: set[tuple[str, str]] = set()
     try:
         file = path.open(newline="", encoding="utf-8")
     except OSError as exc:
         raise InvalidReview(f"cannot read {path}: {exc}") from exc
     with file:
-        reader = csv.reader(file)
         try:
-            header = next(reader, None)
-            overall, categories = _columns(header)
-            assert header is not None
-            names = [h.strip() for h in header]
-            batch: list[tuple[int, list[ReviewOutcome]]] = []
-            for row in reader:
-                line = reader.line_num
-                if not any(cell.strip() for cell in row):
-                    continue  # blank lines are not rows
-                report.rows += 1
-                if len(row) != len(names):
-                    report.malformed.append(
-                        (line, f"{len(row)} fields, the header has {len(names)}")
-                    )
-                    continue
-                cells = dict(zip(names, row, strict=True))
-                try:
-                    outcomes = review_outcomes(
-                        cells["content_id"],
-                        label=cells.get("label") if overall else None,
-                        labels={c: cells[c] for c in categories},
-                        source=origin,
-                        reviewer=cells.get("reviewer") or None,
-                        reviewed_at=cells.get("reviewed_at"),
-                    )
-                except InvalidReview as exc:
-                    report.malformed.append((line, exc.message))
-                    continue
-                for outcome in outcomes:
-                    key = (outcome.content_id, outcome.category)
-                    if key in seen:
-                        report.repeated_in_file += 1
-                    seen.add(key)
-                batch.append((line, outcomes))
-                if len(batch) >= BATCH_ROWS:
-                    _store(batch, repository, report, progress)
-                    batch = []
-            _store(batch, repository, report, progress)
+            last_line: dict[tuple[str, str], int] = {}  # where the file last labels each
+            for line, outcomes in _parsed_rows(file, origin, ImportReport()):
+                last_line.update(((o.content_id, o.category), line) for o in outcomes)
+            file.seek(0)
+            report = ImportReport()
+            batch = _Batch(repository, report, progress)
+            for line, outcomes in _parsed_rows(file, origin, report):
+                batch.add(line, outcomes, last_line)
+            batch.flush()
         except UnicodeDecodeError as exc:
             raise InvalidReview(f"{path} is not UTF-8 text: {exc}") from exc
-        except csv.Error as exc:
-            raise InvalidReview(f"{path} line {reader.line_num}: {exc}") from exc
     return report
 
 
-def _store(
-    batch: list[tuple[int, list[ReviewOutcome]]],
-    repository: ReviewRepository,
-    report: ImportReport,
-    progress: Callable[[int], None] | None,
-) -> None:
-    if not batch:
-        return
-    known = repository.known_content_ids(o[0].content_id for _, o in batch)
-    keep: list[ReviewOutcome] = []
-    for line, outcomes in batch:
-        if outcomes[0].content_id in known:
-            keep += outcomes
-        else:
-            report.unknown.append((line, outcomes[0].content_id))
-    report.counts.add(repository.record(keep))
-    if progress is not None:
-        progress(report.rows)
+def _parsed_rows(
+    file: TextIO, origin: str, report: ImportReport
+) -> Iterator[tuple[int, list[ReviewOutcome]]]:
+    """(line, outcomes) of each good row; rows and malformed ones are counted in ``report``."""
+    reader = csv.reader(file)
+    try:
+        header = next(reader, None)
+        overall, categories = _columns(header)
+        assert header is not None
+        names = [h.strip() for h in header]
+        for row in reader:
+            line = reader.line_num
+            if not any(cell.strip() for cell in row):
+                continue  # blank lines are not rows
+            report.rows += 1
+            if len(row) != len(names):
+                report.malformed.append((line, f"{len(row)} fields, the header has {len(names)}"))
+                continue
+            cells = dict(zip(names, row, strict=True))
+            try:
+                outcomes = review_outcomes(
+                    cells["content_id"],
+                    label=cells.get("label") if overall else None,
+                    labels={c: cells[c] for c in categories},
+                    source=origin,
+                    reviewer=cells.get("reviewer") or None,
+                    reviewed_at=cells.get("reviewed_at"),
+                )
+            except InvalidReview as exc:
+                report.malformed.append((line, exc.message))
+                continue
+            yield line, outcomes
+    except csv.Error as exc:
+        raise InvalidReview(f"line {reader.line_num}: {exc}") from exc
+
+
+class _Batch:
+    """Rows waiting to be stored: their ids checked in bulk, their labels stored in one
+    transaction. A label that a later row of the file labels again is counted, not stored."""
+
+    def __init__(
+        self,
+        repository: ReviewRepository,
+        report: ImportReport,
+        progress: Callable[[int], None] | None,
+    ) -> None:
+        self._repository = repository
+        self._report = report
+        self._progress = progress
+        self._rows: list[tuple[int, str, list[ReviewOutcome]]] = []  # (line, id, to store)
+
+    def add(
+        self, line: int, outcomes: list[ReviewOutcome], last_line: dict[tuple[str, str], int]
+    ) -> None:
+        keep = [o for o in outcomes if last_line[(o.content_id, o.category)] == line]
+        self._report.repeated_in_file += len(outcomes) - len(keep)
+        self._rows.append((line, outcomes[0].content_id, keep))
+        if len(self._rows) >= BATCH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._rows:
+            return
+        known = self._repository.known_content_ids(cid for _, cid, _ in self._rows)
+        store: list[ReviewOutcome] = []
+        for line, content_id, outcomes in self._rows:
+            if content_id in known:
+                store += outcomes
+            else:
+                self._report.unknown.append((line, content_id))
+        self._report.counts.add(self._repository.record(store))
+        self._rows = []
+        if self._progress is not None:
+            self._progress(self._report.rows)

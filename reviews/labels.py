@@ -47,9 +47,11 @@ def check_category(name: str) -> str:
 
 
 def parse_time(value: object) -> datetime | None:
-    """ISO-8601 (a zone-less time is read as UTC); blank → None."""
+    """ISO-8601 text or a datetime (a zone-less time is read as UTC); blank → None."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if not isinstance(value, str):
         raise InvalidReview(f"reviewed_at must be ISO-8601 text, got {value!r}")
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from celery import Task
@@ -55,7 +56,7 @@ def record_review(
     label: str | bool | None = None,
     labels: dict[str, Any] | None = None,
     reviewer: str | None = None,
-    reviewed_at: str | None = None,
+    reviewed_at: str | datetime | None = None,
     source: str = "task",
 ) -> dict[str, Any]:
     """Store a human review of ``content_id``: an overall ``label`` (violation/safe) and/or

@@ -1,11 +1,16 @@
 """Review outcomes in SQL (SQLite and PostgreSQL): idempotent, corrections win, overall verdicts."""
 
-from datetime import UTC, datetime
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
 
 from db.assignments import Assignment
 from db.results import ResultRepository
-from db.reviews import ReviewOutcome, ReviewRepository
+from db.reviews import RecordCounts, ReviewOutcome, ReviewRepository
 from db.session import make_engine
+from modq.errors import StorageUnavailable
 from tests.factories import make_result
 
 
@@ -24,6 +29,31 @@ def test_record_is_idempotent_and_a_correction_replaces_the_label(database_url: 
     assert (counts.new, counts.unchanged, counts.changed) == (0, 0, 1)
     (corrected,) = reviews.outcomes("c-2")
     assert corrected.violation is True and corrected.reviewer == "bo"
+    assert corrected.source == "task"
+    engine.dispose()
+
+
+def test_review_times_are_stored_and_read_back_in_utc(database_url: str) -> None:
+    engine = make_engine(database_url)
+    reviews = ReviewRepository(engine)
+    two_hours_east = timezone(timedelta(hours=2))
+    reviews.record(
+        [
+            ReviewOutcome(
+                "c-1",
+                "any",
+                True,
+                "csv",
+                reviewed_at=datetime(2026, 11, 21, 10, 0, tzinfo=two_hours_east),
+            ),
+            ReviewOutcome("c-2", "any", True, "csv", reviewed_at=datetime(2026, 11, 21, 10, 0)),
+        ]
+    )
+    (east,) = reviews.outcomes("c-1")
+    assert east.reviewed_at == datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
+    assert east.reviewed_at is not None and east.reviewed_at.utcoffset() == timedelta(0)
+    (naive,) = reviews.outcomes("c-2")  # a zone-less time is taken as UTC
+    assert naive.reviewed_at == datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
     engine.dispose()
 
 
@@ -61,4 +91,39 @@ def test_known_content_ids_come_from_results_and_assignments_in_chunks(database_
     asked = [f"r-{i}" for i in range(0, 1200, 2)] + ["shadow-only", "nobody"]
     known = ReviewRepository(engine).known_content_ids(asked)
     assert known == {f"r-{i}" for i in range(0, 600, 2)} | {"shadow-only"}
+    engine.dispose()
+
+
+def test_concurrent_writers_of_the_same_labels_neither_fail_nor_double_count(
+    database_url: str,
+) -> None:
+    engine = make_engine(database_url)
+    reviews = ReviewRepository(engine)
+    outcomes = [ReviewOutcome(f"c-{i}", "spam", i % 2 == 0, "csv") for i in range(300)]
+    writers = 4
+    start = threading.Barrier(writers)
+
+    def write() -> RecordCounts:
+        start.wait()
+        return reviews.record(outcomes)
+
+    with ThreadPoolExecutor(writers) as pool:
+        results = list(pool.map(lambda _: write(), range(writers)))
+    assert sum(r.new for r in results) == 300  # each label inserted by exactly one writer
+    assert all(r.new + r.unchanged == 300 and r.changed == 0 for r in results)
+    assert reviews.labels_for(f"c-{i}" for i in range(300)) == {
+        f"c-{i}": i % 2 == 0 for i in range(300)
+    }
+    engine.dispose()
+
+
+def test_a_database_that_is_down_is_storage_unavailable() -> None:
+    engine = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    reviews = ReviewRepository(engine)
+    with pytest.raises(StorageUnavailable):
+        reviews.record([ReviewOutcome("c-1", "any", True, "csv")])
+    with pytest.raises(StorageUnavailable):
+        reviews.known_content_ids(["c-1"])
+    with pytest.raises(StorageUnavailable):
+        reviews.labels_for(["c-1"])
     engine.dispose()

@@ -108,9 +108,10 @@ def test_per_category_columns(reviews: ReviewRepository, tmp_path: Path) -> None
         ("id,label\nc-1,safe\n", "no content_id column"),
         ("", "header row is required"),
         ("content_id,label,label\nc-1,safe,safe\n", "columns repeat"),
+        ("content_id,label\nc-1,safe\nc-2," + "x" * 200_000 + "\n", "line 3: field larger"),
     ],
 )
-def test_a_bad_header_stores_nothing(
+def test_a_bad_header_or_bad_csv_stores_nothing(
     reviews: ReviewRepository, tmp_path: Path, text: str, message: str
 ) -> None:
     with pytest.raises(InvalidReview, match=message):
@@ -118,8 +119,75 @@ def test_a_bad_header_stores_nothing(
     assert reviews.labels_for(["c-1"]) == {}
 
 
-def test_a_file_that_is_not_utf8_is_refused(reviews: ReviewRepository, tmp_path: Path) -> None:
+def test_a_file_that_is_not_utf8_is_refused_before_anything_is_stored(
+    reviews: ReviewRepository, tmp_path: Path
+) -> None:
     path = tmp_path / "latin1.csv"
     path.write_bytes("content_id,label\nc-1,safe\nc-2,s\xe9curit\xe9\n".encode("latin-1"))
     with pytest.raises(InvalidReview, match="not UTF-8"):
         import_reviews(path, reviews)
+    assert reviews.labels_for(["c-1"]) == {}
+
+
+class _CountingRepository(ReviewRepository):
+    """The real repository, counting its id look-ups (one per batch, never one per row)."""
+
+    lookups = 0
+
+    def known_content_ids(self, content_ids):  # type: ignore[no-untyped-def]
+        self.lookups += 1
+        return super().known_content_ids(content_ids)
+
+
+def test_batches_and_labels_the_file_repeats_or_corrects(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("reviews.csv_import.BATCH_ROWS", 3)
+    engine = make_engine(database_url)
+    ResultRepository(engine).store_many([make_result(f"c-{i}") for i in range(10)])
+    reviews = _CountingRepository(engine)
+    text = (
+        "content_id,label\n"
+        "c-0,violation\nc-1,safe\nc-0,violation\n"  # batch 1: an exact repeat
+        "c-2,safe\nc-1,violation\nc-3,safe\n"  # batch 2: c-1 corrected by a later row
+        "c-3,violation\nghost,safe\nc-4,safe\n"  # batch 3
+        "c-0,violation\nghost,safe\n"  # batch 4: the unknown id reported on each line
+    )
+    done: list[int] = []
+    report = import_reviews(_csv(tmp_path, text), reviews, progress=done.append)
+    counts = report.counts
+    assert (counts.new, counts.unchanged, counts.changed) == (5, 0, 0)  # the last word only
+    assert report.repeated_in_file == 5  # lines 2, 3, 4, 7, 9: labelled again further down
+    assert report.unknown == [(9, "ghost"), (12, "ghost")]
+    assert reviews.labels_for([f"c-{i}" for i in range(5)]) == {
+        "c-0": True, "c-1": True, "c-2": False, "c-3": True, "c-4": False,
+    }  # fmt: skip
+    assert done == [3, 6, 9, 11]  # rows read, after each stored batch
+    assert reviews.lookups == 4  # ids checked once per batch, not once per row
+    again = import_reviews(_csv(tmp_path, text), reviews)
+    assert (again.counts.new, again.counts.unchanged, again.counts.changed) == (0, 5, 0)
+    engine.dispose()
+
+
+def test_many_unknown_ids_are_all_counted_and_the_first_20_named(
+    reviews: ReviewRepository, tmp_path: Path
+) -> None:
+    rows = "".join(f"ghost-{i},safe\n" for i in range(25))
+    report = import_reviews(_csv(tmp_path, "content_id,label\n" + rows), reviews)
+    assert len(report.unknown) == 25 and report.counts.new == 0
+    listed = report.lines()[1]
+    assert "ghost-19 (line 21)" in listed and "ghost-20" not in listed
+    assert listed.endswith("and 5 more")
+
+
+def test_an_overall_label_beside_category_columns(
+    reviews: ReviewRepository, tmp_path: Path
+) -> None:
+    text = "content_id,label,spam,reviewer\nc-1,safe,1,ana\nc-2,,0,bo\n"
+    report = import_reviews(_csv(tmp_path, text), reviews, source="vendor-x")
+    assert report.clean and report.counts.new == 3
+    assert {(o.category, o.violation) for o in reviews.outcomes("c-1")} == {
+        ("any", False), ("spam", True),
+    }  # fmt: skip
+    assert {o.source for o in reviews.outcomes("c-1")} == {"vendor-x"}
+    assert reviews.labels_for(["c-1", "c-2"]) == {"c-1": False, "c-2": False}

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
+
 import pytest
 from redis import Redis
 
+import migrations
 from db.results import ResultRepository
 from db.reviews import ReviewRepository
 from db.session import make_engine
 from modq.errors import InvalidReview, UnknownContent
 from tasks import record_review
+from tests.conftest import postgres_database
 from tests.factories import make_result
-from tests.workers import running_worker
+from tests.workers import flush_private_redis, running_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -27,10 +32,13 @@ def test_reviews_from_apps(database: str, tmp_path, redis_url: str) -> None:  # 
         }  # fmt: skip
         again = record_review.delay(content_id="rev-1", label="violation").get(timeout=60)
         assert again["unchanged"] == 1
+        when = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)  # a datetime travels as one
         per_category = record_review.delay(
-            content_id="rev-1", labels={"spam": "no", "harassment": True}
+            content_id="rev-1", labels={"spam": "no", "harassment": True}, reviewed_at=when
         ).get(timeout=60)
         assert per_category["new"] == 2
+        corrected = record_review.delay(content_id="rev-1", labels={"spam": "yes"})
+        assert corrected.get(timeout=60)["changed"] == 1
 
         unknown = record_review.delay(content_id="never-moderated", label="safe")
         with pytest.raises(UnknownContent, match="never-moderated"):
@@ -44,5 +52,28 @@ def test_reviews_from_apps(database: str, tmp_path, redis_url: str) -> None:  # 
             record_review.delay(content_id="rev-1", labels={"gore": "yes"})
         assert Redis.from_url(redis_url).llen("normal") == depth_before  # nothing enqueued
     assert reviews.labels_for(["rev-1", "never-moderated"]) == {"rev-1": True}
-    assert reviews.outcomes("rev-1")[0].reviewer == "ana"
+    stored = {o.category: o for o in reviews.outcomes("rev-1")}
+    assert stored["any"].reviewer == "ana" and stored["any"].source == "task"
+    assert stored["harassment"].reviewed_at == when
+    assert stored["spam"].violation is True and stored["spam"].reviewed_at is None
     engine.dispose()
+
+
+def test_a_review_waits_out_a_database_outage(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    flush_private_redis()
+    with postgres_database(create=False) as database:  # no database yet: that is the outage
+        with running_worker({"MODQ_DATABASE_URL": database.url}, log_dir=tmp_path, threads=2):
+            job = record_review.delay(content_id="outage-rev", label="violation")
+            deadline = time.monotonic() + 60
+            while job.state != "RETRY":  # StorageUnavailable → retried with backoff
+                assert time.monotonic() < deadline, f"job state {job.state}"
+                assert job.state == "PENDING", f"job state {job.state}"
+                time.sleep(0.1)
+            database.create()
+            migrations.upgrade(database.url)
+            engine = make_engine(database.url)
+            ResultRepository(engine).store(make_result("outage-rev"))
+            assert job.get(timeout=90)["new"] == 1
+        assert ReviewRepository(engine).labels_for(["outage-rev"]) == {"outage-rev": True}
+        engine.dispose()
+    flush_private_redis()
