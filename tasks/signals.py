@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from typing import Any
@@ -80,6 +81,7 @@ def modq_stats(state: Any) -> dict[str, Any]:
     from tasks import heap
 
     stats["heap_trims"] = heap.trims_done
+    stats["python_objects"] = len(gc.get_objects())  # a leak shows here first
     stats["variant_models"] = [
         {
             "model_name": e.model.name,
