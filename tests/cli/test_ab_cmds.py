@@ -4,41 +4,20 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-import migrations
-from cli.main import main
-from modq.settings import get_settings
+from tests.cli.runner import modq as _modq
 
 
 @pytest.fixture
-def cli_env(
-    registry_settings: dict[str, str],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    model_dir: Path,
-    variant_model_dir: Path,
-) -> Iterator[dict[str, str]]:
-    database_url = f"sqlite:///{tmp_path / 'modq.db'}"
-    migrations.upgrade(database_url)
-    env = {**registry_settings, "MODQ_DATABASE_URL": database_url, "MODQ_ACTOR": "tester"}
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    get_settings.cache_clear()
+def cli_env(cli_env: dict[str, str], model_dir: Path, variant_model_dir: Path) -> dict[str, str]:
+    """The CLI environment with the real model as v1 (production) and its variant as v2."""
     for folder in (model_dir, variant_model_dir):
         assert _modq("model", "register", str(folder))[0] == 0
     assert _modq("model", "promote", "modq-text", "1")[0] == 0
-    yield env
-    get_settings.cache_clear()
-
-
-def _modq(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, list(args))
-    return result.exit_code, result.stdout if result.exit_code == 0 else result.stderr
+    return cli_env
 
 
 CREATE = (

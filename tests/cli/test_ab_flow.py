@@ -16,13 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-import migrations
-from cli.main import main
-from modq.settings import get_settings
 from tasks import moderate, moderate_many
 from tasks.control import broadcast_model_refresh
+from tests.cli.runner import modq as _modq
 from tests.workers import flush_private_redis, running_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -30,29 +27,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TEXTS_PER_RUN = 1000
 
 
-def _modq(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, list(args))
-    return result.exit_code, result.stdout if result.exit_code == 0 else result.stderr
-
-
 @pytest.fixture
-def flow_env(
-    registry_settings: dict[str, str],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    model_dir: Path,
-    variant_model_dir: Path,
-) -> Iterator[dict[str, str]]:
-    database_url = f"sqlite:///{tmp_path / 'modq.db'}"
-    migrations.upgrade(database_url)
-    env = {**registry_settings, "MODQ_DATABASE_URL": database_url, "MODQ_ACTOR": "tester"}
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    get_settings.cache_clear()
+def flow_env(cli_env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """The CLI environment on an empty private broker."""
     flush_private_redis()
-    yield env
+    yield cli_env
     flush_private_redis()
-    get_settings.cache_clear()
 
 
 def _labelled_comments() -> list[tuple[str, str, bool]]:

@@ -2,35 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-import migrations
-from cli.main import main
 from modq.settings import get_settings
-
-
-@pytest.fixture
-def cli_env(
-    registry_settings: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[dict[str, str]]:
-    database_url = f"sqlite:///{tmp_path / 'modq.db'}"
-    migrations.upgrade(database_url)
-    env = {**registry_settings, "MODQ_DATABASE_URL": database_url, "MODQ_ACTOR": "tester"}
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    get_settings.cache_clear()
-    yield env
-    get_settings.cache_clear()
-
-
-def _modq(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, list(args))
-    # stdout, or stderr on failure (where click writes the error); MLflow logs to stderr too
-    return result.exit_code, result.stdout if result.exit_code == 0 else result.stderr
+from tests.cli.runner import modq as _modq
 
 
 def test_register_promote_rollback_history(
