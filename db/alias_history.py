@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from db.models import AliasMoveRow
-from db.session import make_session_factory
+from db.session import as_utc, make_session_factory
 from modq.errors import StorageUnavailable
 
 
@@ -61,7 +61,7 @@ class AliasHistory:
         """The version ``alias`` pointed at, at ``when`` (None before its first move)."""
         held: str | None = None
         for move in self.moves(model_name, alias):
-            if _aware(move.moved_at) > _aware(when):
+            if as_utc(move.moved_at) > as_utc(when):
                 break
             held = move.to_version
         return held
@@ -82,10 +82,6 @@ class AliasHistory:
                     stack.append(move.from_version)  # held before modq recorded anything
                 stack.append(move.to_version)
         return stack[-2] if len(stack) >= 2 else None
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _row(move: AliasMove) -> AliasMoveRow:
@@ -110,7 +106,7 @@ def _move(row: AliasMoveRow) -> AliasMove:
         to_version=row.to_version,
         actor=row.actor,
         reason=row.reason,
-        moved_at=_aware(row.moved_at),
+        moved_at=as_utc(row.moved_at),
     )
 
 

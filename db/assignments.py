@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, Insert, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from db.models import AssignmentRow
-from db.session import make_session_factory
+from db.session import as_utc, make_session_factory
 from modq.errors import StorageUnavailable
 
 
@@ -76,9 +76,6 @@ class AssignmentRepository:
 
 
 def _assignment(row: AssignmentRow) -> Assignment:
-    assigned_at = row.assigned_at
-    if assigned_at.tzinfo is None:  # SQLite drops the zone; we store UTC
-        assigned_at = assigned_at.replace(tzinfo=UTC)
     return Assignment(
         experiment_id=row.experiment_id,
         variant=row.variant,
@@ -92,5 +89,5 @@ def _assignment(row: AssignmentRow) -> Assignment:
         model_version=row.model_version,
         policy_version=row.policy_version,
         cache_hit=row.cache_hit,
-        assigned_at=assigned_at,
+        assigned_at=as_utc(row.assigned_at),
     )

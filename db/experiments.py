@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from db.models import ExperimentRow, ExperimentVariantRow
-from db.session import make_session_factory
+from db.session import as_utc, make_session_factory
 from modq.errors import ExperimentError, StorageUnavailable, UnknownExperiment
 from modq.experiment import AssignmentUnit, Experiment, ExperimentState, Variant
 
@@ -153,13 +153,6 @@ def _variant_row(experiment_id: str, position: int, variant: Variant) -> Experim
     )
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything we store is UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
-
-
 def _experiment(row: ExperimentRow, variants: Sequence[ExperimentVariantRow]) -> Experiment:
     return Experiment(
         id=row.id,
@@ -172,8 +165,8 @@ def _experiment(row: ExperimentRow, variants: Sequence[ExperimentVariantRow]) ->
         planned_sample_size=row.planned_sample_size,
         alpha=row.alpha,
         created_by=row.created_by,
-        created_at=_aware(row.created_at),
-        started_at=_aware(row.started_at),
-        stopped_at=_aware(row.stopped_at),
+        created_at=as_utc(row.created_at),
+        started_at=as_utc(row.started_at),
+        stopped_at=as_utc(row.stopped_at),
         stop_reason=row.stop_reason,
     )

@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from db.models import AssignmentRow, ModerationResultRow, ReviewOutcomeRow
-from db.session import make_session_factory
+from db.session import as_utc, make_session_factory
 from modq.errors import StorageUnavailable
 
 OVERALL = "any"  # the category of an overall violation / safe verdict
@@ -172,7 +172,7 @@ class ReviewRepository:
                 "new_violation": o.violation,
                 "new_source": o.source,
                 "new_reviewer": o.reviewer,
-                "new_reviewed_at": _utc(o.reviewed_at),
+                "new_reviewed_at": as_utc(o.reviewed_at),
                 "new_recorded_at": now,
             }
             for o in outcomes
@@ -220,7 +220,7 @@ class ReviewRepository:
                         r.violation,
                         r.source,
                         r.reviewer,
-                        _utc(r.reviewed_at),
+                        as_utc(r.reviewed_at),
                     )
                     for r in rows
                 ]
@@ -235,14 +235,6 @@ def _values(outcome: ReviewOutcome, now: datetime) -> dict[str, object]:
         "violation": outcome.violation,
         "source": outcome.source,
         "reviewer": outcome.reviewer,
-        "reviewed_at": _utc(outcome.reviewed_at),
+        "reviewed_at": as_utc(outcome.reviewed_at),
         "recorded_at": now,
     }
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    """In UTC: SQLite keeps the wall time and drops the zone, so every time is stored in UTC
-    (a zone-less time is taken to be UTC already) and read back as UTC."""
-    if moment is None:
-        return None
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -24,6 +24,25 @@ RETRY_BACKOFF_MAX_S = 60
 MAX_RETRIES = 10
 
 
+def bind_arguments(
+    task: Task,
+    args: Sequence[Any] | None,
+    kwargs: Mapping[str, Any] | None,
+    error: type[InvalidContent],
+    *,
+    defaults: bool = False,
+) -> dict[str, Any]:
+    """A call's arguments by name, checked against the task's signature (``error`` if they do
+    not fit), with the signature's defaults filled in if ``defaults``."""
+    try:
+        bound = inspect.signature(task.run).bind(*(args or ()), **(kwargs or {}))
+    except TypeError as exc:
+        raise error(f"bad arguments for {task.name}: {exc}") from exc
+    if defaults:
+        bound.apply_defaults()
+    return dict(bound.arguments)
+
+
 @contextmanager
 def broker_errors() -> Iterator[None]:
     """A broker or result store that cannot be reached becomes ``BrokerUnavailable``."""
@@ -72,11 +91,7 @@ class _ProducerTask(Task):
         kwargs: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> AsyncResult:
-        try:
-            bound = inspect.signature(self.run).bind(*(args or ()), **(kwargs or {}))
-        except TypeError as exc:
-            raise InvalidContent(f"bad arguments for {self.name}: {exc}") from exc
-        message, priority = self._prepare(dict(bound.arguments))
+        message, priority = self._prepare(bind_arguments(self, args, kwargs, InvalidContent))
         queue = options.setdefault("queue", priority.value)
         admission = get_admission(self.app)
         if admission is not None and not options.get("retries"):  # a retry was admitted once

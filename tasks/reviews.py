@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -13,7 +12,7 @@ from celery.result import AsyncResult
 from modq.errors import InvalidReview, StorageUnavailable, UnknownContent
 from modq.schemas import Priority
 from tasks.app import app
-from tasks.moderate import broker_errors
+from tasks.moderate import bind_arguments, broker_errors
 
 REVIEW_QUEUE = Priority.NORMAL.value
 
@@ -31,12 +30,7 @@ class _ReviewTask(Task):
     ) -> AsyncResult:
         from reviews.labels import review_outcomes
 
-        try:
-            bound = inspect.signature(self.run).bind(*(args or ()), **(kwargs or {}))
-        except TypeError as exc:
-            raise InvalidReview(f"bad arguments for {self.name}: {exc}") from exc
-        bound.apply_defaults()
-        arguments = dict(bound.arguments)
+        arguments = bind_arguments(self, args, kwargs, InvalidReview, defaults=True)
         review_outcomes(**arguments)  # raises InvalidReview on the first problem
         options.setdefault("queue", REVIEW_QUEUE)
         with broker_errors():

@@ -78,3 +78,15 @@ def flush_private_redis() -> None:
     from redis import Redis
 
     Redis.from_url(os.environ["MODQ_REDIS_URL"]).flushall()
+
+
+def wait_for_retry(job: Any, timeout_s: float = 60) -> None:
+    """Until a job is in RETRY (it failed with a retryable error); fails if it does anything
+    else first."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while job.state != "RETRY":
+        assert time.monotonic() < deadline, f"job state {job.state}"
+        assert job.state == "PENDING", f"job state {job.state}"
+        time.sleep(0.1)

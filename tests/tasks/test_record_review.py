@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -16,7 +15,7 @@ from modq.errors import InvalidReview, UnknownContent
 from tasks import record_review
 from tests.conftest import postgres_database
 from tests.factories import make_result
-from tests.workers import flush_private_redis, running_worker
+from tests.workers import flush_private_redis, running_worker, wait_for_retry
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -64,11 +63,7 @@ def test_a_review_waits_out_a_database_outage(tmp_path) -> None:  # type: ignore
     with postgres_database(create=False) as database:  # no database yet: that is the outage
         with running_worker({"MODQ_DATABASE_URL": database.url}, log_dir=tmp_path, threads=2):
             job = record_review.delay(content_id="outage-rev", label="violation")
-            deadline = time.monotonic() + 60
-            while job.state != "RETRY":  # StorageUnavailable → retried with backoff
-                assert time.monotonic() < deadline, f"job state {job.state}"
-                assert job.state == "PENDING", f"job state {job.state}"
-                time.sleep(0.1)
+            wait_for_retry(job)  # StorageUnavailable → retried with backoff
             database.create()
             migrations.upgrade(database.url)
             engine = make_engine(database.url)
