@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -32,14 +32,21 @@ class Assignment:
     assigned_at: datetime
 
 
-def insert_assignments(insert: Callable[..., Any], assignments: Sequence[Assignment]) -> Insert:
-    """An idempotent multi-row INSERT (a redelivered job records its assignment once)."""
-    statement: Insert = (
-        insert(AssignmentRow)
-        .values([asdict(a) for a in assignments])
-        .on_conflict_do_nothing(index_elements=["experiment_id", "content_id", "variant"])
+_ASSIGNMENT_FIELDS = tuple(f.name for f in fields(Assignment))
+
+
+def insert_assignments(insert: Callable[..., Any]) -> Insert:
+    """An idempotent INSERT, to execute with a list of ``assignment_row`` dicts (a redelivered
+    job records its assignment once)."""
+    statement: Insert = insert(AssignmentRow.__table__).on_conflict_do_nothing(
+        index_elements=["experiment_id", "content_id", "variant"]
     )
     return statement
+
+
+def assignment_row(assignment: Assignment) -> dict[str, Any]:
+    """The row of one assignment (column name -> value)."""
+    return {name: getattr(assignment, name) for name in _ASSIGNMENT_FIELDS}
 
 
 class AssignmentRepository:

@@ -10,9 +10,8 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import SQLAlchemyError as _SQLAlchemyError
-from sqlalchemy.orm import Session
 
-from db.assignments import Assignment, insert_assignments
+from db.assignments import Assignment, assignment_row, insert_assignments
 from db.models import ModerationResultRow
 from db.session import make_session_factory
 from modq.errors import StorageUnavailable
@@ -29,6 +28,20 @@ class ResultRepository:
         if dialect not in _INSERTS:
             raise StorageUnavailable(f"unsupported database dialect {dialect!r}")
         self._insert = _INSERTS[dialect]
+        # one statement, executed with a list of rows: SQLAlchemy compiles it once and sends
+        # the rows in batches ("insertmanyvalues"); a fresh multi-row .values([...]) per call
+        # was compiled every time (bench: 0.19 -> 0.02 ms per row for 1,000 rows on SQLite)
+        # Core on the table, not the ORM class: the ORM's bulk-insert machinery added Python to
+        # every call (py-spy: ~13% of a per-item worker's GIL time; one row 0.42 -> 0.30 ms)
+        table = ModerationResultRow.__table__
+        self._insert_results = (
+            self._insert(table)
+            .on_conflict_do_nothing(
+                index_elements=["content_id", "model_version", "policy_version"]
+            )
+            .returning(table.c.id)
+        )  # rowcount is unreliable for multi-row inserts
+        self._insert_assignments = insert_assignments(self._insert)
 
     def store(self, result: ModerationResult) -> bool:
         """Insert once; True if this call stored it, False if it was already there."""
@@ -46,31 +59,22 @@ class ResultRepository:
     ) -> int:
         """Store several jobs' results and assignments in ONE transaction (group commit);
         return how many results were new."""
-        results = [r for group, _ in groups for r in group]
-        assignments = [a for _, group in groups for a in group]
+        results = [self._row(r) for group, _ in groups for r in group]
+        assignments = [assignment_row(a) for _, group in groups for a in group]
         if not results and not assignments:
             return 0
         try:
-            with self._sessions.begin() as session:
-                stored = self._insert_results(session, results) if results else 0
+            with self._engine.begin() as connection:
+                stored = 0
+                if results:
+                    stored = len(connection.execute(self._insert_results, results).all())
                 if assignments:
-                    session.execute(insert_assignments(self._insert, assignments))
+                    connection.execute(self._insert_assignments, assignments)
                 return stored
         except OperationalError as exc:
             raise StorageUnavailable(f"database unavailable: {exc.orig}") from exc
         except _SQLAlchemyError as exc:
             raise StorageUnavailable(f"could not store result: {exc}") from exc
-
-    def _insert_results(self, session: Session, results: Sequence[ModerationResult]) -> int:
-        statement = (
-            self._insert(ModerationResultRow)
-            .values([self._row(r) for r in results])
-            .on_conflict_do_nothing(
-                index_elements=["content_id", "model_version", "policy_version"]
-            )
-            .returning(ModerationResultRow.id)
-        )  # rowcount is unreliable for multi-row inserts
-        return len(session.execute(statement).all())
 
     @staticmethod
     def _row(result: ModerationResult) -> dict[str, Any]:
