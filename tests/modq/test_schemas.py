@@ -1,3 +1,6 @@
+import dataclasses
+import json
+
 import pytest
 
 from modq.errors import InvalidContent, ModerationError, UnsupportedContentType
@@ -9,6 +12,7 @@ from modq.schemas import (
     Reason,
     validate_request,
 )
+from tests.factories import make_result
 
 
 def _validate(**fields):
@@ -60,21 +64,38 @@ def test_valid_utf8_bytes_are_accepted():
 
 
 def test_result_dict_round_trip():
-    result = ModerationResult(
-        content_id="c",
+    result = make_result(
+        "c",
         decision=Decision.FLAG,
         scores={"spam": 0.7},
         tripped=[Reason("spam", 0.7, 0.63, Decision.FLAG)],
         unscored_categories=["self_harm"],
-        model_name="m",
-        model_version="1",
-        policy_version="v1",
-        variant=None,
-        cache_hit=False,
-        latency_ms=1.5,
-        content_sha256="ab",
-        created_at="2026-11-24T00:00:00+00:00",
     )
     data = result.to_dict()
     assert data["decision"] == "flag" and data["tripped"][0]["action"] == "flag"
     assert ModerationResult.from_dict(data) == result
+
+
+def test_result_dict_has_every_field_and_shares_nothing_mutable():
+    """``to_dict`` is written by hand (speed): it must follow the dataclass's fields."""
+    result = make_result(
+        "c",
+        decision=Decision.REMOVE,
+        scores={"violence": 0.9},
+        tripped=[Reason("violence", 0.9, 0.8, Decision.REMOVE)],
+        variant="b",
+        cache_hit=True,
+        priority=Priority.URGENT,
+        user_id="u",
+        extra={"experiment": "e", "nested": {"k": [1]}},
+    )
+    data = result.to_dict()
+    assert list(data) == [f.name for f in dataclasses.fields(ModerationResult)]
+    expected = dataclasses.asdict(result)
+    expected.update(decision="remove", priority="urgent")
+    expected["tripped"] = [{**expected["tripped"][0], "action": "remove"}]
+    assert data == expected
+    assert json.loads(json.dumps(data)) == data
+    data["scores"]["violence"] = 0.0
+    data["extra"]["nested"]["k"].append(2)
+    assert result.scores == {"violence": 0.9} and result.extra["nested"] == {"k": [1]}
