@@ -68,21 +68,47 @@ def db_upgrade(url: str | None) -> None:
     help="Lower this worker's CPU priority (e.g. 5 for a bulk worker sharing cores with a "
     "dedicated urgent one).",
 )
-def worker(threads: int | None, loglevel: str, pool: str, queues: str, nice: int) -> None:
+@click.option(
+    "--processes",
+    default="1",
+    show_default=True,
+    help="Worker processes, each with its own model and --threads task threads; `auto`: one "
+    "per CPU core on a CPU (the ceiling's 2 processes x 1 thread; more memory), one on a GPU.",
+)
+def worker(
+    threads: int | None, loglevel: str, pool: str, queues: str, nice: int, processes: str
+) -> None:
     """Run a worker (a thin wrapper over `celery -A tasks worker`)."""
     from cli.services import WORKER_ENV_DEFAULTS, parse_queues, worker_command
+    from cli.worker_group import hostnames, processes_for, run_group
     from modq.settings import get_settings
 
+    settings = get_settings()
     try:
         queue_list = parse_queues(queues)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--queues") from exc
-    command = worker_command(
-        threads or get_settings().worker_threads, loglevel=loglevel, pool=pool, queues=queue_list
-    )
+    try:
+        count = processes_for(processes, device=settings.device)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--processes") from exc
+    commands = [
+        worker_command(
+            threads or settings.worker_threads,
+            hostname=hostname,
+            loglevel=loglevel,
+            pool=pool,
+            queues=queue_list,
+        )
+        for hostname in hostnames(count)
+    ]
     if nice:
         os.nice(nice)
-    os.execve(command[0], command, {**WORKER_ENV_DEFAULTS, **os.environ})
+    env = {**WORKER_ENV_DEFAULTS, **os.environ}
+    if count == 1:
+        os.execve(commands[0][0], commands[0], env)
+    click.echo(f"modq: {count} worker processes ({', '.join(hostnames(count))})", err=True)
+    sys.exit(run_group(commands, env))
 
 
 @main.command()

@@ -62,7 +62,7 @@ def modq_stats(state: Any) -> dict[str, Any]:
 
     engine = current_engine()
     pipeline = current_pipeline()
-    stats: dict[str, Any] = {"model_loaded": engine is not None}
+    stats: dict[str, Any] = {"model_loaded": engine is not None, "pid": os.getpid()}
     if engine is not None:
         backend, batcher = engine.backend, engine.batcher.stats
         stats.update(

@@ -1,0 +1,107 @@
+"""`modq worker --processes N`: N real worker processes behind one command."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cli.services import worker_stats
+from cli.worker_group import hostnames, processes_for
+
+MODQ = str(Path(sys.executable).parent / "modq")
+
+
+def test_processes_auto_is_one_per_core_on_a_cpu_and_one_on_a_gpu():
+    assert processes_for("auto", device="cpu", cores=2) == 2
+    assert processes_for("auto", device="cpu", cores=16) == 16
+    assert processes_for("auto", device="cuda", cores=16) == 1
+    assert processes_for("3", device="cuda") == 3  # asked for is asked for
+
+
+@pytest.mark.parametrize("choice", ["0", "-1", "two", ""])
+def test_processes_must_be_auto_or_a_positive_count(choice):
+    with pytest.raises(ValueError, match="processes"):
+        processes_for(choice, device="cpu")
+
+
+def test_a_group_names_each_node():
+    assert hostnames(1) == ["modq@%h"]
+    assert hostnames(2) == ["modq-1@%h", "modq-2@%h"]
+
+
+def _group_nodes(expected: int, timeout_s: float = 120) -> dict[str, dict]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        nodes = {
+            name: stats
+            for name, stats in worker_stats(timeout_s=1).items()
+            if name.startswith("modq-") and stats.get("model_loaded")
+        }
+        if len(nodes) == expected:
+            return nodes
+        time.sleep(0.5)
+    raise AssertionError(f"{expected} worker processes never answered with a model loaded")
+
+
+def _children(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in found.split()]
+
+
+@pytest.fixture
+def start_group(tmp_path, cli_env, model_dir):
+    """Starts `modq worker --processes 2` (2 task threads each); killed if still up after."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start() -> subprocess.Popen[bytes]:
+        with open(tmp_path / "group.log", "ab") as log:  # the children keep their own handle
+            group = subprocess.Popen(
+                [MODQ, "worker", "--processes", "2", "--threads", "2", "--loglevel", "warning"],
+                env={**os.environ, **cli_env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        started.append(group)
+        return group
+
+    yield start
+    for group in started:
+        if group.poll() is None:
+            os.killpg(group.pid, signal.SIGKILL)
+            group.wait(10)
+
+
+@pytest.mark.integration
+def test_two_processes_serve_jobs_and_stop_together_on_sigterm(start_group):
+    from tasks import moderate
+
+    group = start_group()
+    nodes = _group_nodes(2)
+    assert {name.split("@")[0] for name in nodes} == {"modq-1", "modq-2"}
+    assert len({stats["pid"] for stats in nodes.values()}) == 2  # two models, two processes
+    results = [
+        moderate.delay(content_id=f"group-{i}", content=f"hello number {i}") for i in range(8)
+    ]
+    assert [r.get(timeout=60)["content_id"] for r in results] == [f"group-{i}" for i in range(8)]
+    children = _children(group.pid)
+    assert len(children) == 2
+    group.send_signal(signal.SIGTERM)
+    assert group.wait(60) == 0
+    assert not [pid for pid in children if Path(f"/proc/{pid}").exists()]
+
+
+@pytest.mark.integration
+def test_one_process_dying_stops_the_group_with_a_failure(start_group):
+    group = start_group()
+    _group_nodes(2)
+    first, second = _children(group.pid)
+    os.kill(first, signal.SIGKILL)
+    assert group.wait(60) != 0  # a supervisor sees the group fail and restarts it whole
+    assert not Path(f"/proc/{second}").exists()  # stopped and reaped
