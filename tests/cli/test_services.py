@@ -1,3 +1,4 @@
+import time
 from pathlib import Path
 
 from redis import Redis
@@ -21,13 +22,27 @@ def test_redis_for_uses_a_reachable_server_else_starts_one(redis_url):
         assert url != "redis://127.0.0.1:1/0" and redis_reachable(url)
 
 
-def test_workers_start_with_few_malloc_arenas(tmp_path):
-    """Many task threads each get a glibc arena otherwise, and RSS creeps with the job count."""
+def test_workers_start_with_few_malloc_arenas_and_a_fixed_mmap_threshold(tmp_path):
+    """Many task threads each get a glibc arena otherwise, and RSS creeps with the job count;
+    a moving mmap threshold parks large freed blocks in the heap."""
     from cli.services import start_worker, stop_worker
 
     process = start_worker({}, threads=2, log_path=tmp_path / "worker.log")
     try:
-        environ = (Path("/proc") / str(process.pid) / "environ").read_bytes().split(b"\0")
+        environ = initial_environ(process.pid)
         assert b"MALLOC_ARENA_MAX=2" in environ
+        assert b"MALLOC_MMAP_THRESHOLD_=131072" in environ
     finally:
         stop_worker(process)
+
+
+def initial_environ(pid: int, timeout_s: float = 10.0) -> list[bytes]:
+    """The environment ``pid`` was started with. Popen returns once exec has closed the
+    child's close-on-exec pipe, which is before the kernel has laid out the new image's
+    environment: /proc/PID/environ reads empty for that moment, so wait it out."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        raw = (Path("/proc") / str(pid) / "environ").read_bytes()
+        if raw or time.monotonic() > deadline:
+            return raw.split(b"\0")
+        time.sleep(0.01)
