@@ -44,6 +44,13 @@ def bulk_jobs(texts: list[str], per_message: int, priority: str = "bulk") -> lis
     ]
 
 
+def repeat_bulk(texts: list[str], count: int, *, per_message: int, producers: int) -> float:
+    """``count`` jobs cycling through ``texts`` (cache hits once each text is in), as
+    ``moderate_many()`` with ``per_message`` items per message: jobs/s."""
+    repeated = (texts * (count // len(texts) + 1))[:count]
+    return bulk(repeated, per_message=per_message, producers=producers)
+
+
 def bulk(texts: list[str], *, per_message: int, producers: int) -> float:
     """``moderate_many()`` with ``per_message`` items per message: texts/s."""
     jobs = bulk_jobs(texts, per_message)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bench import ceiling, models, modq_paths
-from bench.producers import MODQ_MANY, SEED_ONE, drive
+from bench.producers import SEED_ONE, drive
 from bench.report import Figures
 from bench.services import (
     ModqWorker,
@@ -42,6 +42,7 @@ class Context:
     figures: Figures
     extra: dict[str, Any]
     skip: set[str]
+    worker_processes: int = 1  # modq workers behind the per-item and bulk rows
 
 
 def _seed_services(context: Context, stack: contextlib.ExitStack) -> dict[str, str]:
@@ -93,8 +94,16 @@ def _rounds(context: Context, stack: contextlib.ExitStack) -> None:
             "cold",
             MODQ_CACHE_LRU_ITEMS="0",  # cold cache every run: entries are deleted in Redis
         )
-        cold = ModqWorker(env, context.folder / "modq-cold.log", "cold", MODQ_THREADS)
-        stack.callback(cold.stop)
+        count = context.worker_processes  # `modq worker --processes N`: N workers, one model each
+        colds = [
+            ModqWorker(
+                env, context.folder / f"modq-cold{i}.log", f"cold{i}", max(1, MODQ_THREADS // count)
+            )
+            for i in range(count)
+        ]
+        for worker in colds:
+            stack.callback(worker.stop)
+        cold = colds[0]
     for round_ in range(sizes.repeats):
         print(f"round {round_ + 1}/{sizes.repeats}", flush=True)
         for index, ((processes, threads), group) in enumerate(groups.items()):
@@ -132,26 +141,29 @@ def _rounds(context: Context, stack: contextlib.ExitStack) -> None:
             )
         if cold is not None:
             prefix = cold.env["MODQ_CACHE_KEY_PREFIX"]
+            count = context.worker_processes
+            layout = f", {count} worker processes" if count > 1 else ""
             modq_paths.clear_cache(context.modq_redis, prefix)
             figures.add(
                 "modq:per-item",
-                f"(4) modq per-item: moderate.delay(), {sizes.producers} producers",
+                f"(4) modq per-item: moderate.delay(), {sizes.producers} producers" + layout,
                 modq_paths.per_item(texts, producers=sizes.producers),
             )
             for per_message in sizes.bulk_sizes:
                 modq_paths.clear_cache(context.modq_redis, prefix)
                 figures.add(
                     f"modq:bulk{per_message}",
-                    f"(5) modq bulk: moderate_many(), {per_message} items per message",
+                    f"(5) modq bulk: moderate_many(), {per_message} items per message" + layout,
                     modq_paths.bulk(texts, per_message=per_message, producers=sizes.producers),
                 )
     if cold is not None:
-        context.extra["cold_worker_stats"] = cold.stats()
+        context.extra["cold_worker_stats"] = cold.stats()  # the first, if there are several
 
 
 def urgency_cache_memory(context: Context) -> None:
     """A fresh worker with production defaults: RSS loaded, urgency (whose backlog is the
-    first memory leg), cache hits, then more cache-hit jobs up to ``memory_jobs``; RSS."""
+    first memory leg), cache hits, then more cache-hit jobs up to ``memory_jobs`` and twice
+    that; RSS at each."""
     sizes, texts, figures = context.sizes, context.texts, context.figures
     env = modq_worker_env(context.modq_redis, context.folder, context.model_dir, "warm")
     worker = ModqWorker(env, context.folder / "modq-warm.log", "warm", MODQ_THREADS)
@@ -186,21 +198,28 @@ def urgency_cache_memory(context: Context) -> None:
                 jobs_done += len(texts)
         if "memory" not in context.skip:
             memory.setdefault("after_jobs", {})[jobs_done] = worker.rss_mib()[0]
-            remaining = sizes.memory_jobs - jobs_done
-            if remaining > 0:
-                repeated = (texts * (remaining // len(texts) + 1))[:remaining]
-                jobs = modq_paths.bulk_jobs(repeated, CACHE_PER_MESSAGE)
-                started = time.perf_counter()
-                drive(MODQ_MANY, jobs, texts=remaining, producers=sizes.producers)
-                memory["filler_jobs"] = remaining
-                memory["filler_s"] = time.perf_counter() - started
-                memory["filler_kind"] = (
-                    f"cache hits (same texts, moderate_many {CACHE_PER_MESSAGE} per message)"
-                )
-                jobs_done += remaining
-            current, peak = worker.rss_mib()
-            memory["after_jobs"][jobs_done] = current
-            memory["peak_mib"] = peak
+            # the backlog's message size: RSS follows the jobs in flight (32 task threads x
+            # items per message) up to a plateau, so the readings compare the same shape of work
+            per_message = sizes.backlog_per_message
+            memory["target_jobs"] = sizes.memory_jobs
+            memory["filler_kind"] = (
+                f"cache hits (same texts, moderate_many {per_message} per message)"
+            )
+            started = time.perf_counter()
+            # to the issue's 100k, then as many again: growth that stops is a plateau, a leak
+            # keeps going
+            for target in (sizes.memory_jobs, 2 * sizes.memory_jobs):
+                if target > jobs_done:
+                    modq_paths.repeat_bulk(
+                        texts,
+                        target - jobs_done,
+                        per_message=per_message,
+                        producers=sizes.producers,
+                    )
+                    jobs_done = target
+                memory["after_jobs"][jobs_done] = worker.rss_mib()[0]
+            memory["filler_s"] = time.perf_counter() - started
+            memory["peak_mib"] = worker.rss_mib()[1]
         context.extra["memory"] = memory
         context.extra["warm_worker_stats"] = worker.stats()
     finally:

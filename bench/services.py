@@ -6,15 +6,18 @@ are real processes; the helpers of ``cli.services`` start, wait for and stop the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cli.services import QUEUES, start_worker, stop_worker, wait_for_worker
+from cli.services import QUEUES, private_redis, start_worker, stop_worker, wait_for_worker
 
 SEED_CHILDREN = 2
 WARM_UP_TEXTS = 8
@@ -139,3 +142,32 @@ def rss_mib(pid: int) -> tuple[float, float]:
         if key in ("VmRSS", "VmHWM"):
             fields[key] = int(value.split()[0]) / 1024.0
     return fields["VmRSS"], fields["VmHWM"]
+
+
+@contextlib.contextmanager
+def modq_workers(
+    name: str,
+    model_dir: Path,
+    *,
+    processes: int = 1,
+    threads: int = 32,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[list[ModqWorker]]:
+    """``processes`` modq workers (``threads`` task threads shared among them, ``env`` added to
+    their environment) on a private Redis and one SQLite file, for a bench tool run on its
+    own; stopped on exit. Sets ``MODQ_REDIS_URL`` in this process (before anything imports
+    ``tasks``)."""
+    with private_redis() as redis_url:
+        os.environ["MODQ_REDIS_URL"] = redis_url
+        folder = Path(tempfile.mkdtemp(prefix=f"modq-{name}-"))
+        worker_env = modq_worker_env(redis_url, folder, model_dir.resolve(), name, **(env or {}))
+        workers: list[ModqWorker] = []
+        try:
+            for index in range(processes):
+                log = folder / f"worker{index}.log"
+                share = max(1, threads // processes)
+                workers.append(ModqWorker(worker_env, log, f"{name}{index}", share))
+            yield workers
+        finally:
+            for worker in workers:
+                worker.stop()

@@ -62,6 +62,13 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Sizes]:
         "--out", type=Path, help="folder for JSON and PNG (default bench/results, var/bench quick)"
     )
     parser.add_argument(
+        "--worker-processes",
+        type=int,
+        default=1,
+        help="modq workers behind the per-item and bulk rows, as `modq worker --processes N` "
+        "(32 task threads shared among them)",
+    )
+    parser.add_argument(
         "--skip", default="", help="comma-separated sections to leave out: seed,urgency,memory,..."
     )
     parser.add_argument(
@@ -127,6 +134,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             figures=figures,
             extra=extra,
             skip=skip,
+            worker_processes=args.worker_processes,
         )
         phases.throughput_rounds(context)
         if "urgency" not in skip or "memory" not in skip or "cache" not in skip:

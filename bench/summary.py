@@ -53,11 +53,18 @@ def _ratios(figures: Figures, extra: dict[str, Any], ceiling_key: str | None) ->
         ratios["urgent_p99_busy_vs_idle"] = ratio(
             dedicated["busy_p99_ms"], dedicated["idle_p99_ms"]
         )
-    memory = extra.get("memory", {}).get("after_jobs", {})
-    if len(memory) >= 2:
-        legs = sorted(memory.items())
-        ratios["rss_last_vs_first"] = legs[-1][1] / legs[0][1] - 1.0
-        ratios["rss_legs_jobs"] = [legs[0][0], legs[-1][0]]
+    memory = extra.get("memory", {})
+    readings = sorted((int(jobs), mib) for jobs, mib in memory.get("after_jobs", {}).items())
+    if len(readings) >= 2:
+        # the target's legs: the first reading (~10k jobs) and the one at ``target_jobs`` (100k)
+        by_jobs = dict(readings)
+        target_jobs = int(memory.get("target_jobs", readings[-1][0]))
+        at_target = target_jobs if target_jobs in by_jobs else readings[-1][0]
+        ratios["rss_last_vs_first"] = by_jobs[at_target] / readings[0][1] - 1.0
+        ratios["rss_legs_jobs"] = [readings[0][0], at_target]
+        if readings[-1][0] > at_target:  # beyond the target: does the growth stop?
+            ratios["rss_beyond_target"] = readings[-1][1] / by_jobs[at_target] - 1.0
+            ratios["rss_beyond_target_jobs"] = [at_target, readings[-1][0]]
     return ratios
 
 

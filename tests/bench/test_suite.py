@@ -45,7 +45,9 @@ def test_a_tiny_run_measures_every_row_and_writes_json_and_plot(tmp_path, model_
     assert len(dedicated["idle_ms"]) == len(dedicated["busy_ms"]) == 3
     assert "--queues urgent" in dedicated["layout"]
     memory = payload["extra"]["memory"]["after_jobs"]
-    assert max(int(jobs) for jobs in memory) >= 200
+    assert {200, 400} <= {int(jobs) for jobs in memory}  # the target's 100k, and twice that
+    assert payload["ratios"]["rss_legs_jobs"][1] == 200
+    assert payload["ratios"]["rss_beyond_target_jobs"] == [200, 400]
     targets = {t["target"]: t for t in payload["targets"]}
     assert len(targets) == 7
     assert all(t["value"] is not None for t in targets.values())
