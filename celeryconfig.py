@@ -9,6 +9,10 @@ _settings = get_settings()
 
 broker_url = _settings.effective_broker_url
 result_backend = _settings.effective_result_backend_url
+# On Redis, a message leaves its queue and enters `unacked` in one step (a killed worker loses
+# nothing; stock kombu pops first and records later): see tasks/broker_transport.py.
+if broker_url.partition("://")[0] == "redis":
+    broker_transport = "tasks.broker_transport:Transport"
 
 # JSON only: never pickle.
 task_serializer = "json"
