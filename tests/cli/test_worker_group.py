@@ -6,13 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from cli.services import worker_stats
 from cli.worker_group import hostnames, processes_for
+from tests.polling import wait_until
 
 MODQ = str(Path(sys.executable).parent / "modq")
 
@@ -36,17 +36,20 @@ def test_a_group_names_each_node():
 
 
 def _group_nodes(expected: int, timeout_s: float = 120) -> dict[str, dict]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def loaded_nodes() -> dict[str, dict]:
         nodes = {
             name: stats
             for name, stats in worker_stats(timeout_s=1).items()
             if name.startswith("modq-") and stats.get("model_loaded")
         }
-        if len(nodes) == expected:
-            return nodes
-        time.sleep(0.5)
-    raise AssertionError(f"{expected} worker processes never answered with a model loaded")
+        return nodes if len(nodes) == expected else {}
+
+    return wait_until(
+        loaded_nodes,
+        timeout_s=timeout_s,
+        interval_s=0.5,
+        message=f"{expected} worker processes never answered with a model loaded",
+    )
 
 
 def _children(pid: int) -> list[int]:

@@ -15,6 +15,7 @@ from redis import Redis
 
 from tasks import app
 from tasks.broker_transport import PARKED_KEY, Transport, doorbell_key
+from tests.polling import wait_until
 
 DB = 11
 EXCHANGE = Exchange("transport-test", type="direct")
@@ -54,10 +55,9 @@ def test_a_fetched_message_is_in_unacked_before_the_consumer_has_read_it(broker_
         channel = dying.channel()
         Consumer(channel, queues=[QUEUE], callbacks=[lambda body, message: None]).consume()
         dying.transport.cycle._register_BRPOP(channel)  # the fetch is sent
-        deadline = time.monotonic() + 10
-        while raw.llen("transport-test"):  # ... and the broker has popped the message
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        wait_until(  # ... and the broker has popped the message
+            lambda: raw.llen("transport-test") == 0, timeout_s=10, message="never fetched"
+        )
         assert raw.hlen(channel.unacked_key) == 1
         assert raw.zcard(channel.unacked_index_key) == 1
         channel.client.connection.disconnect()  # the worker dies with the reply unread
