@@ -24,7 +24,7 @@ def serve_cmd(host: str, port: int) -> None:
     from modq.errors import ModerationError
     from modq.settings import get_settings
     from tasks.app import app
-    from tasks.broker_queues import BrokerQueues
+    from modq.broker.queues import BrokerQueues
     from tasks.queue_metrics import make_registry, serve
 
     try:

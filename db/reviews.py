@@ -14,21 +14,11 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from db.models import AssignmentRow, ModerationResultRow, ReviewOutcomeRow
 from db.session import as_utc, make_session_factory
 from modq.errors import StorageUnavailable
+from modq.reviews import OVERALL, ReviewOutcome
 
-OVERALL = "any"  # the category of an overall violation / safe verdict
 CHUNK = 500  # ids per IN (...) query, rows per INSERT
 _TABLE = cast(Table, ReviewOutcomeRow.__table__)
 _INSERTS: dict[str, Callable[..., Any]] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
-
-
-@dataclass(frozen=True, slots=True)
-class ReviewOutcome:
-    content_id: str
-    category: str  # a canonical category, or "any"
-    violation: bool
-    source: str
-    reviewer: str | None = None
-    reviewed_at: datetime | None = None
 
 
 @dataclass(slots=True)

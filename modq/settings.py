@@ -134,6 +134,13 @@ class Settings(BaseSettings):
         "reading it again (`modq ab start/stop` also tell workers at once).",
     )
 
+    # --- privacy ----------------------------------------------------------------------------
+    events_show_content: bool = Field(
+        False,
+        description="Show moderated text and user ids in task events (Flower, `celery events`); "
+        "off: events carry content ids, kinds and lengths only.",
+    )
+
     # --- backpressure and metrics ---------------------------------------------------------
     max_queue_depth_urgent: int = Field(
         100_000,

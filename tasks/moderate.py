@@ -1,146 +1,25 @@
-"""The moderation tasks. Producers validate before anything is enqueued; workers stay thin."""
+"""The moderation tasks as workers run them. Producers check and route in the shared base
+classes (``modq.producer.messages``); a job that skipped them (a stock ``send_task``, ``celery
+call``) is checked again here, fails with the same typed error, and one that came in on the
+wrong queue is forwarded to the queue its priority names before it runs."""
 
 from __future__ import annotations
 
-import inspect
-import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 from celery import Task
-from celery.result import AsyncResult
-from kombu.exceptions import OperationalError as KombuOperationalError
-from redis.exceptions import RedisError
+from celery.exceptions import Ignore
 
-from modq.errors import RETRYABLE, BrokerUnavailable, InvalidContent
-from modq.schemas import ModerationRequest, Priority, parse_priority, validate_request
-from modq.settings import get_settings
+from modq.contract import MODERATE, MODERATE_MANY
+from modq.errors import RETRYABLE
+from modq.producer.messages import ModerateMany, ModerateOne
+from modq.producer.task import validate_job
+from modq.schemas import ModerationRequest
 from tasks.app import app
-from tasks.backpressure import get_admission
-from tasks.broker_queues import ENQUEUED_AT_HEADER
 
 RETRY_BACKOFF_MAX_S = 60
 MAX_RETRIES = 10
-
-
-def bind_arguments(
-    task: Task,
-    args: Sequence[Any] | None,
-    kwargs: Mapping[str, Any] | None,
-    error: type[InvalidContent],
-    *,
-    defaults: bool = False,
-) -> dict[str, Any]:
-    """A call's arguments by name, checked against the task's signature (``error`` if they do
-    not fit), with the signature's defaults filled in if ``defaults``."""
-    try:
-        bound = inspect.signature(task.run).bind(*(args or ()), **(kwargs or {}))
-    except TypeError as exc:
-        raise error(f"bad arguments for {task.name}: {exc}") from exc
-    if defaults:
-        bound.apply_defaults()
-    return dict(bound.arguments)
-
-
-@contextmanager
-def broker_errors() -> Iterator[None]:
-    """A broker or result store that cannot be reached becomes ``BrokerUnavailable``."""
-    try:
-        yield
-    except (KombuOperationalError, RedisError) as exc:
-        raise BrokerUnavailable(f"cannot reach the broker, nothing was enqueued: {exc}") from exc
-    except RuntimeError as exc:  # celery's result backend gives up subscribing
-        if "result store" not in str(exc):
-            raise
-        raise BrokerUnavailable(
-            f"cannot reach the result store, nothing was enqueued: {exc}"
-        ) from exc
-
-
-def validate_message(fields: Mapping[str, Any]) -> ModerationRequest:
-    """One job's fields as a validated request (``InvalidContent`` on the first problem)."""
-    return _validate(fields)
-
-
-def _validate(fields: Mapping[str, Any]) -> ModerationRequest:
-    allowed = {"content_id", "content", "content_type", "user_id", "context", "priority"}
-    unknown = set(fields) - allowed
-    if unknown:
-        raise InvalidContent(f"unknown fields {sorted(unknown)}", field=sorted(unknown)[0])
-    if "content_id" not in fields or "content" not in fields:
-        raise InvalidContent("content_id and content are required")
-    return validate_request(**fields, max_content_chars=get_settings().max_content_chars)
-
-
-class _ProducerTask(Task):
-    """Validates and routes on the producer side: a bad job raises before it is enqueued."""
-
-    abstract = True
-
-    def _prepare(self, arguments: dict[str, Any]) -> tuple[dict[str, Any], Priority]:
-        raise NotImplementedError
-
-    def _cost(self, message: Mapping[str, Any]) -> int:
-        """Jobs one message carries, charged against its queue's bound."""
-        return 1
-
-    def apply_async(
-        self,
-        args: Sequence[Any] | None = None,
-        kwargs: Mapping[str, Any] | None = None,
-        **options: Any,
-    ) -> AsyncResult:
-        message, priority = self._prepare(bind_arguments(self, args, kwargs, InvalidContent))
-        queue = options.setdefault("queue", priority.value)
-        admission = get_admission(self.app)
-        if admission is not None and not options.get("retries"):  # a retry was admitted once
-            admission.admit(getattr(queue, "name", str(queue)), self._cost(message))
-        message["enqueued_at_s"] = time.time()
-        # the same stamp as a header: `modq metrics serve` reads a queue's oldest message
-        # without decoding its body
-        options["headers"] = {
-            **(options.get("headers") or {}),
-            ENQUEUED_AT_HEADER: message["enqueued_at_s"],
-        }
-        with broker_errors():
-            return super().apply_async((), message, **options)
-
-
-class ModerateOne(_ProducerTask):
-    def _prepare(self, arguments: dict[str, Any]) -> tuple[dict[str, Any], Priority]:
-        arguments.pop("enqueued_at_s", None)
-        request = _validate(arguments)
-        return request.to_message(), request.priority
-
-
-class ModerateMany(_ProducerTask):
-    def _prepare(self, arguments: dict[str, Any]) -> tuple[dict[str, Any], Priority]:
-        priority = parse_priority(arguments.get("priority", Priority.BULK))
-        items = arguments.get("items")
-        limit = get_settings().max_items_per_message
-        if not isinstance(items, list | tuple) or not items:
-            raise InvalidContent("items must be a non-empty list of jobs", field="items")
-        if len(items) > limit:
-            raise InvalidContent(
-                f"{len(items)} items in one message, the limit is {limit}",
-                field="items",
-                limit=limit,
-            )
-        messages = []
-        for position, item in enumerate(items):
-            if not isinstance(item, Mapping):
-                raise InvalidContent(f"item {position} is not an object", field="items")
-            try:
-                request = _validate({**item, "priority": priority.value})
-            except InvalidContent as exc:
-                raise type(exc)(f"item {position}: {exc.message}", **exc.details) from exc
-            messages.append(request.to_message())
-        return {"items": messages, "priority": priority.value}, priority
-
-    def _cost(self, message: Mapping[str, Any]) -> int:
-        return len(message["items"])
-
 
 _RETRY = {
     "autoretry_for": RETRYABLE,
@@ -150,8 +29,28 @@ _RETRY = {
 }
 
 
-@app.task(base=ModerateOne, name="modq.moderate", **_RETRY)
+def validate_message(fields: Mapping[str, Any]) -> ModerationRequest:
+    """One job's fields as a validated request (``InvalidContent`` on the first problem)."""
+    return validate_job(fields)
+
+
+def forward_if_misrouted(task: Task, priority: str, message: dict[str, Any]) -> None:
+    """A job that arrived on another queue than its priority's (a stock producer that set the
+    wrong ``queue=``) is sent on to the right one, under the same task id, and this delivery
+    ends without a result: urgent work never waits behind bulk work it was mixed into."""
+    delivery = task.request.delivery_info or {}
+    arrived_on = delivery.get("routing_key") or delivery.get("queue")
+    if not arrived_on or arrived_on == priority or task.request.is_eager:
+        return
+    if arrived_on not in ("urgent", "normal", "bulk"):
+        return  # a chunk or a canvas step run inside another task
+    task.apply_async(kwargs=message, queue=priority, task_id=task.request.id)
+    raise Ignore()
+
+
+@app.task(base=ModerateOne, name=MODERATE, bind=True, shared=False, **_RETRY)
 def moderate(
+    self: Task,
     content_id: str,
     content: str,
     content_type: str = "text",
@@ -163,7 +62,7 @@ def moderate(
     """Moderate one piece of content; returns a ``ModerationResult`` as a dict."""
     from tasks.pipeline import get_pipeline
 
-    request = _validate(
+    request = validate_job(
         {
             "content_id": content_id,
             "content": content,
@@ -173,6 +72,7 @@ def moderate(
             "priority": priority,
         }
     )
+    forward_if_misrouted(self, request.priority.value, request.to_message())
     (result,), shadows = get_pipeline().moderate_routed([request], enqueued_at_s=enqueued_at_s)
     if shadows:
         from tasks.shadow import publish_shadow_work
@@ -181,14 +81,19 @@ def moderate(
     return result.to_dict()
 
 
-@app.task(base=ModerateMany, name="modq.moderate_many", **_RETRY)
+@app.task(base=ModerateMany, name=MODERATE_MANY, bind=True, shared=False, **_RETRY)
 def moderate_many(
-    items: list[dict[str, Any]], priority: str = "bulk", enqueued_at_s: float | None = None
+    self: Task,
+    items: list[dict[str, Any]],
+    priority: str = "bulk",
+    enqueued_at_s: float | None = None,
 ) -> list[dict[str, Any]]:
     """Moderate many items carried in one message (one result per item, in order)."""
     from tasks.pipeline import get_pipeline
 
-    requests = [_validate({**item, "priority": priority}) for item in items]
+    message, checked_priority = self.prepare({"items": items, "priority": priority})
+    forward_if_misrouted(self, checked_priority.value, message)
+    requests = [validate_job(item) for item in message["items"]]
     results, shadows = get_pipeline().moderate_routed(requests, enqueued_at_s=enqueued_at_s)
     if shadows:
         from tasks.shadow import publish_shadow_work

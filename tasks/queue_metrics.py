@@ -26,10 +26,10 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 from redis.exceptions import RedisError
 
+from modq.broker.backpressure import OVERLOADED_KEY, bounds_from
+from modq.broker.queues import BrokerQueues
 from modq.schemas import Priority
 from modq.settings import Settings
-from tasks.backpressure import OVERLOADED_KEY, bounds_from
-from tasks.broker_queues import BrokerQueues
 from tasks.wait_time import read_waits, text
 
 log = logging.getLogger(__name__)

@@ -2,44 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from celery import Task
-from celery.result import AsyncResult
-
-from modq.errors import InvalidReview, StorageUnavailable, UnknownContent
-from modq.schemas import Priority
+from modq.contract import RECORD_REVIEW
+from modq.errors import StorageUnavailable, UnknownContent
+from modq.producer.messages import REVIEW_QUEUE, RecordReview
 from tasks.app import app
-from tasks.moderate import bind_arguments, broker_errors
 
-REVIEW_QUEUE = Priority.NORMAL.value
-
-
-class _ReviewTask(Task):
-    """Validates on the producer side: a bad label raises before anything is enqueued."""
-
-    abstract = True
-
-    def apply_async(
-        self,
-        args: Sequence[Any] | None = None,
-        kwargs: Mapping[str, Any] | None = None,
-        **options: Any,
-    ) -> AsyncResult:
-        from reviews.labels import review_outcomes
-
-        arguments = bind_arguments(self, args, kwargs, InvalidReview, defaults=True)
-        review_outcomes(**arguments)  # raises InvalidReview on the first problem
-        options.setdefault("queue", REVIEW_QUEUE)
-        with broker_errors():
-            return super().apply_async((), arguments, **options)
+__all__ = ["REVIEW_QUEUE", "record_review"]
 
 
 @app.task(
-    base=_ReviewTask,
-    name="modq.record_review",
+    base=RecordReview,
+    name=RECORD_REVIEW,
+    shared=False,
     autoretry_for=(StorageUnavailable,),
     retry_backoff=True,
     retry_backoff_max=60,
@@ -56,7 +33,7 @@ def record_review(
     """Store a human review of ``content_id``: an overall ``label`` (violation/safe) and/or
     per-category ``labels``. Content modq never decided raises ``UnknownContent``."""
     from db.reviews import ReviewRepository
-    from reviews.labels import review_outcomes
+    from modq.reviews import review_outcomes
     from tasks.pipeline import get_pipeline
 
     outcomes = review_outcomes(

@@ -16,18 +16,19 @@ from typing import TYPE_CHECKING, Any
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 
+from modq.broker.backpressure import get_admission
+from modq.broker.queues import ENQUEUED_AT_HEADER
+from modq.contract import MODERATE_SHADOW
 from modq.errors import RETRYABLE, ModerationError
 from modq.schemas import Priority
 from tasks.app import app
-from tasks.backpressure import get_admission
-from tasks.broker_queues import ENQUEUED_AT_HEADER
 
 if TYPE_CHECKING:  # the pipeline (models, SQL) loads in workers only
     from tasks.pipeline import ShadowWork
 
 log = logging.getLogger(__name__)
 
-SHADOW_TASK = "modq.moderate_shadow"
+SHADOW_TASK = MODERATE_SHADOW
 SHADOW_QUEUE = Priority.BULK.value
 
 
@@ -65,6 +66,7 @@ def publish_shadow_work(shadows: Sequence[ShadowWork]) -> int:
 
 @app.task(
     name=SHADOW_TASK,
+    shared=False,
     autoretry_for=RETRYABLE,
     retry_backoff=True,
     retry_backoff_max=60,

@@ -17,9 +17,9 @@ from typing import Any
 from celery.signals import task_prerun
 from redis.exceptions import RedisError
 
+from modq.broker.queues import BrokerQueues
 from modq.errors import BrokerUnavailable
 from modq.settings import get_settings
-from tasks.broker_queues import BrokerQueues
 
 log = logging.getLogger(__name__)
 

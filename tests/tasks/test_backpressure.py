@@ -11,8 +11,8 @@ from redis import Redis
 from modq.errors import BrokerUnavailable, Overloaded
 from modq.settings import get_settings
 from tasks import app, moderate, moderate_many
-from tasks.backpressure import get_admission
-from tasks.broker_queues import BrokerQueues
+from modq.broker.backpressure import get_admission
+from modq.broker.queues import BrokerQueues
 from tests.workers import flush_private_redis, running_worker
 
 QUEUES = ("urgent", "normal", "bulk")

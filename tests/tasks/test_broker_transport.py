@@ -1,4 +1,4 @@
-"""The Redis broker's atomic fetch (tasks/broker_transport.py), on the session's own redis-server.
+"""The Redis broker's atomic fetch (modq/broker/transport.py), on the session's own redis-server.
 
 Each test uses its own Redis database number on that server and empties it after.
 """
@@ -14,7 +14,7 @@ from kombu import Connection, Consumer, Exchange, Producer, Queue
 from redis import Redis
 
 from tasks import app
-from tasks.broker_transport import PARKED_KEY, Transport, doorbell_key
+from modq.broker.transport import PARKED_KEY, Transport, doorbell_key
 from tests.polling import wait_until
 
 DB = 11

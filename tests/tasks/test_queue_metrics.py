@@ -21,7 +21,7 @@ from cli.services import free_port
 from modq.errors import Overloaded
 from modq.settings import get_settings
 from tasks import app, moderate, moderate_many
-from tasks.broker_queues import ENQUEUED_AT_HEADER, BrokerQueues, enqueued_at_s
+from modq.broker.queues import ENQUEUED_AT_HEADER, BrokerQueues, enqueued_at_s
 from tasks.queue_metrics import QueueCollector, make_registry, serve
 from tests.workers import flush_private_redis, running_worker
 

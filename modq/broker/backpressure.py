@@ -15,13 +15,14 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from redis.exceptions import RedisError
 
+from modq.broker.queues import BrokerQueues
 from modq.errors import BrokerUnavailable, Overloaded
 from modq.schemas import Priority
 from modq.settings import Settings, get_settings
-from tasks.broker_queues import BrokerQueues
 
 log = logging.getLogger(__name__)
 
@@ -108,30 +109,39 @@ class Admission:
             log.debug("modq: cannot count a refusal on %s: %s", queue, exc)
 
 
-_admission: Admission | None = None
-_admission_settings: Settings | None = None
+_admissions: dict[tuple[int, str], Admission | None] = {}
+_admissions_settings: Settings | None = None
 _module_lock = threading.Lock()
 
 
-def get_admission(app: object) -> Admission | None:
+def get_admission(app: Any) -> Admission | None:
     """This process's admission control for ``app``'s broker; None where the broker is not Redis
     (no depth to read: bounds are not enforced, said once in the log). Rebuilt when the
-    settings object changes."""
-    global _admission, _admission_settings
+    settings object or the app's broker URL changes."""
+    global _admissions_settings
     settings = get_settings()
     with _module_lock:
-        if _admission_settings is not settings:
-            _admission_settings = settings
+        if _admissions_settings is not settings:
+            _admissions.clear()
+            _admissions_settings = settings
+        key = (id(settings), str(app.conf.broker_url))
+        if key not in _admissions:
             try:
                 queues = BrokerQueues.from_app(app)
             except BrokerUnavailable as exc:
                 log.warning("modq: queue bounds not enforced: %s", exc)
-                _admission = None
+                _admissions[key] = None
             else:
-                _admission = Admission(
+                _admissions[key] = Admission(
                     queues,
                     bounds_from(settings),
                     cache_ms=settings.queue_depth_cache_ms,
                     metrics_key_prefix=settings.metrics_key_prefix,
                 )
-        return _admission
+        return _admissions[key]
+
+
+def reset_admission() -> None:
+    """Forget every admission control: the next job reads its app's settings again."""
+    with _module_lock:
+        _admissions.clear()

@@ -1,0 +1,34 @@
+"""The client's own Celery app: configured from modq's settings (``MODQ_BROKER_URL``, or
+``MODQ_REDIS_URL``) or by ``configure()``, never from the importing app's ``celeryconfig``,
+and never made the process's current app."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from modq.broker.config import shared_celery_config, transport_for
+from modq.settings import get_settings
+
+app = Celery("modq", set_as_current=False, loader="celery.loaders.app:AppLoader")
+app.conf.update(shared_celery_config(get_settings()))
+
+
+def configure(
+    *, broker_url: str | None = None, result_backend: str | None = None, **celery_options: Any
+) -> Celery:
+    """Point the client at a broker and result store (default: ``MODQ_BROKER_URL`` /
+    ``MODQ_RESULT_BACKEND_URL``, else ``MODQ_REDIS_URL``). Extra keyword arguments are Celery
+    settings. Call it before the first job is sent; it returns the client's app."""
+    from modq.broker.backpressure import reset_admission
+
+    changes = dict(celery_options)
+    if broker_url is not None:
+        changes["broker_url"] = broker_url
+        changes.setdefault("broker_transport", transport_for(broker_url))
+    if result_backend is not None:
+        changes["result_backend"] = result_backend
+    app.conf.update(changes)
+    reset_admission()
+    return app
