@@ -10,16 +10,20 @@ Contract (checked eagerly, kept always):
 - rows in a batch are chosen from a window of pending texts sorted by length and cut at the
   least padded cost (``gpu_worker.partition``); identical token sequences in a batch run once;
 - every caller gets exactly its rows back, in its order; if a batch fails, every caller with a
-  row in it gets the exception.
+  row in it gets the exception;
+- after each model call (and before any caller is answered) ``after_batch`` receives a
+  ``BatchReport``: the hook through which tasks/ feeds Prometheus; a failing hook is logged and
+  never fails a batch.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -27,6 +31,8 @@ import numpy as np
 
 from gpu_worker.backend import Backend, TokenIds
 from gpu_worker.partition import cheapest_cuts
+
+log = logging.getLogger(__name__)
 
 WINDOW_BATCHES = 4  # pending texts considered for one batch: this many batches' worth
 # Per-call cost of a model run in token-equivalents, by device: small on a CPU (padding
@@ -57,6 +63,22 @@ class _Item:
     row: int = field(compare=False)
 
 
+@dataclass(frozen=True, slots=True)
+class BatchReport:
+    """One model call, as ``after_batch`` hooks see it."""
+
+    texts: int  # texts the batch answered (before de-duplication)
+    rows: int  # rows sent to the model (after de-duplication)
+    padded_tokens: int  # rows x longest row: what the model computed
+    real_tokens: int
+    model_s: float  # wall time of the backend call
+    urgent_lane: bool  # run on the urgent lane beside a running batch
+    failed: bool  # the backend raised; every caller of the batch got the error
+
+
+BatchHook = Callable[[BatchReport], None]
+
+
 @dataclass(slots=True)
 class BatcherStats:
     batches: int = 0
@@ -80,11 +102,14 @@ class MicroBatcher:
         batch_overhead_tokens: int | None = None,
         urgent_lane: bool | None = None,
         model_lanes: int | None = None,
+        after_batch: BatchHook | None = None,
     ) -> None:
         """``urgent_lane``: run urgent texts beside running batches (one more thread calling
         the backend); default on for CPU backends, off elsewhere. ``model_lanes``: batches run
         at once (threads calling the backend concurrently: on CPU like processes x 1 ORT
-        thread, sharing one model); default by device, never more than the CPU cores."""
+        thread, sharing one model); default by device, never more than the CPU cores.
+        ``after_batch``: called in the lane's thread after each model call, before its callers
+        are answered (keep it cheap)."""
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
         if max_batch_tokens < 1:
@@ -105,6 +130,7 @@ class MicroBatcher:
             else batch_overhead_tokens
         )
         self.urgent_lane = backend.device == "cpu" if urgent_lane is None else urgent_lane
+        self.after_batch = after_batch
         self.stats = BatcherStats()
         self._stats_lock = threading.Lock()
         self._pending: list[_Item] = []
@@ -249,18 +275,38 @@ class MicroBatcher:
                 unique[key] = len(rows)
                 rows.append(item.token_ids)
             slots.append(unique[key])
+        padded_tokens = len(rows) * max(len(r) for r in rows)
+        real_tokens = sum(len(r) for r in rows)
+        started_s = time.perf_counter()
+        failure: BaseException | None = None
         try:
             scores = self.backend.run(rows)
         except BaseException as exc:  # every waiter of the batch learns of the failure
-            self._fail(batch, exc)
+            failure = exc
+        hook = self.after_batch
+        if hook is not None:
+            _notify(
+                hook,
+                BatchReport(
+                    texts=len(batch),
+                    rows=len(rows),
+                    padded_tokens=padded_tokens,
+                    real_tokens=real_tokens,
+                    model_s=time.perf_counter() - started_s,
+                    urgent_lane=urgent_lane,
+                    failed=failure is not None,
+                ),
+            )
+        if failure is not None:
+            self._fail(batch, failure)
             return
         with self._stats_lock:
             self.stats.batches += 1
             self.stats.urgent_lane_batches += urgent_lane
             self.stats.rows += len(rows)
             self.stats.rows_deduplicated += len(batch) - len(rows)
-            self.stats.padded_tokens += len(rows) * max(len(r) for r in rows)
-            self.stats.real_tokens += sum(len(r) for r in rows)
+            self.stats.padded_tokens += padded_tokens
+            self.stats.real_tokens += real_tokens
         for item, slot in zip(batch, slots, strict=True):
             request = item.request
             request.scores[item.row] = scores[slot]
@@ -273,3 +319,10 @@ class MicroBatcher:
         for item in items:
             if not item.request.future.done():
                 item.request.future.set_exception(exc)
+
+
+def _notify(hook: BatchHook, report: BatchReport) -> None:
+    try:
+        hook(report)
+    except Exception:  # an observer never fails a batch
+        log.exception("modq: after_batch hook failed")

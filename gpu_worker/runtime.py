@@ -12,6 +12,9 @@ when it names another version the engine is swapped *between batches*:
 4. the old engine is dropped, and its session freed.
 
 A version that fails to load leaves the old model in service (logged, retried at next poll).
+
+Observers (``add_hooks``) see every model call of every engine and each engine that starts
+serving as the primary model; tasks/ wires them to Prometheus, this room knows no metrics.
 """
 
 from __future__ import annotations
@@ -19,13 +22,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from gpu_worker.backend import Backend
-from gpu_worker.batcher import MicroBatcher
+from gpu_worker.batcher import BatchHook, BatchReport, MicroBatcher
 from gpu_worker.model_source import FolderSource, RegistrySource, ResolvedModel
 from modq.errors import ModerationError
 
@@ -60,6 +63,36 @@ class Engine:
 
 swaps_done = 0  # swaps in this process, every slot (for stats and tests)
 
+ServingHook = Callable[[Engine], None]
+_batch_hooks: list[BatchHook] = []
+_serving_hooks: list[ServingHook] = []
+
+
+def add_hooks(
+    *, after_batch: BatchHook | None = None, on_serving: ServingHook | None = None
+) -> None:
+    """Observe this process's engines: ``after_batch`` gets a report of each model call of
+    any engine (primary or A/B variant); ``on_serving`` gets the primary engine whenever one
+    starts serving (first load, every swap). Adding the same hook twice adds it once; hooks
+    are inherited across fork."""
+    if after_batch is not None and after_batch not in _batch_hooks:
+        _batch_hooks.append(after_batch)
+    if on_serving is not None and on_serving not in _serving_hooks:
+        _serving_hooks.append(on_serving)
+
+
+def _after_batch(report: BatchReport) -> None:
+    for hook in _batch_hooks:
+        hook(report)
+
+
+def _now_serving(engine: Engine) -> None:
+    for hook in _serving_hooks:
+        try:
+            hook(engine)
+        except Exception:  # an observer never stops a model from serving
+            log.exception("modq: on_serving hook failed")
+
 
 @lru_cache(maxsize=8)
 def make_source(config: EngineConfig) -> FolderSource | RegistrySource:
@@ -92,6 +125,7 @@ def _build(config: EngineConfig, resolved: ResolvedModel) -> Engine:
         max_batch_tokens=config.max_batch_tokens,
         max_wait_ms=config.max_wait_ms,
         batch_overhead_tokens=config.batch_overhead_tokens,
+        after_batch=_after_batch,
     )
     return Engine(backend, batcher, os.getpid(), config, resolved)
 
@@ -99,7 +133,8 @@ def _build(config: EngineConfig, resolved: ResolvedModel) -> Engine:
 class EngineSlot:
     """One served model source in this process: its engine, its watcher, its swaps."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, primary: bool = False) -> None:
+        self.primary = primary  # the process's own model: ``on_serving`` hooks follow it
         self._engine: Engine | None = None
         self._watcher: ModelWatcher | None = None
         self._lock = threading.Lock()  # guards _engine and _watcher
@@ -120,6 +155,8 @@ class EngineSlot:
                 return current
             fresh = _build(config, make_source(config).resolve())
             self._engine = fresh
+            if self.primary:
+                _now_serving(fresh)
             if current is not None and current.pid == os.getpid():
                 current.batcher.close()
             watcher = self._watcher
@@ -160,6 +197,8 @@ class EngineSlot:
                     fresh.batcher.close()
                     return False
                 self._engine = fresh
+            if self.primary:
+                _now_serving(fresh)
             engine.batcher.close()  # pending texts finish on the old model
             swaps_done += 1
             log.warning(
@@ -189,7 +228,7 @@ class EngineSlot:
             self._engine = None
 
 
-_primary = EngineSlot()  # the process's own model (settings' model_uri or model_dir)
+_primary = EngineSlot(primary=True)  # the process's own model (settings' model_uri or model_dir)
 _variants: dict[EngineConfig, EngineSlot] = {}  # models of the running A/B experiment
 _variants_pid = 0
 _variants_lock = threading.Lock()

@@ -188,3 +188,32 @@ def test_with_two_model_lanes_a_batch_runs_while_another_is_running(model_dir, l
 def test_knobs_are_validated_eagerly(backend, knobs):
     with pytest.raises(ValueError):
         MicroBatcher(backend, **knobs)
+
+
+def test_after_batch_reports_each_model_call_before_its_callers_are_answered(model_dir):
+    """The hook tasks/ feeds Prometheus from: one report per call, failures included; a hook
+    that raises never fails the batch."""
+    backend = RecordingBackend(model_dir, poison="POISON")
+    reports = []
+
+    def hook(report):
+        reports.append(report)
+        raise RuntimeError("a broken observer")
+
+    batcher = MicroBatcher(
+        backend, max_batch_size=64, max_batch_tokens=100_000, max_wait_ms=200, after_batch=hook
+    )
+    try:
+        texts = ["same words", "same words", "a longer comment with several more words"]
+        scores = batcher.submit(texts).result(timeout=10)
+        assert scores.shape[0] == 3 and len(reports) == 1  # reported before the answer
+        (ok,) = reports
+        lengths = [len(ids) for ids in backend.tokenize(texts[1:])]
+        assert (ok.texts, ok.rows, ok.failed, ok.urgent_lane) == (3, 2, False, False)
+        assert ok.real_tokens == sum(lengths) and ok.padded_tokens == 2 * max(lengths)
+        assert 0 < ok.model_s < 10
+        with pytest.raises(RuntimeError, match="poisoned"):
+            batcher.submit(["POISON"], urgent=True).result(timeout=10)
+        assert [r.failed for r in reports] == [False, True]
+    finally:
+        batcher.close()
