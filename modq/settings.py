@@ -182,6 +182,18 @@ class Settings(BaseSettings):
         description="Workers record each job's enqueue-to-start wait (one pipelined "
         "Redis call per job) for the `modq_queue_wait_seconds` histogram.",
     )
+    worker_metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Each worker process serves /metrics, /healthz and /livez on this port "
+        "(0 = off); `modq worker --processes N` gives process i the port + i.",
+    )
+    worker_metrics_host: str = Field(
+        "127.0.0.1",
+        description="Address the worker's metrics server binds; 0.0.0.0 in a container so "
+        "Prometheus and the orchestrator's probes can reach it.",
+    )
     gpu_fp16: bool = Field(
         True,
         description="On CUDA, run an fp16 copy of the model (made once, cached next to "
