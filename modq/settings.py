@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     )
     broker_url: str | None = Field(None, description="Celery broker; defaults to redis_url.")
     result_backend_url: str | None = Field(
-        None, description="Celery result backend; defaults to redis_url."
+        None, description="Celery result backend; defaults to a Redis broker_url, else redis_url."
     )
     database_url: str = Field(
         "sqlite:///var/modq.db", description="SQLAlchemy URL; PostgreSQL at scale."
@@ -217,7 +217,13 @@ class Settings(BaseSettings):
 
     @property
     def effective_result_backend_url(self) -> str:
-        return self.result_backend_url or self.redis_url
+        """The result store: ``result_backend_url``, else a Redis broker (an app that sets only
+        ``MODQ_BROKER_URL`` gets its results from there), else ``redis_url``."""
+        if self.result_backend_url:
+            return self.result_backend_url
+        if self.broker_url and self.broker_url.partition("://")[0] in ("redis", "rediss"):
+            return self.broker_url
+        return self.redis_url
 
 
 @lru_cache(maxsize=1)

@@ -5,18 +5,21 @@ wrong queue is forwarded to the queue its priority names before it runs."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 from celery import Task
 from celery.exceptions import Ignore
 
-from modq.contract import MODERATE, MODERATE_MANY
+from modq.contract import MODERATE, MODERATE_MANY, QUEUES
 from modq.errors import RETRYABLE
 from modq.producer.messages import ModerateMany, ModerateOne
 from modq.producer.task import validate_job
 from modq.schemas import ModerationRequest
 from tasks.app import app
+
+log = logging.getLogger(__name__)
 
 RETRY_BACKOFF_MAX_S = 60
 MAX_RETRIES = 10
@@ -42,8 +45,15 @@ def forward_if_misrouted(task: Task, priority: str, message: dict[str, Any]) -> 
     arrived_on = delivery.get("routing_key") or delivery.get("queue")
     if not arrived_on or arrived_on == priority or task.request.is_eager:
         return
-    if arrived_on not in ("urgent", "normal", "bulk"):
+    if arrived_on not in QUEUES:
         return  # a chunk or a canvas step run inside another task
+    log.warning(
+        "modq: %s job %s arrived on queue %r, forwarded to %r: send it with queue=<priority>",
+        task.name,
+        task.request.id,
+        arrived_on,
+        priority,
+    )
     task.apply_async(kwargs=message, queue=priority, task_id=task.request.id)
     raise Ignore()
 
