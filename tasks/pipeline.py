@@ -39,6 +39,7 @@ from modq.schemas import ModerationRequest, ModerationResult, Priority
 from modq.settings import Settings, get_settings
 from policy import Policy, decide, load_policy
 from tasks.routing import ExperimentRouter, PolicyBook
+from tasks.worker_metrics import metrics
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +160,7 @@ class ModerationPipeline:
         results = [r for r in ordered if r is not None]
         self._writer.submit((results, assignments))
         self.cache.set_many(cache_writes)
+        metrics().served(results)  # stored: a retry never counts a result twice
         if experiment is None or not experiment.shadow_variants:
             return results, []
         units = [unit_of(experiment, r.content_id, r.user_id) for r in requests]
@@ -242,6 +244,7 @@ class ModerationPipeline:
         ]
         cached = self.cache.get_many(keys)
         misses = [i for i, hit in enumerate(cached) if hit is None]
+        metrics().cache_lookups(hits=len(keys) - len(misses), misses=len(misses))
         future = None
         if misses:
             urgent = any(requests[i].priority is Priority.URGENT for i in misses)

@@ -1,4 +1,5 @@
-"""Worker lifecycle: load the one shared model after fork, expose its counters, close it."""
+"""Worker lifecycle: load the one shared model after fork, serve its metrics and health,
+expose its counters, close it."""
 
 from __future__ import annotations
 
@@ -7,17 +8,37 @@ import logging
 import os
 from typing import Any
 
-from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from celery.signals import (
+    task_postrun,
+    task_prerun,
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 from celery.worker.control import inspect_command
 
 from modq.errors import ModerationError
 
 log = logging.getLogger(__name__)
 
+STATS_FROM_METRICS = (  # modq_stats fields read from the process's Prometheus counters
+    "batches",
+    "rows_deduplicated",
+    "padded_tokens",
+    "real_tokens",
+    "cache_hits",
+    "cache_misses",
+    "jobs_in_flight",
+)
+
 
 def _preload() -> None:
     from tasks.pipeline import get_pipeline
+    from tasks.worker_metrics import install
 
+    install()  # metrics follow the model from its first load
     try:
         engine = get_pipeline().engine()
     except ModerationError as exc:
@@ -46,25 +67,81 @@ def _load_in_worker(sender: Any = None, **_: Any) -> None:
         _preload()
 
 
+_server: Any = None  # this worker's metrics and health server, if MODQ_WORKER_METRICS_PORT
+
+
+@worker_init.connect
+def _serve_metrics(sender: Any = None, **_: Any) -> None:
+    """Start /metrics and /healthz before the pool starts (a prefork parent must choose the
+    children's multiprocess folder before it forks)."""
+    global _server
+    from modq.settings import get_settings
+
+    settings = get_settings()
+    if not settings.worker_metrics_port or sender is None:
+        return
+    from celery.concurrency import get_implementation
+
+    from tasks import worker_server
+
+    pool = get_implementation(sender.pool_cls).__module__
+    _server = worker_server.start(
+        host=settings.worker_metrics_host,
+        port=settings.worker_metrics_port,
+        broker_url=sender.app.conf.broker_url,
+        prefork="prefork" in pool,
+    )
+
+
+@task_prerun.connect
+def _job_started(**_: Any) -> None:
+    from tasks.worker_metrics import metrics
+
+    metrics().job_started()
+
+
+@task_postrun.connect
+def _job_finished(sender: Any = None, state: str | None = None, **_: Any) -> None:
+    from tasks.worker_metrics import metrics
+
+    metrics().job_finished(getattr(sender, "name", "unknown"), state or "unknown")
+
+
+@worker_process_shutdown.connect
+def _child_exits(pid: int | None = None, **_: Any) -> None:
+    """prefork: a child's live gauges (jobs in flight, model loaded) leave the sums."""
+    from tasks.worker_metrics import multiprocess_dir
+
+    path = multiprocess_dir()
+    if path is not None and pid is not None:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid, path)
+
+
 @worker_shutdown.connect
 def _close(**_: Any) -> None:
     from gpu_worker.runtime import shutdown_engine
 
     shutdown_engine()
+    if _server is not None:
+        _server.stop()
 
 
 @inspect_command(name="modq_stats")
 def modq_stats(state: Any) -> dict[str, Any]:
-    """`celery -A tasks inspect modq_stats`: model calls, batch and cache counters."""
+    """`celery -A tasks inspect modq_stats`: model calls, batch and cache counters (the batch
+    and cache counts are the process's Prometheus counters: the numbers /metrics shows)."""
     from gpu_worker import runtime
     from gpu_worker.runtime import current_engine
     from tasks.pipeline import current_pipeline
+    from tasks.worker_metrics import current_metrics
 
     engine = current_engine()
     pipeline = current_pipeline()
     stats: dict[str, Any] = {"model_loaded": engine is not None, "pid": os.getpid()}
     if engine is not None:
-        backend, batcher = engine.backend, engine.batcher.stats
+        backend = engine.backend
         stats.update(
             model_name=engine.model.name,
             model_version=engine.model.version,
@@ -73,11 +150,11 @@ def modq_stats(state: Any) -> dict[str, Any]:
             device=backend.device,
             model_calls=backend.model_calls,
             texts_scored=backend.texts_scored,
-            batches=batcher.batches,
-            rows_deduplicated=batcher.rows_deduplicated,
-            padded_tokens=batcher.padded_tokens,
-            real_tokens=batcher.real_tokens,
         )
+    metrics = current_metrics()
+    totals = metrics.totals() if metrics is not None else {}
+    for name in STATS_FROM_METRICS:
+        stats[name] = int(totals.get(name, 0))
     from tasks import heap
 
     stats["heap_trims"] = heap.trims_done
@@ -94,10 +171,5 @@ def modq_stats(state: Any) -> dict[str, Any]:
         experiment = pipeline.router.current()
         stats["experiment"] = experiment.id if experiment is not None else None
         cache = pipeline.cache.stats
-        stats.update(
-            cache_hits=cache.hits,
-            cache_hits_local=cache.hits_local,
-            cache_misses=cache.misses,
-            cache_errors=cache.errors,
-        )
+        stats.update(cache_hits_local=cache.hits_local, cache_errors=cache.errors)
     return stats

@@ -1,0 +1,202 @@
+"""The worker's own HTTP endpoint: ``/metrics`` for Prometheus, ``/healthz`` and ``/livez`` for
+an orchestrator's probes. One server per worker process, on ``MODQ_WORKER_METRICS_PORT``
+(0 = off) at ``MODQ_WORKER_METRICS_HOST``.
+
+- threads (default) and solo pools: the worker process serves the metrics it updates itself.
+- prefork pool: before the pool forks, the parent makes a fresh folder for prometheus-client's
+  multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``); each child writes its metrics there and the
+  parent serves their sum, so a worker has one port whatever its concurrency. A child that exits
+  drops its live gauges; the folder goes when the worker stops.
+
+``/healthz`` answers 200 when the process is up, its model is loaded (under prefork: in at least
+one child) and the broker answers a ping; otherwise 503, with every check and the reason of
+each failure as JSON. ``/livez`` answers 200 while the process serves HTTP at all (a liveness
+probe must not restart workers for a broker outage).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
+from prometheus_client.multiprocess import MultiProcessCollector
+
+log = logging.getLogger(__name__)
+
+PROBE_TIMEOUT_S = 0.5  # a probe answers within an orchestrator's default 1 s timeout
+REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
+OK = "ok"
+
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """Each check's outcome: ``"ok"`` or why it failed."""
+
+    checks: dict[str, str]
+
+    @property
+    def ok(self) -> bool:
+        return all(outcome == OK for outcome in self.checks.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": "ok" if self.ok else "unhealthy", "checks": self.checks}
+
+
+class BrokerPing:
+    """Whether the broker answers: a Redis PING, or a connection for any other transport."""
+
+    def __init__(self, url: str, *, timeout_s: float = PROBE_TIMEOUT_S) -> None:
+        self.url = url
+        self.timeout_s = timeout_s
+        self._redis: Any = None
+        if urlsplit(url).scheme in REDIS_SCHEMES:
+            from redis import Redis
+
+            self._redis = Redis.from_url(
+                url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s
+            )
+
+    def __call__(self) -> str:
+        try:
+            if self._redis is not None:
+                self._redis.ping()
+            else:
+                from kombu import Connection
+
+                with Connection(self.url, connect_timeout=self.timeout_s) as connection:
+                    connection.ensure_connection(max_retries=1, timeout=self.timeout_s)
+        except Exception as exc:  # any failure is the answer, never a crash of the probe
+            return f"unreachable ({type(exc).__name__}: {str(exc)[:200]})"
+        return OK
+
+
+class HealthProbe:
+    """Process up (it answers), model loaded, broker reachable."""
+
+    def __init__(self, model_loaded: Callable[[], bool], broker: Callable[[], str]) -> None:
+        self.model_loaded = model_loaded
+        self.broker = broker
+
+    def check(self) -> Health:
+        model = OK if self.model_loaded() else "not loaded"
+        return Health({"process": OK, "model": model, "broker": self.broker()})
+
+
+def make_app(
+    registry: CollectorRegistry, probe: HealthProbe
+) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+    """The WSGI app: /metrics, /healthz, /livez; anything else 404."""
+    metrics_app = make_wsgi_app(registry)
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/metrics":
+            return metrics_app(environ, start_response)
+        if path == "/healthz":
+            health = probe.check()
+            status = "200 OK" if health.ok else "503 Service Unavailable"
+            return _json(start_response, status, health.to_dict())
+        if path == "/livez":
+            return _json(start_response, "200 OK", {"status": "ok"})
+        return _json(start_response, "404 Not Found", {"error": "not_found", "path": path})
+
+    return app
+
+
+def _json(start_response: StartResponse, status: str, body: dict[str, Any]) -> list[bytes]:
+    data = json.dumps(body).encode()
+    start_response(
+        status,
+        [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
+    )
+    return [data]
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes and probes every few seconds are not news."""
+
+
+class WorkerServer:
+    """The running HTTP server of one worker process."""
+
+    def __init__(self, host: str, port: int, app: Any, multiproc_dir: str | None) -> None:
+        self.multiproc_dir = multiproc_dir
+        self._httpd: WSGIServer = make_server(
+            host, port, app, ThreadingWSGIServer, handler_class=_QuietHandler
+        )
+        self.port = int(self._httpd.server_port)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, name="modq-metrics", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self.multiproc_dir is not None:
+            shutil.rmtree(self.multiproc_dir, ignore_errors=True)
+
+
+def multiprocess_registry(path: str) -> CollectorRegistry:
+    """A registry that sums what every child wrote under ``path`` at each scrape."""
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=path)
+    return registry
+
+
+def children_loaded(path: str) -> bool:
+    """True if a live child wrote ``modq_worker_model_loaded`` 1 under ``path``."""
+    for family in MultiProcessCollector(None, path=path).collect():
+        if family.name == "modq_worker_model_loaded":
+            return any(sample.value >= 1 for sample in family.samples)
+    return False
+
+
+def new_multiprocess_dir() -> str:
+    """A fresh folder for this worker's children (stale files would add to the sums)."""
+    return tempfile.mkdtemp(prefix="modq-metrics-")
+
+
+def start(*, host: str, port: int, broker_url: str, prefork: bool) -> WorkerServer:
+    """Serve this worker's /metrics, /healthz and /livez on ``host:port`` (0 = a free port).
+    ``prefork``: this is the pool's parent, the children do the work (see the module doc)."""
+    from tasks.worker_metrics import MULTIPROC_ENV, metrics, multiprocess_dir, registry
+
+    owned = None
+    if prefork and multiprocess_dir() is None:
+        owned = os.environ[MULTIPROC_ENV] = new_multiprocess_dir()  # before the pool forks
+    shared = multiprocess_dir()
+    if shared is not None:
+        served = multiprocess_registry(shared)
+    else:
+        metrics()  # registered now, so the first scrape shows every metric
+        served = registry()
+    model_loaded = _children_loaded(shared) if prefork and shared else _engine_loaded
+    probe = HealthProbe(model_loaded, BrokerPing(broker_url))
+    server = WorkerServer(host, port, make_app(served, probe), owned)
+    log.info("modq: worker metrics and health on http://%s:%d", host, server.port)
+    return server
+
+
+def _engine_loaded() -> bool:
+    from gpu_worker.runtime import current_engine
+
+    return current_engine() is not None
+
+
+def _children_loaded(path: str) -> Callable[[], bool]:
+    return lambda: children_loaded(path)
