@@ -75,12 +75,25 @@ def db_upgrade(url: str | None) -> None:
     help="Worker processes, each with its own model and --threads task threads; `auto`: one "
     "per CPU core on a CPU (the ceiling's 2 processes x 1 thread; more memory), one on a GPU.",
 )
+@click.option(
+    "--metrics-port",
+    default=None,
+    type=click.IntRange(0, 65535),
+    help="Serve /metrics, /healthz and /livez on this port (0 = off; default "
+    "MODQ_WORKER_METRICS_PORT); with --processes N, process i gets this port + i.",
+)
 def worker(
-    threads: int | None, loglevel: str, pool: str, queues: str, nice: int, processes: str
+    threads: int | None,
+    loglevel: str,
+    pool: str,
+    queues: str,
+    nice: int,
+    processes: str,
+    metrics_port: int | None,
 ) -> None:
     """Run a worker (a thin wrapper over `celery -A tasks worker`)."""
     from cli.services import WORKER_ENV_DEFAULTS, parse_queues, worker_command
-    from cli.worker_group import hostnames, processes_for, run_group
+    from cli.worker_group import hostnames, metrics_ports, processes_for, run_group
     from modq.settings import get_settings
 
     settings = get_settings()
@@ -92,6 +105,12 @@ def worker(
         count = processes_for(processes, device=settings.device)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--processes") from exc
+    try:
+        ports = metrics_ports(
+            settings.worker_metrics_port if metrics_port is None else metrics_port, count
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--metrics-port") from exc
     commands = [
         worker_command(
             threads or settings.worker_threads,
@@ -105,10 +124,11 @@ def worker(
     if nice:
         os.nice(nice)
     env = {**WORKER_ENV_DEFAULTS, **os.environ}
+    envs = [{**env, "MODQ_WORKER_METRICS_PORT": str(port)} for port in ports]
     if count == 1:
-        os.execve(commands[0][0], commands[0], env)
+        os.execve(commands[0][0], commands[0], envs[0])
     click.echo(f"modq: {count} worker processes ({', '.join(hostnames(count))})", err=True)
-    sys.exit(run_group(commands, env))
+    sys.exit(run_group(commands, envs))
 
 
 @main.command()

@@ -50,16 +50,32 @@ def hostnames(count: int, base: str = "modq") -> list[str]:
     return [f"{base}-{index}@%h" for index in range(1, count + 1)]
 
 
+def metrics_ports(base: int, count: int) -> list[int]:
+    """Each process's metrics port: ``base + i`` for process i (all 0 when ``base`` is 0: off)."""
+    if base == 0:
+        return [0] * count
+    if base + count - 1 > 65535:
+        raise ValueError(f"metrics ports {base}..{base + count - 1} run past 65535")
+    return [base + index for index in range(count)]
+
+
 def run_group(
-    commands: Sequence[Sequence[str]], env: Mapping[str, str], *, poll_s: float = 0.5
+    commands: Sequence[Sequence[str]], envs: Sequence[Mapping[str, str]], *, poll_s: float = 0.5
 ) -> int:
-    """Run the worker commands side by side. SIGTERM and SIGINT go to each (a warm shutdown:
-    each finishes and acknowledges what it holds); when one exits on its own, the others are
-    stopped too, so a supervisor sees the group fail and restarts it whole. Returns 0 if all
-    exited cleanly, else the first non-zero status."""
-    children = [subprocess.Popen(list(command), env=dict(env)) for command in commands]
+    """Run the worker commands side by side, each with its environment. SIGTERM and SIGINT go
+    to each (a warm shutdown: each finishes and acknowledges what it holds); when one exits on
+    its own, the others are stopped too, so a supervisor sees the group fail and restarts it
+    whole. Returns 0 if all exited cleanly, else the first non-zero status."""
+    children = [
+        subprocess.Popen(list(command), env=dict(env))
+        for command, env in zip(commands, envs, strict=True)
+    ]
+
+    signalled = False  # a second SIGTERM would cut a child's warm shutdown short
 
     def stop_all(signum: int, _frame: FrameType | None = None) -> None:
+        nonlocal signalled
+        signalled = True
         for child in children:
             if child.poll() is None:
                 child.send_signal(signum)
@@ -68,7 +84,8 @@ def run_group(
     try:
         while all(child.poll() is None for child in children):
             time.sleep(poll_s)
-        stop_all(signal.SIGTERM)
+        if not signalled:  # one exited on its own: stop the rest
+            stop_all(signal.SIGTERM)
         statuses = [child.wait() for child in children]
     finally:
         for signum, handler in previous.items():

@@ -35,6 +35,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT_S = 0.5  # a probe answers within an orchestrator's default 1 s timeout
+SHUTDOWN_POLL_S = 0.1  # the server notices a stop this fast (a warm shutdown waits on it)
 REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
 OK = "ok"
 
@@ -140,7 +141,10 @@ class WorkerServer:
         )
         self.port = int(self._httpd.server_port)
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="modq-metrics", daemon=True
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": SHUTDOWN_POLL_S},
+            name="modq-metrics",
+            daemon=True,
         )
         self._thread.start()
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-from cli.services import worker_stats
-from cli.worker_group import hostnames, processes_for
+from cli.services import free_port, worker_stats
+from cli.worker_group import hostnames, metrics_ports, processes_for
 from tests.polling import wait_until
 
 MODQ = str(Path(sys.executable).parent / "modq")
@@ -33,6 +36,13 @@ def test_processes_must_be_auto_or_a_positive_count(choice):
 def test_a_group_names_each_node():
     assert hostnames(1) == ["modq@%h"]
     assert hostnames(2) == ["modq-1@%h", "modq-2@%h"]
+
+
+def test_each_process_of_a_group_gets_its_own_metrics_port():
+    assert metrics_ports(9100, 3) == [9100, 9101, 9102]
+    assert metrics_ports(0, 2) == [0, 0]  # off for all
+    with pytest.raises(ValueError, match="65535"):
+        metrics_ports(65535, 2)
 
 
 def _group_nodes(expected: int, timeout_s: float = 120) -> dict[str, dict]:
@@ -58,14 +68,25 @@ def _children(pid: int) -> list[int]:
 
 
 @pytest.fixture
-def start_group(tmp_path, cli_env, model_dir):
-    """Starts `modq worker --processes 2` (2 task threads each); killed if still up after."""
+def metrics_port() -> int:
+    while True:  # two free ports side by side
+        port = free_port()
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port + 1)) != 0:
+                return port
+
+
+@pytest.fixture
+def start_group(tmp_path, cli_env, model_dir, metrics_port):
+    """Starts `modq worker --processes 2` (2 task threads each, metrics on metrics_port and
+    metrics_port + 1); killed if still up after."""
     started: list[subprocess.Popen[bytes]] = []
 
     def start() -> subprocess.Popen[bytes]:
+        options = ["--processes", "2", "--threads", "2", "--metrics-port", str(metrics_port)]
         with open(tmp_path / "group.log", "ab") as log:  # the children keep their own handle
             group = subprocess.Popen(
-                [MODQ, "worker", "--processes", "2", "--threads", "2", "--loglevel", "warning"],
+                [MODQ, "worker", *options, "--loglevel", "warning"],
                 env={**os.environ, **cli_env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -81,8 +102,19 @@ def start_group(tmp_path, cli_env, model_dir):
             group.wait(10)
 
 
+def _decisions(port: int) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "modq_worker_decisions_total"
+    )
+
+
 @pytest.mark.integration
-def test_two_processes_serve_jobs_and_stop_together_on_sigterm(start_group):
+def test_two_processes_serve_jobs_and_stop_together_on_sigterm(start_group, metrics_port):
     from tasks import moderate
 
     group = start_group()
@@ -93,6 +125,8 @@ def test_two_processes_serve_jobs_and_stop_together_on_sigterm(start_group):
         moderate.delay(content_id=f"group-{i}", content=f"hello number {i}") for i in range(8)
     ]
     assert [r.get(timeout=60)["content_id"] for r in results] == [f"group-{i}" for i in range(8)]
+    # each process serves its own metrics, on its own port: together they saw every job
+    assert _decisions(metrics_port) + _decisions(metrics_port + 1) == 8
     children = _children(group.pid)
     assert len(children) == 2
     group.send_signal(signal.SIGTERM)
