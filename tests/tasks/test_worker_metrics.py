@@ -43,7 +43,7 @@ class RedisServer:
     def __init__(self) -> None:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.folder = tempfile.mkdtemp(prefix="modq-metrics-redis-")
+        self.folder = tempfile.mkdtemp(prefix="modq-test-redis-")
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
