@@ -84,6 +84,9 @@ class ExperimentRow(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     stop_reason: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    # the declared primary metric, direction and guardrails (experiments.decision); 0004
+    decision_rule: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    forced_promotion: Mapped[str | None] = mapped_column(String(2000), nullable=True)
 
 
 class ExperimentVariantRow(Base):
