@@ -9,12 +9,18 @@ from __future__ import annotations
 from typing import Any
 
 from kombu import Queue
+from kombu import connection as kombu_connection
 
 from modq.schemas import Priority
 from modq.settings import Settings
 
 # kombu's Redis transport with the atomic fetch and the doorbells (modq/broker/transport.py).
 REDIS_TRANSPORT = "modq.broker.transport:Transport"
+# A connection on it still reads back as ``redis://…`` (``as_uri()``): kombu names a transport
+# by this alias table when it writes a URL, and tools that parse that URL (Flower's broker tab,
+# `/api/queues/length`) know the scheme ``redis``, not a class path. Only connections that use
+# modq's transport are affected; the transport itself is unchanged.
+kombu_connection.resolve_aliases.setdefault(REDIS_TRANSPORT, "redis")
 
 
 def shared_celery_config(settings: Settings) -> dict[str, Any]:
