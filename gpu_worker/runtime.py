@@ -81,6 +81,16 @@ def add_hooks(
         _serving_hooks.append(on_serving)
 
 
+def remove_hooks(
+    *, after_batch: BatchHook | None = None, on_serving: ServingHook | None = None
+) -> None:
+    """Stop observing with hooks added by ``add_hooks`` (absent ones are ignored)."""
+    if after_batch in _batch_hooks:
+        _batch_hooks.remove(after_batch)
+    if on_serving in _serving_hooks:
+        _serving_hooks.remove(on_serving)
+
+
 def _after_batch(report: BatchReport) -> None:
     for hook in _batch_hooks:
         hook(report)

@@ -117,3 +117,38 @@ def test_memory_stays_flat_across_repeated_swaps(
     # one model is ~90 MB of weights; a leak would add about that per swap
     growth_mb = rss_mb[-1] - rss_mb[1]
     assert growth_mb < 60, f"RSS grew {growth_mb:.0f} MB over 8 swaps: {rss_mb}"
+
+
+def test_on_serving_follows_the_primary_model_and_the_info_metric_with_it(
+    registry_config: EngineConfig, model_registry: ModelRegistry
+) -> None:
+    """The hook tasks/ hangs modq_worker_model_info on: the first load, then each swap."""
+    from prometheus_client import CollectorRegistry
+
+    from tasks.worker_metrics import WorkerMetrics
+
+    registry = CollectorRegistry()
+    metrics = WorkerMetrics(registry)
+    seen: list[str] = []
+
+    def hook(engine: runtime.Engine) -> None:
+        seen.append(engine.model.version)
+        metrics.serving(engine, "v1")
+
+    def info(version: str) -> float | None:
+        labels = {"name": NAME, "version": version, "device": "cpu", "backend": "onnx"}
+        return registry.get_sample_value(
+            "modq_worker_model_info", {**labels, "policy_version": "v1"}
+        )
+
+    runtime.add_hooks(on_serving=hook)
+    try:
+        get_engine(registry_config)
+        assert seen == ["1"] and info("1") == 1
+        model_registry.set_alias(NAME, "production", "2")
+        assert refresh_engine()
+        assert seen == ["1", "2"]
+        assert info("2") == 1 and info("1") is None  # one model named: the one serving
+        assert registry.get_sample_value("modq_worker_model_loaded") == 1
+    finally:
+        runtime.remove_hooks(on_serving=hook)
