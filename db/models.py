@@ -11,6 +11,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     UniqueConstraint,
@@ -31,6 +32,7 @@ class ModerationResultRow(Base):
         UniqueConstraint(
             "content_id", "model_version", "policy_version", name="uq_result_content_model_policy"
         ),
+        Index("ix_moderation_results_user_decided", "user_id", "decided_at"),  # 0005
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -50,6 +52,8 @@ class ModerationResultRow(Base):
     latency_ms: Mapped[float] = mapped_column(Float)
     decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     stored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # the user's recent outcomes and which of them changed the decision (policy user_history); 0005
+    user_features: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class AliasMoveRow(Base):

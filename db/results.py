@@ -102,6 +102,7 @@ class ResultRepository:
             "cache_hit": result.cache_hit,
             "latency_ms": result.latency_ms,
             "decided_at": datetime.fromisoformat(result.created_at),
+            "user_features": result.extra.get("user_features"),
         }
 
     def find(self, content_id: str) -> list[ModerationResultRow]:

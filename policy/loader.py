@@ -9,7 +9,7 @@ from typing import Any
 
 from modq.categories import CANONICAL_CATEGORIES
 from modq.errors import PolicyError
-from policy.model import CategoryThresholds, Policy
+from policy.model import Calibration, CategoryThresholds, Policy, UserHistoryRule
 
 FLAG_FRACTION_DEFAULT = 0.7  # flag at 0.7 x the remove threshold unless a file says otherwise
 
@@ -30,6 +30,7 @@ def parse_policy(document: Mapping[str, Any]) -> Policy:
     if not isinstance(tables, Mapping) or not tables:
         raise PolicyError("policy needs a non-empty [categories] table")
     thresholds: dict[str, CategoryThresholds] = {}
+    thin: set[str] = set()
     for name, table in tables.items():
         if name not in CANONICAL_CATEGORIES:
             raise PolicyError(
@@ -38,13 +39,58 @@ def parse_policy(document: Mapping[str, Any]) -> Policy:
             )
         if not isinstance(table, Mapping) or not isinstance(table.get("remove"), int | float):
             raise PolicyError(f"category {name!r} needs a numeric 'remove' threshold")
+        if table.get("thin") is True:
+            thin.add(name)
         remove = float(table["remove"])
         flag = float(table.get("flag", round(remove * fraction, 6)))
         try:
             thresholds[name] = CategoryThresholds(flag=flag, remove=remove)
         except PolicyError as exc:
             raise PolicyError(f"category {name!r}: {exc}") from exc
-    return Policy(version=version, thresholds=thresholds)
+    return Policy(
+        version=version,
+        thresholds=thresholds,
+        calibration=_calibration(document.get("calibration"), version),
+        user_history=_user_history(document.get("user_history"), version),
+        thin=frozenset(thin),
+    )
+
+
+def _calibration(table: Any, version: str) -> Calibration | None:
+    if table is None:
+        return None
+    try:
+        return Calibration(
+            model_name=str(table["model_name"]),
+            model_version=str(table["model_version"]),
+            flag_precision_target=float(table["flag_precision_target"]),
+            remove_precision_target=float(table["remove_precision_target"]),
+            base_policy=str(table.get("base_policy", "")),
+            calibrated_at=str(table.get("calibrated_at", "")),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PolicyError(f"policy {version}: bad [calibration] table ({exc})") from exc
+
+
+def _user_history(table: Any, version: str) -> UserHistoryRule | None:
+    if table is None:
+        return None
+    if not isinstance(table, Mapping):
+        raise PolicyError(f"policy {version}: [user_history] must be a table")
+    if not table.get("enabled", True):
+        return None
+    known = {"enabled", "window_days", "repeat_offender_violations", "flag_threshold_factor"}
+    unknown = set(table) - known
+    if unknown:
+        raise PolicyError(f"policy {version}: unknown user_history keys {sorted(unknown)}")
+    try:
+        return UserHistoryRule(
+            window_days=int(table.get("window_days", 30)),
+            repeat_offender_violations=int(table.get("repeat_offender_violations", 2)),
+            flag_threshold_factor=float(table.get("flag_threshold_factor", 0.8)),
+        )
+    except (TypeError, ValueError) as exc:
+        raise PolicyError(f"policy {version}: bad [user_history] table ({exc})") from exc
 
 
 def load_policy(path: str | Path) -> Policy:

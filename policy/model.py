@@ -24,9 +24,49 @@ class CategoryThresholds:
 
 
 @dataclass(frozen=True, slots=True)
+class UserHistoryRule:
+    """How a user's recent outcomes move the decision (the ``[user_history]`` table).
+
+    A user with at least ``repeat_offender_violations`` confirmed violations or removals in
+    the last ``window_days`` is a repeat offender: their flag thresholds are multiplied by
+    ``flag_threshold_factor`` (remove thresholds never move).
+    """
+
+    window_days: int = 30
+    repeat_offender_violations: int = 2
+    flag_threshold_factor: float = 0.8
+
+    def __post_init__(self) -> None:
+        if self.window_days < 1 or self.repeat_offender_violations < 1:
+            raise PolicyError(
+                "user_history needs window_days >= 1 and repeat_offender_violations >= 1"
+            )
+        if not 0.0 < self.flag_threshold_factor <= 1.0:
+            raise PolicyError(
+                "user_history.flag_threshold_factor must be in (0, 1], got "
+                f"{self.flag_threshold_factor}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """Which model version a policy's thresholds were calibrated for (``[calibration]``)."""
+
+    model_name: str
+    model_version: str
+    flag_precision_target: float
+    remove_precision_target: float
+    base_policy: str = ""
+    calibrated_at: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     version: str
     thresholds: Mapping[str, CategoryThresholds]
+    calibration: Calibration | None = None
+    user_history: UserHistoryRule | None = None
+    thin: frozenset[str] = frozenset()  # categories whose thresholds rest on thin data
 
     @property
     def categories(self) -> tuple[str, ...]:

@@ -24,6 +24,7 @@ from db.assignments import Assignment
 from db.group_commit import GroupCommitter
 from db.results import ResultRepository
 from db.session import make_engine
+from db.user_history import UserHistoryRepository
 from experiments.assignment import unit_of
 from gpu_worker.batcher import BatcherClosed
 from gpu_worker.model_source import ResolvedModel
@@ -37,8 +38,10 @@ from gpu_worker.runtime import (
 from modq.experiment import Experiment, Variant
 from modq.schemas import ModerationRequest, ModerationResult, Priority
 from modq.settings import Settings, get_settings
-from policy import Policy, decide, load_policy
+from policy import Policy, UserFeatures, apply_user_history, decide, load_policy
+from policy.user_history import describe as describe_user_features
 from tasks.routing import ExperimentRouter, PolicyBook
+from tasks.user_features import UserFeatureSource
 from tasks.worker_metrics import metrics
 
 log = logging.getLogger(__name__)
@@ -104,6 +107,7 @@ class ModerationPipeline:
         # concurrent jobs share transactions; each still returns only once its rows are in
         self._writer: GroupCommitter[StoreGroup] = GroupCommitter(self.results.store_groups)
         self.router = ExperimentRouter(self._database, settings.experiment_refresh_s)
+        self.user_features = UserFeatureSource(UserHistoryRepository(self._database))
         self._engine_config = engine_config(settings)
         self._serving_experiment: str | None = None
 
@@ -266,17 +270,25 @@ class ModerationPipeline:
         the time until the whole job was answered (a group is never charged for waiting on
         another)."""
         started_s = time.time()
+        # the user history lookup (policy [user_history]) overlaps the model's work
+        features = [self.user_features.for_requests(p.policy, p.requests) for p in pendings]
         matrices = [p.future.result(timeout=MODEL_WAIT_S) if p.future else None for p in pendings]
         now = datetime.now(UTC).isoformat()
         since_s = enqueued_at_s if enqueued_at_s is not None else started_s
         latency_ms = round((time.time() - since_s) * 1000.0, 3)
         return [
-            self._decide(pending, matrix, latency_ms, now)
-            for pending, matrix in zip(pendings, matrices, strict=True)
+            self._decide(pending, matrix, latency_ms, now, users)
+            for pending, matrix, users in zip(pendings, matrices, features, strict=True)
         ]
 
     @staticmethod
-    def _decide(pending: _Pending, matrix: Any, latency_ms: float, now: str) -> Scored:
+    def _decide(
+        pending: _Pending,
+        matrix: Any,
+        latency_ms: float,
+        now: str,
+        users: Sequence[UserFeatures | None],
+    ) -> Scored:
         scores_by_index: dict[int, dict[str, float]] = {}
         for row, index in enumerate(pending.misses):
             scores_by_index[index] = {
@@ -287,7 +299,9 @@ class ModerationPipeline:
         for i, request in enumerate(pending.requests):
             hit = pending.cached[i]
             scores = dict(hit["scores"]) if hit is not None else scores_by_index[i]
-            outcome = decide(scores, policy)
+            user = users[i]
+            applied_policy, applied = apply_user_history(policy, user)
+            outcome = decide(scores, applied_policy)
             results.append(
                 ModerationResult(
                     content_id=request.content_id,
@@ -305,6 +319,11 @@ class ModerationPipeline:
                     created_at=now,
                     priority=request.priority,
                     user_id=request.user_id,
+                    extra=(
+                        {}
+                        if user is None
+                        else {"user_features": describe_user_features(user, applied)}
+                    ),
                 )
             )
         writes = {pending.keys[i]: {"scores": results[i].scores} for i in pending.misses}
