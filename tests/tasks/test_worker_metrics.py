@@ -256,3 +256,5 @@ def test_healthz_answers_503_with_the_reason_while_the_broker_is_down(stack: Sta
         timeout_s=30,
         message="healthz never recovered with the broker",
     )
+    (result,) = stack.moderate(["back after the outage"])  # the consumer reconnected too
+    assert result["decision"] in {"allow", "flag", "remove"}
