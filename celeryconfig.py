@@ -30,5 +30,9 @@ task_track_started = False
 worker_hijack_root_logger = False
 
 # Modules a worker imports at start: the wait-time recorder hooks task_prerun, the heap trimmer
-# task_postrun (producers never import them).
-imports = ("tasks.wait_time", "tasks.heap")
+# task_postrun, redaction filters the trace log (producers never import them).
+imports = ("tasks.wait_time", "tasks.heap", "tasks.redaction")
+
+# Events, `inspect` replies and log lines show content ids, kinds and decisions, never texts
+# or user ids, whoever sent the job (tasks/redaction.py; MODQ_EVENTS_SHOW_CONTENT=1 shows all).
+task_annotations = {"*": {"Request": "tasks.redaction:RedactedRequest"}}

@@ -10,8 +10,10 @@ import click
 import cli.import_cmds as _import_cmds  # noqa: F401  (adds `model import`)
 import cli.registry_cmds as _registry_cmds  # noqa: F401  (adds commands to `model`)
 from cli.ab_cmds import ab
+from cli.flower_cmds import flower
 from cli.metrics_cmds import metrics
 from cli.model_cmds import model
+from cli.policy_cmds import policy
 from cli.review_cmds import review
 from modq.errors import ModerationError
 
@@ -25,6 +27,8 @@ main.add_command(model)
 main.add_command(ab)
 main.add_command(metrics)
 main.add_command(review)
+main.add_command(flower)
+main.add_command(policy)
 
 
 @main.group()
