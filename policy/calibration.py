@@ -1,0 +1,165 @@
+"""Thresholds from scores and labels: the lowest cut whose precision meets a target.
+
+Pure numpy: ``modq policy calibrate`` feeds it a model's validation scores. A cut is accepted
+only when the lower Wilson bound of its precision (``z`` standard errors, default 1.0) reaches
+the target, so a cut resting on a handful of rows is not trusted. A category whose data is
+thin never gets a cut below its base policy's (the data cannot support a tighter one).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from modq.errors import PolicyError
+
+FLAG_PRECISION_TARGET = 0.80
+REMOVE_PRECISION_TARGET = 0.95
+CONFIDENCE_Z = 1.0
+THIN_POSITIVES = 50  # fewer validation positives than this: thin
+
+
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """A chosen threshold and what it does on the rows it was chosen on."""
+
+    threshold: float
+    precision: float
+    recall: float
+    supported: bool  # False: no cut reached the target; threshold is the fallback
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryCalibration:
+    category: str
+    flag: Cut
+    remove: Cut
+    positives: int
+    rows: int
+    thin: bool
+    note: str
+
+
+def wilson_lower(successes: np.ndarray, trials: np.ndarray, z: float) -> np.ndarray:
+    """Lower Wilson score bound of a proportion (vectorised; 0 where trials is 0)."""
+    n = np.maximum(trials.astype(np.float64), 1e-12)
+    p = successes / n
+    centre = p + z * z / (2 * n)
+    spread = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return np.where(trials > 0, (centre - spread) / (1 + z * z / n), 0.0)
+
+
+def lowest_cut(
+    scores: np.ndarray, labels: np.ndarray, target: float, *, z: float = CONFIDENCE_Z
+) -> Cut | None:
+    """The lowest threshold t (a score seen) such that, among rows scoring >= t, the lower
+    Wilson bound of precision is >= ``target``; None if there is none."""
+    order = np.argsort(-scores, kind="stable")
+    ranked, truth = scores[order], labels[order].astype(np.int64)
+    # candidate cuts: the last row of each run of equal scores (ties are cut together)
+    last_of_run = np.r_[ranked[1:] != ranked[:-1], True]
+    true_positives = np.cumsum(truth)[last_of_run]
+    predicted = (np.arange(len(ranked)) + 1)[last_of_run]
+    cuts = ranked[last_of_run]
+    meets = wilson_lower(true_positives, predicted, z) >= target
+    if not meets.any():
+        return None
+    best = int(np.flatnonzero(meets)[-1])  # lowest cut that meets it
+    positives = max(int(truth.sum()), 1)
+    return Cut(
+        threshold=float(cuts[best]),
+        precision=float(true_positives[best] / predicted[best]),
+        recall=float(true_positives[best] / positives),
+        supported=True,
+    )
+
+
+def _fallback(scores: np.ndarray, labels: np.ndarray, threshold: float) -> Cut:
+    predicted = scores >= threshold
+    positives = max(int(labels.sum()), 1)
+    hits = int((predicted & (labels == 1)).sum())
+    return Cut(
+        threshold=float(threshold),
+        precision=float(hits / max(int(predicted.sum()), 1)),
+        recall=float(hits / positives),
+        supported=False,
+    )
+
+
+def calibrate_category(
+    category: str,
+    scores: np.ndarray,
+    labels: np.ndarray,
+    base: tuple[float, float],
+    *,
+    flag_target: float = FLAG_PRECISION_TARGET,
+    remove_target: float = REMOVE_PRECISION_TARGET,
+    z: float = CONFIDENCE_Z,
+    thin: bool | None = None,
+) -> CategoryCalibration:
+    """Flag and remove cuts for one category (``labels`` 0/1, unknown rows left out already).
+
+    ``base = (flag, remove)`` is the base policy's. A thin category (``thin``, or fewer than
+    ``THIN_POSITIVES`` positives) keeps a cut at or above its base one. A cut no threshold
+    supports falls back to the base one. Remove is never below flag.
+    """
+    positives = int(labels.sum())
+    is_thin = positives < THIN_POSITIVES if thin is None else thin
+    cuts: dict[str, Cut] = {}
+    notes: list[str] = []
+    for name, target, fallback in (
+        ("flag", flag_target, base[0]),
+        ("remove", remove_target, base[1]),
+    ):
+        found = lowest_cut(scores, labels, target, z=z)
+        if found is None:
+            cuts[name] = _fallback(scores, labels, fallback)
+            notes.append(f"no {name} cut reaches precision {target:.2f}: base {fallback:g} kept")
+        elif is_thin and found.threshold < fallback:
+            cuts[name] = _fallback(scores, labels, fallback)
+            notes.append(f"thin: {name} kept at base {fallback:g} (data cut {found.threshold:.3f})")
+        else:
+            cuts[name] = found
+    if cuts["remove"].threshold < cuts["flag"].threshold:
+        cuts["remove"] = _fallback(scores, labels, cuts["flag"].threshold)
+    return CategoryCalibration(
+        category=category,
+        flag=cuts["flag"],
+        remove=cuts["remove"],
+        positives=positives,
+        rows=len(labels),
+        thin=is_thin,
+        note="; ".join(notes),
+    )
+
+
+def calibrate(
+    scores: Mapping[str, np.ndarray],
+    labels: Mapping[str, np.ndarray],
+    base: Mapping[str, tuple[float, float]],
+    *,
+    thin: Mapping[str, bool] | None = None,
+    flag_target: float = FLAG_PRECISION_TARGET,
+    remove_target: float = REMOVE_PRECISION_TARGET,
+    z: float = CONFIDENCE_Z,
+) -> dict[str, CategoryCalibration]:
+    """``calibrate_category`` for every category present in ``scores`` and ``base``."""
+    if not (0.0 < flag_target <= remove_target < 1.0 + 1e-12) or math.isnan(z):
+        raise PolicyError("targets must satisfy 0 < flag <= remove <= 1")
+    return {
+        category: calibrate_category(
+            category,
+            np.asarray(scores[category], np.float64),
+            np.asarray(labels[category], np.int64),
+            base[category],
+            flag_target=flag_target,
+            remove_target=remove_target,
+            z=z,
+            thin=None if thin is None else thin.get(category),
+        )
+        for category in scores
+        if category in base
+    }
