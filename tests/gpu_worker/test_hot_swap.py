@@ -136,7 +136,9 @@ def test_on_serving_follows_the_primary_model_and_the_info_metric_with_it(
         metrics.serving(engine, "v1")
 
     def info(version: str) -> float | None:
-        labels = {"name": NAME, "version": version, "device": "cpu", "backend": "onnx"}
+        engine = current_engine()
+        device = engine.backend.device if engine is not None else "none"
+        labels = {"name": NAME, "version": version, "device": device, "backend": "onnx"}
         return registry.get_sample_value(
             "modq_worker_model_info", {**labels, "policy_version": "v1"}
         )

@@ -207,11 +207,13 @@ def test_counters_and_histograms_move_by_the_jobs_run(stack: Stack) -> None:
 def test_model_info_names_the_served_model_and_policy(stack: Stack, model_dir: Path) -> None:
     manifest = ModelManifest.read(model_dir)
     samples = stack.scrape()
+    (reply,) = stack.producer.control.broadcast("modq_stats", reply=True, timeout=5)
+    (stats,) = reply.values()
     (labels,) = [dict(ls) for (n, ls), v in samples.items() if n == "modq_worker_model_info"]
     assert labels == {
         "name": manifest.name,
         "version": manifest.version,
-        "device": "cpu",
+        "device": stats["device"],  # where ONNX Runtime really runs it: cpu here, cuda on a GPU
         "backend": "onnx",
         "policy_version": load_policy(get_settings().policy_path).version,
     }
