@@ -23,10 +23,16 @@ def configure(
     settings. Call it before the first job is sent; it returns the client's app."""
     from modq.broker.backpressure import reset_admission
 
+    settings = get_settings()
     changes = dict(celery_options)
     if broker_url is not None:
         changes["broker_url"] = broker_url
         changes.setdefault("broker_transport", transport_for(broker_url))
+        if result_backend is None and settings.result_backend_url is None:
+            # as with the environment: a Redis broker is the result store too
+            result_backend = settings.model_copy(
+                update={"broker_url": broker_url}
+            ).effective_result_backend_url
     if result_backend is not None:
         changes["result_backend"] = result_backend
     app.conf.update(changes)

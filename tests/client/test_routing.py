@@ -192,3 +192,28 @@ def test_callbacks_to_the_apps_own_queue_are_routed_by_the_apps_router(broker):
     (message,) = waiting(broker, "normal")
     queues = [callback["options"]["queue"] for callback in message["embed"]["callbacks"]]
     assert queues == ["shop", "shop-audit"]
+
+
+def test_configure_points_the_client_at_another_broker_and_result_store(broker):
+    other = os.environ["MODQ_REDIS_URL"].rsplit("/", 1)[0] + "/3"
+    script = (
+        "from modq import configure, moderate\n"
+        f"app = configure(broker_url={other!r})\n"
+        "moderate.delay(content_id='c', content='x', priority='urgent')\n"
+        "print(app.conf.broker_url, app.conf.result_backend)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODQ_")}
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd="/",
+        env={**env, "PYTHONPATH": str(REPO), "MODQ_REDIS_URL": "redis://127.0.0.1:1/0"},
+    )
+    assert run.stdout.split() == [other, other]
+    elsewhere = Redis.from_url(other)
+    try:
+        assert elsewhere.llen("urgent") == 1 and depths(broker)["urgent"] == 0
+    finally:
+        elsewhere.flushdb()
