@@ -19,6 +19,9 @@ from tasks.redaction import (
     show_content,
 )
 
+# the tasks list shows each job's (redacted) arguments and result: content ids and decisions
+tasks_columns = "name,uuid,state,kwargs,result,received,runtime,worker"
+
 
 def format_task(task: Any) -> Any:
     """Flower's hook: ``task`` (a copy of Flower's record) with unredacted fields hidden."""

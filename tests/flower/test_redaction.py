@@ -80,7 +80,7 @@ def test_flower_hides_what_was_not_redacted_at_the_source(kwargs):
         result = f"{{'user_id': '{USER}'}}"
 
     shown = Shown()
-    shown.kwargs = kwargs  # type: ignore[attr-defined]
+    shown.kwargs = kwargs
     formatted = format_task(shown)
     assert (formatted.args, formatted.kwargs, formatted.result) == (HIDDEN, HIDDEN, HIDDEN)
 
@@ -92,7 +92,7 @@ def test_flower_shows_what_was_redacted_at_the_source():
         result = "{'content_id': 'c', 'decision': 'flag'}"
 
     shown = Shown()
-    shown.args, shown.kwargs = args, kwargs  # type: ignore[attr-defined]
+    shown.args, shown.kwargs = args, kwargs
     assert format_task(shown).kwargs == kwargs and format_task(shown).result == Shown.result
 
 
