@@ -6,17 +6,25 @@ between (SIGKILL, OOM, a lost host) loses that message, and the gap is not short
 that arrives while the worker is at its prefetch limit waits, popped, in the socket buffer
 until a slot frees (kombu#305, celery#4354; seen here as one job in 120 gone after a SIGKILL).
 
-Here a consumer fetches with ``FETCH_SCRIPT``: one Lua call pops the first message in drain
-order and records it in ``unacked`` and its index, so a message is always in a queue list or in
-``unacked``. Lua cannot block, so when every list is empty the consumer blocks instead on the
-queues' doorbell lists: producers push a token there beside each message, and a token (or the
-BRPOP timeout, 1 s) sends the consumer back to the script. A token is only a wake-up call: a
-lost or stale one costs a round trip, never a message. Messages put back by a restore ring no
-bell and are found within that timeout.
+Here a consumer fetches with ``fetch.lua`` (loaded once, called by its SHA): one call pops the
+first message in drain order (queue-major: urgent's priority steps, then normal's, then
+bulk's) and records it in ``unacked`` and its index, so a message is always in a queue list or
+in ``unacked``. Lua cannot block, so when every list is empty the consumer blocks instead on
+the queues' doorbell lists: modq's producers push a token there beside each message, and a
+token (or the short doorbell timeout, ``DOORBELL_TIMEOUT_S``) sends the consumer back to the
+script. A token is only a wake-up call: a lost or stale one costs a round trip, never a
+message. Messages that ring no bell (a stock Celery producer, a restore) are found within that
+timeout.
+
+No-ack consumers (Celery's control replies) have nothing to lose: their lists are popped
+without an ``unacked`` entry and blocked on directly, and control replies ring no doorbell.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
+from pathlib import Path
 from time import monotonic, time
 from typing import Any
 
@@ -24,41 +32,22 @@ from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import dumps, loads
+from redis.exceptions import NoScriptError
+
+from modq.contract import QUEUES
 
 DOORBELL_PREFIX = "_modq.doorbell."
 DOORBELL_TOKENS = 64  # enough to wake every consumer of a queue; older tokens are trimmed
+# How long an idle consumer blocks on its doorbells before it looks at the queues again: the
+# most a message that rang no bell waits on an idle worker. Each idle consumer then makes
+# 2 round trips per timeout (BRPOP, then the fetch script): 200/s at 10 ms. Redis 6+ takes a
+# fractional BRPOP timeout. Transport option ``doorbell_timeout`` (seconds) overrides it.
+DOORBELL_TIMEOUT_S = 0.01
 PARKED_KEY = "_modq.undecodable"  # items that are not a kombu message: kept, never delivered
+CONTROL_SUFFIX = ".pidbox"  # Celery's control queues (``<id>.reply.celery.pidbox``): no bell
 
-# KEYS: unacked hash, unacked index, parked list, then the queue lists in drain order.
-# ARGV: the time to index the message under (the visibility timeout counts from it).
-# Returns {queue key, message} or false. Redis runs a script alone: no other client sees the
-# message in neither place. The stored entry is what kombu's QoS.append writes:
-# [message, exchange, routing_key], which its restore paths read back.
-FETCH_SCRIPT = """
-local function text(value)
-  if type(value) == 'string' then return value end
-  return ''
-end
-for i = 4, #KEYS do
-  local item = redis.call('RPOP', KEYS[i])
-  while item do
-    local ok, message = pcall(cjson.decode, item)
-    local properties = ok and type(message) == 'table' and message.properties
-    local tag = type(properties) == 'table' and properties.delivery_tag
-    if type(tag) == 'string' then
-      local info = properties.delivery_info
-      if type(info) ~= 'table' then info = {} end
-      redis.call('ZADD', KEYS[2], ARGV[1], tag)
-      redis.call('HSET', KEYS[1], tag, '[' .. item .. ',' .. cjson.encode(text(info.exchange))
-        .. ',' .. cjson.encode(text(info.routing_key)) .. ']')
-      return {KEYS[i], item}
-    end
-    redis.call('LPUSH', KEYS[3], item)
-    item = redis.call('RPOP', KEYS[i])
-  end
-end
-return false
-"""
+FETCH_SCRIPT = (Path(__file__).parent / "fetch.lua").read_text()
+FETCH_SHA = hashlib.sha1(FETCH_SCRIPT.encode()).hexdigest()  # what SCRIPT LOAD answers
 
 
 def doorbell_key(queue: str) -> str:
@@ -66,8 +55,22 @@ def doorbell_key(queue: str) -> str:
     return f"{DOORBELL_PREFIX}{queue}"
 
 
+def drain_order(queues: Iterable[str]) -> list[str]:
+    """``queues`` with modq's urgent, normal, bulk first, in that order, whatever order they
+    were consumed (or re-added by ``add_consumer``) in; other queues after, as they came."""
+    rank = {name: index for index, name in enumerate(QUEUES)}
+    return sorted(dict.fromkeys(queues), key=lambda name: rank.get(name, len(rank)))
+
+
+def rings_doorbell(queue: str) -> bool:
+    """Whether a message put on ``queue`` pushes a wake-up token: not for Celery's control
+    replies, whose consumer blocks on the reply list itself (and whose names are per process:
+    a token list per caller would outlive it, with no expiry)."""
+    return not queue.endswith(CONTROL_SUFFIX)
+
+
 class QoS(kombu_redis.QoS):
-    """Records in ``unacked`` only what was not fetched by ``FETCH_SCRIPT`` (which did it)."""
+    """Records in ``unacked`` only what was not fetched by ``fetch.lua`` (which did it)."""
 
     def append(self, message: Any, delivery_tag: str) -> None:
         if self.channel.delivering_fetched:
@@ -77,35 +80,74 @@ class QoS(kombu_redis.QoS):
 
 
 class Channel(kombu_redis.Channel):
-    """Consumes with ``FETCH_SCRIPT`` and doorbells; publishes a message and its token."""
+    """Consumes with ``fetch.lua`` and doorbells, queues in modq's drain order; publishes a
+    message and its token."""
 
     QoS = QoS
+    from_transport_options = (  # type: ignore[assignment]  # one more than kombu's
+        *kombu_redis.Channel.from_transport_options,
+        "doorbell_timeout",
+    )
+    doorbell_timeout: float = DOORBELL_TIMEOUT_S
     delivering_fetched = False  # True while a fetched message goes to its consumer
     _waiting_on_doorbell = False  # the command in flight is a doorbell BRPOP, not the script
+    _fetch_loaded = False  # this channel has sent SCRIPT LOAD (Redis keeps it until a restart)
     _in_poll: Any  # kombu's: the connection a fetch is in flight on (False/None when none)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._no_ack_queues: set[str] = set()
+        super().__init__(*args, **kwargs)
 
     def _prefixed(self, key: str) -> str:
         return f"{self.global_keyprefix}{key}" if self.global_keyprefix else key
 
+    def basic_consume(self, queue: str, no_ack: bool, *args: Any, **kwargs: Any) -> Any:
+        if no_ack:
+            self._no_ack_queues.add(queue)
+        else:
+            self._no_ack_queues.discard(queue)
+        return super().basic_consume(queue, no_ack, *args, **kwargs)
+
+    def _basic_cancel(self, consumer_tag: str) -> Any:
+        queue = self._tag_to_queue.get(consumer_tag)
+        result = super()._basic_cancel(consumer_tag)
+        if queue is not None and queue not in self._active_queues:
+            self._no_ack_queues.discard(queue)
+        return result
+
+    def _update_queue_cycle(self) -> None:
+        # add_consumer appends a queue to the active ones: urgent must stay first anyway
+        self._queue_cycle.update(drain_order(self.active_queues))
+
     def _brpop_start(self, timeout: float | None = None) -> None:
-        if timeout is None:
-            timeout = self.brpop_timeout
         queues = self._queue_cycle.consume(len(self.active_queues))
         if not queues:
             return
+        lists = {  # queue-major: every step of a queue before the next queue
+            self._q_for_pri(queue, pri): queue not in self._no_ack_queues
+            for queue in queues
+            for pri in self.priority_steps
+        }
+        if self._waiting_on_doorbell:
+            bells = [doorbell_key(queue) for queue in queues if queue not in self._no_ack_queues]
+            keys = [*bells, *(key for key, acked in lists.items() if not acked)]
+            wait_s = self.doorbell_timeout if bells else self.brpop_timeout
+            if timeout:
+                wait_s = min(wait_s, timeout)
+            command: list[Any] = ["BRPOP", *map(self._prefixed, keys), wait_s or 0]
+        else:
+            if not self._fetch_loaded:
+                self.client.script_load(FETCH_SCRIPT)
+                self._fetch_loaded = True
+            keys = [self.unacked_key, self.unacked_index_key, PARKED_KEY, *lists]
+            flags = "".join("1" if acked else "0" for acked in lists.values())
+            command = ["EVALSHA", FETCH_SHA, len(keys), *map(self._prefixed, keys), time(), flags]
         self._in_poll = self.client.connection
         self._brpop_sent_at = monotonic()  # type: ignore[assignment]  # kombu types it None
-        if self._waiting_on_doorbell:
-            bells = [self._prefixed(doorbell_key(queue)) for queue in queues]
-            command: list[Any] = ["BRPOP", *bells, timeout or 0]
-        else:
-            lists = [self._q_for_pri(queue, pri) for pri in self.priority_steps for queue in queues]
-            keys = [self.unacked_key, self.unacked_index_key, PARKED_KEY, *dict.fromkeys(lists)]
-            command = ["EVAL", FETCH_SCRIPT, len(keys), *map(self._prefixed, keys), time()]
         self.client.connection.send_command(*command)
 
     def _brpop_read(self, **options: Any) -> bool:
-        rang = self._waiting_on_doorbell
+        waited = self._waiting_on_doorbell
         try:
             try:
                 # both replies are BRPOP-shaped: [key, item] or nil
@@ -113,13 +155,18 @@ class Channel(kombu_redis.Channel):
             except self.connection_errors:
                 self.client.connection.disconnect()  # the next poll reconnects
                 raise
-            self._waiting_on_doorbell = not rang and not reply
+            except NoScriptError:  # the server restarted or flushed its scripts
+                self._fetch_loaded = False
+                raise kombu_redis.Empty() from None
+            key = bytes_to_str(reply[0]) if reply else ""
+            rang = waited and (not reply or key.startswith(DOORBELL_PREFIX))
+            self._waiting_on_doorbell = not waited and not reply
             if rang or not reply:
                 raise kombu_redis.Empty()  # a ring or a timeout: fetch next; empty: wait
-            key, item = reply  # a prefixed client strips global_keyprefix from a BRPOP reply
-            dest = bytes_to_str(key).rsplit(self.sep, 1)[0]
+            item = reply[1]  # a prefixed client strips global_keyprefix from a BRPOP reply
+            dest = key.rsplit(self.sep, 1)[0]
             self._queue_cycle.rotate(dest)
-            self.delivering_fetched = True
+            self.delivering_fetched = True  # in unacked already, or a no-ack message
             try:
                 self.connection._deliver(loads(bytes_to_str(item)), dest)
             finally:
@@ -130,6 +177,9 @@ class Channel(kombu_redis.Channel):
             self._flush_brpop_reauth()
 
     def _put(self, queue: str, message: Any, **kwargs: Any) -> None:
+        if not rings_doorbell(queue):
+            super()._put(queue, message, **kwargs)
+            return
         bell = doorbell_key(queue)
         trim = (self._prefixed(bell), 0, DOORBELL_TOKENS - 1)  # a prefixed client skips LTRIM
         publish_batch = kwargs.get("_publish_batch")

@@ -13,8 +13,8 @@ import pytest
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 from redis import Redis
 
+from modq.broker.transport import DOORBELL_PREFIX, PARKED_KEY, Transport, doorbell_key
 from tasks import app
-from modq.broker.transport import PARKED_KEY, Transport, doorbell_key
 from tests.polling import wait_until
 
 DB = 11
@@ -80,11 +80,11 @@ def test_a_fetched_message_is_in_unacked_before_the_consumer_has_read_it(broker_
 
 
 def test_an_idle_consumer_is_woken_by_the_doorbell_not_its_timeout(broker_url):
-    """With a 60 s BRPOP timeout, only the producer's token can deliver within 10 s."""
+    """With a 60 s doorbell timeout, only the producer's token can deliver within 10 s."""
     received: list[dict[str, object]] = []
     with connect(broker_url) as consumer_side, connect(broker_url) as producer_side:
         channel = consumer_side.channel()
-        channel.brpop_timeout = 60
+        channel.doorbell_timeout = 60
         with Consumer(channel, queues=[QUEUE], callbacks=[lambda body, m: received.append(body)]):
             publish(producer_side, {"warm": True})  # declares the queue
             consumer_side.drain_events(timeout=10)
@@ -109,3 +109,115 @@ def test_an_item_that_is_no_kombu_message_is_parked_and_the_next_one_delivered(b
             connection.drain_events(timeout=10)
     assert received == [{"job": 3}]
     assert raw.lrange(PARKED_KEY, 0, -1) == [b"\xffnot json"]
+
+
+def _queue(name: str) -> Queue:
+    return Queue(name, Exchange(name, type="direct"), routing_key=name)
+
+
+def _send(connection: Connection, queue: str, body: dict[str, object], **options: object) -> None:
+    Producer(connection.channel()).publish(
+        body,
+        exchange=queue,
+        routing_key=queue,
+        declare=[_queue(queue)],
+        serializer="json",
+        **options,
+    )
+
+
+def _drain(connection: Connection, channel: object, queues: list[str], count: int) -> list:
+    received: list[dict[str, object]] = []
+
+    def on_message(body, message):
+        received.append(body)
+        message.ack()
+
+    with Consumer(channel, queues=[_queue(q) for q in queues], callbacks=[on_message]):
+        while len(received) < count:
+            connection.drain_events(timeout=10)
+    return received
+
+
+def test_urgent_at_the_lowest_message_priority_comes_before_bulk_at_the_highest(broker_url):
+    """The fetch is queue-major: every priority step of urgent before any of bulk (stock
+    kombu's step-major order put an urgent priority-9 message behind bulk's step 0)."""
+    with connect(broker_url) as connection:
+        _send(connection, "bulk", {"job": "bulk"}, priority=0)
+        _send(connection, "urgent", {"job": "urgent"}, priority=9)
+        got = _drain(connection, connection.channel(), ["urgent", "bulk"], 2)
+    assert got == [{"job": "urgent"}, {"job": "bulk"}]
+
+
+def test_a_re_added_queue_keeps_its_place_in_the_drain_order(broker_url):
+    """cancel_consumer + add_consumer append urgent to the channel's queues: still first."""
+    with connect(broker_url) as connection:
+        channel = connection.channel()
+        consumer = Consumer(channel, queues=[_queue("urgent"), _queue("bulk")])
+        consumer.consume()
+        consumer.cancel_by_queue("urgent")
+        consumer.add_queue(_queue("urgent"))
+        consumer.consume()
+        assert channel.active_queues == ["bulk", "urgent"]  # the order Celery leaves
+        assert channel._queue_cycle.consume(2) == ["urgent", "bulk"]  # the order we drain
+        consumer.cancel()
+        _send(connection, "bulk", {"job": "bulk"})
+        _send(connection, "urgent", {"job": "urgent"})
+        got = _drain(connection, channel, ["bulk", "urgent"], 2)
+    assert got == [{"job": "urgent"}, {"job": "bulk"}]
+
+
+def test_a_message_that_rang_no_bell_reaches_an_idle_consumer_within_the_doorbell_timeout(
+    broker_url,
+):
+    """A stock kombu producer (no doorbell): the blocked consumer finds it at its next look,
+    not at the 60 s BRPOP timeout."""
+    got: list[float] = []
+    with connect(broker_url) as consumer_side, Connection(broker_url) as stock:
+        channel = consumer_side.channel()
+        channel.brpop_timeout = 60
+        with Consumer(
+            channel, queues=[QUEUE], callbacks=[lambda b, m: got.append(time.monotonic())]
+        ):
+            with pytest.raises(TimeoutError):
+                consumer_side.drain_events(timeout=0.2)  # idle: blocked on the doorbell
+            sent_s = time.monotonic()
+            publish(stock, {"job": "stock"})
+            consumer_side.drain_events(timeout=10)
+    assert got and got[0] - sent_s < 0.5
+    assert Redis.from_url(broker_url).llen(doorbell_key("transport-test")) == 0
+
+
+def test_no_ack_consumers_leave_nothing_in_unacked_and_control_replies_ring_no_bell(
+    broker_url,
+):
+    raw = Redis.from_url(broker_url)
+    reply_queue = "abc123.reply.celery.pidbox"
+    received: list[dict[str, object]] = []
+    with connect(broker_url) as connection:
+        _send(connection, reply_queue, {"reply": 1})
+        assert raw.keys(DOORBELL_PREFIX + "*") == []
+        with Consumer(
+            connection.channel(),
+            queues=[_queue(reply_queue)],
+            no_ack=True,
+            callbacks=[lambda b, m: received.append(b)],
+        ):
+            connection.drain_events(timeout=10)
+            late = threading.Timer(0.3, _send, (connection, reply_queue, {"reply": 2}))
+            late.start()  # the consumer blocks on the reply list itself
+            connection.drain_events(timeout=10)
+            late.join()
+    assert received == [{"reply": 1}, {"reply": 2}]
+    assert raw.hlen("unacked") == 0 and raw.zcard("unacked_index") == 0
+
+
+def test_the_fetch_script_is_loaded_again_after_the_server_forgets_it(broker_url):
+    raw = Redis.from_url(broker_url)
+    with connect(broker_url) as connection:
+        channel = connection.channel()
+        publish(connection, {"job": 1})
+        assert _drain(connection, channel, ["transport-test"], 1) == [{"job": 1}]
+        raw.script_flush()
+        publish(connection, {"job": 2})
+        assert _drain(connection, channel, ["transport-test"], 1) == [{"job": 2}]
