@@ -85,12 +85,16 @@ def _serve_metrics(sender: Any = None, **_: Any) -> None:
     from tasks import worker_server
 
     pool = get_implementation(sender.pool_cls).__module__
-    _server = worker_server.start(
-        host=settings.worker_metrics_host,
-        port=settings.worker_metrics_port,
-        broker_url=sender.app.conf.broker_url,
-        prefork="prefork" in pool,
-    )
+    host, port = settings.worker_metrics_host, settings.worker_metrics_port
+    try:
+        _server = worker_server.start(
+            host=host, port=port, broker_url=sender.app.conf.broker_url, prefork="prefork" in pool
+        )
+    except OSError as exc:  # a worker its orchestrator cannot probe must not start silently
+        raise SystemExit(
+            f"modq: cannot serve worker metrics on {host}:{port} ({exc.strerror or exc}); "
+            "set MODQ_WORKER_METRICS_PORT (or --metrics-port) to a free port, or 0 for none"
+        ) from exc
 
 
 @task_prerun.connect

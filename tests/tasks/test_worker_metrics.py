@@ -11,6 +11,7 @@ import collections
 import contextlib
 import json
 import shutil
+import socket
 import subprocess
 import tempfile
 import urllib.error
@@ -260,3 +261,17 @@ def test_healthz_answers_503_with_the_reason_while_the_broker_is_down(stack: Sta
     )
     (result,) = stack.moderate(["back after the outage"])  # the consumer reconnected too
     assert result["decision"] in {"allow", "flag", "remove"}
+
+
+def test_a_worker_whose_metrics_port_is_taken_refuses_to_start(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        log = tmp_path / "worker.log"
+        worker = start_worker({"MODQ_WORKER_METRICS_PORT": str(port)}, threads=1, log_path=log)
+        try:
+            assert worker.wait(60) != 0
+        finally:
+            stop_worker(worker)
+    assert f"cannot serve worker metrics on 127.0.0.1:{port}" in log.read_text()
