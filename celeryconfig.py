@@ -26,6 +26,10 @@ worker_prefetch_multiplier = _settings.prefetch_multiplier
 worker_pool = "threads"
 worker_concurrency = _settings.worker_threads
 
+# Revoked task ids survive a restart: each node keeps them in its own state file (%n = node
+# name); workers run --without-mingle, so no other worker hands them back.
+worker_state_db = _settings.worker_state_db or None
+
 task_track_started = False
 worker_hijack_root_logger = False
 

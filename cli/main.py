@@ -62,8 +62,9 @@ def db_upgrade(url: str | None) -> None:
     "--queues",
     default="urgent,normal,bulk",
     show_default=True,
-    help="Queues to consume, drained in this order. `--queues urgent` makes a dedicated "
-    "urgent worker: it never holds bulk work, so urgent jobs never wait behind it.",
+    help="Queues to consume, always drained urgent, normal, bulk (whatever the order here or "
+    "add_consumer's). `--queues urgent` makes a dedicated urgent worker: it never holds bulk "
+    "work, so urgent jobs never wait behind it.",
 )
 @click.option(
     "--nice",
@@ -86,6 +87,13 @@ def db_upgrade(url: str | None) -> None:
     help="Serve /metrics, /healthz and /livez on this port (0 = off; default "
     "MODQ_WORKER_METRICS_PORT); with --processes N, process i gets this port + i.",
 )
+@click.option(
+    "--autoscale",
+    default=None,
+    metavar="MAX,MIN",
+    help="prefork only: grow and shrink the child processes between MIN and MAX as work "
+    "comes and goes. The threads pool cannot (refused at start).",
+)
 def worker(
     threads: int | None,
     loglevel: str,
@@ -94,6 +102,7 @@ def worker(
     nice: int,
     processes: str,
     metrics_port: int | None,
+    autoscale: str | None,
 ) -> None:
     """Run a worker (a thin wrapper over `celery -A tasks worker`)."""
     from cli.services import WORKER_ENV_DEFAULTS, parse_queues, worker_command
@@ -115,6 +124,11 @@ def worker(
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--metrics-port") from exc
+    if autoscale and pool != "prefork":
+        from tasks.signals import AUTOSCALE_REFUSED
+
+        raise click.BadParameter(AUTOSCALE_REFUSED.format(pool=pool), param_hint="--autoscale")
+    extra = ["--autoscale", autoscale] if autoscale else []
     commands = [
         worker_command(
             threads or settings.worker_threads,
@@ -123,6 +137,7 @@ def worker(
             pool=pool,
             queues=queue_list,
         )
+        + extra
         for hostname in hostnames(count)
     ]
     if nice:

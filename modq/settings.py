@@ -189,6 +189,11 @@ class Settings(BaseSettings):
         description="Each worker process serves /metrics, /healthz and /livez on this port "
         "(0 = off); `modq worker --processes N` gives process i the port + i.",
     )
+    worker_state_db: str = Field(
+        "var/worker-state/%n.db",
+        description="Each worker node's state file (revoked task ids, kept across restarts; "
+        "%n is the node name, e.g. modq-1); empty = revokes live in memory only.",
+    )
     worker_metrics_host: str = Field(
         "127.0.0.1",
         description="Address the worker's metrics server binds; 0.0.0.0 in a container so "

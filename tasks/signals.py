@@ -67,6 +67,38 @@ def _load_in_worker(sender: Any = None, **_: Any) -> None:
         _preload()
 
 
+AUTOSCALE_REFUSED = (
+    "modq: --autoscale needs a pool that can grow and shrink (prefork); the {pool} pool runs "
+    "a fixed set of task threads around one shared model and exits at its first scale-up. "
+    "Scale with more worker processes (`modq worker --processes N`) or more workers on queue "
+    "age (docs/observability.md), or use `--pool prefork` with --autoscale."
+)
+FIXED_POOLS = {"celery.concurrency.thread": "threads", "celery.concurrency.solo": "solo"}
+
+
+@worker_init.connect
+def _refuse_autoscale(sender: Any = None, **_: Any) -> None:
+    """Stop at start, with the reason, a worker asked to autoscale a pool that cannot."""
+    if sender is None or not (getattr(sender, "options", None) or {}).get("autoscale"):
+        return
+    from celery.concurrency import get_implementation
+
+    pool = get_implementation(sender.pool_cls).__module__
+    if pool in FIXED_POOLS:
+        # exit with the reason on stderr: Celery only logs a handler's Exception and goes on
+        raise SystemExit(AUTOSCALE_REFUSED.format(pool=FIXED_POOLS[pool]))
+
+
+@worker_init.connect
+def _state_db_folder(sender: Any = None, **_: Any) -> None:
+    """The folder of the worker's state db (revoked ids kept across restarts) exists."""
+    statedb = getattr(sender, "statedb", None)
+    if statedb:
+        from pathlib import Path
+
+        Path(statedb).parent.mkdir(parents=True, exist_ok=True)
+
+
 _server: Any = None  # this worker's metrics and health server, if MODQ_WORKER_METRICS_PORT
 
 

@@ -44,6 +44,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["MODQ_MLFLOW_URI"] = f"sqlite:///{_registry_dir}/mlflow.db"
     os.environ["MODQ_MLFLOW_ARTIFACT_ROOT"] = f"{_registry_dir}/artifacts"
     os.environ["MODQ_MODEL_CACHE_DIR"] = f"{_registry_dir}/model-cache"
+    os.environ["MODQ_WORKER_STATE_DB"] = f"{_registry_dir}/worker-state/%n.db"  # not var/
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
