@@ -3,15 +3,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
 from celery.utils.saferepr import saferepr
+from kombu.message import Message
 
 from cli.flower_config import format_task
 from tasks import app
 from tasks.redaction import (
     HIDDEN,
+    RedactedRequest,
     RedactedTraceLog,
     arguments_repr,
     is_redacted_args,
@@ -107,3 +110,39 @@ def test_the_success_log_line_shows_the_redacted_result():
     assert record.getMessage() == "{'content_id': 'c-9', 'decision': 'allow'}"
     assert USER not in repr(record.data)
     assert any(isinstance(f, RedactedTraceLog) for f in logging.getLogger(record.name).filters)
+
+
+def _stock_request() -> RedactedRequest:
+    """The worker's request for a message as a stock producer writes it (Celery's reprs)."""
+    headers, properties, body, _ = app.amqp.as_task_v2(
+        "t-1", "modq.moderate", args=["c1", TEXT], kwargs={"user_id": USER}
+    )
+    assert TEXT in headers["argsrepr"] and USER in headers["kwargsrepr"]
+    message = Message(
+        body=json.dumps(body),
+        content_type="application/json",
+        content_encoding="utf-8",
+        headers=headers,
+        properties=properties,
+        delivery_info={"routing_key": "normal"},
+    )
+    return RedactedRequest(message, app=app, task=_task("modq.moderate"), hostname="w@h")
+
+
+def test_the_workers_request_replaces_a_stock_messages_reprs():
+    request = _stock_request()
+    shown = [request.argsrepr, request.kwargsrepr, repr(request), json.dumps(request.info())]
+    shown += [request.request_dict["argsrepr"], request.request_dict["kwargsrepr"]]  # the trace's
+    for text in shown:
+        assert TEXT not in text and USER not in text
+    assert "'content_id': 'c1'" in request.kwargsrepr
+
+
+def test_an_operator_can_turn_redaction_off(monkeypatch):
+    from modq.settings import get_settings
+
+    monkeypatch.setenv("MODQ_EVENTS_SHOW_CONTENT", "1")
+    get_settings.cache_clear()
+    request = _stock_request()
+    assert TEXT in request.argsrepr and USER in request.kwargsrepr
+    assert TEXT in json.dumps(request.info())
