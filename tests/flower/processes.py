@@ -12,11 +12,18 @@ import sys
 import threading
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from cli.services import free_port
+from cli.services import (
+    WORKER_ENV_DEFAULTS,
+    free_port,
+    stop_worker,
+    wait_for_worker,
+    worker_command,
+)
 from tests.polling import wait_until
 
 
@@ -70,6 +77,32 @@ def running_flower(
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(10)
+
+
+@contextlib.contextmanager
+def running_logged_worker(
+    env: Mapping[str, str], *, log_path: Path, threads: int = 4, ready_timeout_s: float = 120
+) -> Iterator[str]:
+    """A real worker (threads pool, the real model) logging at INFO, where Celery writes each
+    job's arguments and result; yields its hostname."""
+    hostname = f"flower-{uuid.uuid4().hex[:8]}@localhost"
+    command = worker_command(threads, hostname=hostname, loglevel="info")
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            command,
+            env={**WORKER_ENV_DEFAULTS, **os.environ, **env, "PYTHONUNBUFFERED": "1"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        try:
+            wait_for_worker(process, hostname=hostname, timeout_s=ready_timeout_s)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}:\n{log_path.read_text()[-3000:]}") from exc
+        yield hostname
+    finally:
+        stop_worker(process)
 
 
 class EventRecorder:

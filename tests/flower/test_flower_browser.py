@@ -25,9 +25,14 @@ from redis import Redis
 
 from modq.broker.queues import BrokerQueues
 from tests.conftest import REPO
-from tests.flower.processes import EventRecorder, http_get, running_flower
+from tests.flower.processes import (
+    EventRecorder,
+    http_get,
+    running_flower,
+    running_logged_worker,
+)
 from tests.polling import wait_until
-from tests.workers import flush_private_redis, running_worker
+from tests.workers import flush_private_redis
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -56,6 +61,7 @@ class Scenario:
     screenshots: list[Path] = field(default_factory=list)
     unauthenticated: dict[str, int] = field(default_factory=dict)
     metrics: tuple[int, str] = (0, "")
+    worker_log: str = ""
 
 
 def _job(marker: str, name: str) -> dict[str, Any]:
@@ -152,13 +158,14 @@ def scenario(model_dir, tmp_path_factory) -> Any:
             viewport={"width": 1600, "height": 800},
         )
         page = context.new_page()
-        with running_worker(
-            {"MODQ_DATABASE_URL": database_url, "MODQ_MAX_WAIT_MS": "5"}, log_dir=root, threads=4
-        ) as worker:
+        worker_log = root / "worker.log"
+        with running_logged_worker(
+            {"MODQ_DATABASE_URL": database_url, "MODQ_MAX_WAIT_MS": "5"}, log_path=worker_log
+        ) as hostname:
             # events flow once the worker's are on and our receiver hears the worker
-            app.control.enable_events(destination=[worker.hostname], reply=True, timeout=5)
+            app.control.enable_events(destination=[hostname], reply=True, timeout=5)
             wait_until(
-                lambda: any(e.get("hostname") == worker.hostname for e in recorder.events),
+                lambda: any(e.get("hostname") == hostname for e in recorder.events),
                 timeout_s=30,
                 message="no event from the worker",
             )
@@ -173,9 +180,9 @@ def scenario(model_dir, tmp_path_factory) -> Any:
             del sent, held, result  # their result subscriptions end while Redis is up
             scenario = Scenario(url, marker, content_ids, task_ids)
 
-            inspect = app.control.inspect(destination=[worker.hostname], timeout=5)
+            inspect = app.control.inspect(destination=[hostname], timeout=5)
             scheduled = wait_until(
-                lambda: (inspect.scheduled() or {}).get(worker.hostname),
+                lambda: (inspect.scheduled() or {}).get(hostname),
                 timeout_s=30,
                 message="the held job never reached the worker's schedule",
             )
@@ -188,8 +195,8 @@ def scenario(model_dir, tmp_path_factory) -> Any:
                 )
 
             wait_until(flower_saw_all, timeout_s=60, message="Flower never saw every task")
-            _capture(page, f"{url}/", "dashboard", scenario.pages, worker.hostname)
-            _capture(page, f"{url}/worker/{worker.hostname}", "worker", scenario.pages)
+            _capture(page, f"{url}/", "dashboard", scenario.pages, hostname)
+            _capture(page, f"{url}/worker/{hostname}", "worker", scenario.pages)
             scenario.api["workers"] = http_get(f"{url}/api/workers", auth)[1]
         # the worker has stopped: backlogs stay where they are
         for queue, count in BACKLOG.items():
@@ -227,6 +234,7 @@ def scenario(model_dir, tmp_path_factory) -> Any:
             )[0]
         scenario.metrics = http_get(f"{url}/metrics")
         scenario.events = recorder.dump()
+        scenario.worker_log = worker_log.read_text()
     stock.close()
     yield scenario
     flush_private_redis()
@@ -269,6 +277,13 @@ def test_no_text_or_user_id_in_flowers_api_the_event_stream_or_inspect(scenario)
     assert scenario.content_ids["g"] in scenario.inspect_replies
     for name, content_id in scenario.content_ids.items():
         assert content_id in scenario.events, name
+
+
+def test_the_workers_log_shows_content_ids_and_decisions_only(scenario):
+    log = scenario.worker_log
+    assert "succeeded in" in log and "content is empty" in log  # INFO lines and the failure
+    assert f"{{'content_id': '{scenario.content_ids['a']}', 'decision': '" in log
+    assert scenario.marker not in log
 
 
 def test_results_show_content_id_and_decision_only(scenario):
