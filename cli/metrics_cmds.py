@@ -21,10 +21,10 @@ def serve_cmd(host: str, port: int) -> None:
     """Serve /metrics (queue depth, oldest age, wait histogram, refusals), read from the
     broker's Redis at each scrape. Read-only; bind to a non-loopback --host to let a
     Prometheus on another machine scrape it."""
+    from modq.broker.queues import BrokerQueues
     from modq.errors import ModerationError
     from modq.settings import get_settings
     from tasks.app import app
-    from modq.broker.queues import BrokerQueues
     from tasks.queue_metrics import make_registry, serve
 
     try:

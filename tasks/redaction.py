@@ -27,7 +27,7 @@ from celery.utils.saferepr import saferepr
 from celery.worker.request import Request
 
 from modq.errors import InvalidContent
-from modq.producer.task import _redacted, bind_arguments
+from modq.producer.task import redacted_arguments, bind_arguments
 from modq.settings import get_settings
 
 HIDDEN = "'<redacted>'"  # the repr shown in place of anything that cannot be shown safely
@@ -55,8 +55,8 @@ def arguments_repr(task: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) ->
         arguments = bind_arguments(task, args, kwargs, InvalidContent, partial=True)
     except (InvalidContent, TypeError, ValueError):
         # does not fit the task's signature: the worker fails it; show names only
-        return repr(["<redacted>"] * len(args)), _redacted(dict(kwargs))
-    return "()", _redacted(arguments)
+        return repr(["<redacted>"] * len(args)), redacted_arguments(dict(kwargs))
+    return "()", redacted_arguments(arguments)
 
 
 def result_repr(shown: object) -> str:

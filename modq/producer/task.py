@@ -101,7 +101,7 @@ def _queue_name(queue: object) -> str:
     return str(getattr(queue, "name", queue))
 
 
-def _redacted(arguments: Mapping[str, Any]) -> str:
+def redacted_arguments(arguments: Mapping[str, Any]) -> str:
     """What events and Flower show of a job's arguments: ids and kinds, never text or users."""
     shown = {}
     for name, value in arguments.items():
@@ -211,7 +211,7 @@ class ProducerTask(Task):
         options["headers"] = {**(options.get("headers") or {}), ENQUEUED_AT_HEADER: enqueued_at_s}
         if not get_settings().events_show_content:
             options.setdefault("argsrepr", "()")
-            options.setdefault("kwargsrepr", _redacted(message))
+            options.setdefault("kwargsrepr", redacted_arguments(message))
         route_callbacks(options)
         with broker_errors():
             return super().apply_async((), message, **options)
