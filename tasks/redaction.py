@@ -27,7 +27,7 @@ from celery.utils.saferepr import saferepr
 from celery.worker.request import Request
 
 from modq.errors import InvalidContent
-from modq.producer.task import redacted_arguments, bind_arguments
+from modq.producer.task import bind_arguments, redacted_arguments
 from modq.settings import get_settings
 
 HIDDEN = "'<redacted>'"  # the repr shown in place of anything that cannot be shown safely
