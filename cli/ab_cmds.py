@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from cli.registry_cmds import _clear_errors, _history, _registry
+from cli.registry_cmds import _clear_errors, _registry
 from modq.errors import ExperimentError, ModerationError
 
 if TYPE_CHECKING:
@@ -111,21 +110,38 @@ def _check_resolvable(experiment: Experiment) -> None:
     show_default=True,
     help="What sticks to one variant.",
 )
-@click.option("--planned-sample-size", type=int, default=None, help="Per live variant.")
 @click.option(
-    "--mde",
-    type=float,
+    "--primary",
     default=None,
-    help="Plan the sample size for this minimum detectable difference in precision "
-    "(with --baseline).",
+    help="The metric that decides (default violations_actioned_per_1k): "
+    "violations_actioned_per_1k, false_actions_per_1k, precision, recall, action_rate, "
+    "remove_rate, latency_ms, latency_p95_ms.",
 )
-@click.option("--baseline", type=float, default=None, help="Control's expected precision.")
 @click.option(
-    "--action-rate",
-    type=float,
+    "--direction",
+    type=click.Choice(["increase", "decrease"]),
     default=None,
-    help="With --mde: the expected share of content flagged or removed (precision is measured "
-    "on those items only).",
+    help="Which way the primary metric must move (needed for action/remove rate).",
+)
+@click.option(
+    "--guardrail",
+    "guardrails",
+    multiple=True,
+    help="METRIC=MARGIN[:increase|decrease], repeated: the metric may worsen by at most "
+    "MARGIN (relative, 0.1 = 10%%). Default: precision=0.05, latency_p95_ms=0.25; "
+    "'none' for none.",
+)
+@click.option(
+    "--planned-sample-size",
+    type=int,
+    default=None,
+    help="Units in the smallest live arm; the analysis freezes when every live arm has them.",
+)
+@click.option("--mde", type=float, default=None, help="Plan for this change in the primary metric.")
+@click.option("--baseline", type=float, default=None, help="The control's expected primary metric.")
+@click.option("--action-rate", type=float, default=None, help="Control's share flagged or removed.")
+@click.option(
+    "--challenger-action-rate", type=float, default=None, help="The challengers' (default: same)."
 )
 @click.option(
     "--review-share",
@@ -134,6 +150,9 @@ def _check_resolvable(experiment: Experiment) -> None:
     show_default=True,
     help="With --mde: the share of actioned items that reviewers will label.",
 )
+@click.option("--max-posts", type=int, default=1, show_default=True, help="Posts per unit: 1..N.")
+@click.option("--icc", type=float, default=0.0, show_default=True, help="Within-unit correlation.")
+@click.option("--power", type=float, default=0.8, show_default=True)
 @click.option("--alpha", type=float, default=0.05, show_default=True)
 @click.option("--description", default="")
 def ab_create(
@@ -143,15 +162,24 @@ def ab_create(
     weights: tuple[str, ...],
     policies: tuple[str, ...],
     unit: str,
+    primary: str | None,
+    direction: str | None,
+    guardrails: tuple[str, ...],
     planned_sample_size: int | None,
     mde: float | None,
     baseline: float | None,
     action_rate: float | None,
+    challenger_action_rate: float | None,
     review_share: float,
+    max_posts: int,
+    icc: float,
+    power: float,
     alpha: float,
     description: str,
 ) -> None:
-    """Create a draft experiment (checked: models resolve, policies exist, weights sum to 1)."""
+    """Create a draft experiment (checked: models resolve, policies exist, weights sum to 1,
+    the decision rule names known metrics) and plan its size."""
+    from cli.ab_rule import PlanOptions, decision_rule, planned_size
     from lifecycle import current_actor
     from modq.experiment import AssignmentUnit, Experiment, Variant
     from modq.settings import get_settings
@@ -169,10 +197,13 @@ def ab_create(
         unknown = sorted(set(policy_of) - set(live) - set(shadow))
         if unknown:
             raise ExperimentError(f"--policy names no variant: {', '.join(unknown)}")
-        if mde is not None or baseline is not None:
-            planned_sample_size = _planned(
-                planned_sample_size, mde, baseline, action_rate, review_share, alpha
-            )
+        rule = decision_rule(primary, direction, guardrails)
+        options = PlanOptions(
+            mde, baseline, action_rate, challenger_action_rate, review_share, max_posts, icc, power
+        )
+        planned_sample_size, how = planned_size(
+            planned_sample_size, options, rule, list(shares.values()), alpha
+        )
         experiment = Experiment(
             id=experiment_id,
             variants=tuple(
@@ -190,31 +221,20 @@ def ab_create(
             planned_sample_size=planned_sample_size,
             alpha=alpha,
             created_by=current_actor(),
+            decision_rule=rule,
         )
         _check_resolvable(experiment)
         _experiments().create(experiment)
     click.echo(f"created {experiment_id} (draft): {_summary(experiment)}")
+    click.echo(f"decides on: {_rule_text(rule)}")
+    if how:
+        click.echo(how)
 
 
-def _planned(
-    given: int | None,
-    mde: float | None,
-    baseline: float | None,
-    action_rate: float | None,
-    review_share: float,
-    alpha: float,
-) -> int:
-    """Assignments per live arm for the precision test to see ``mde`` with 80% power."""
-    if given is not None:
-        raise ExperimentError("give --planned-sample-size or --mde with --baseline, not both")
-    if mde is None or baseline is None or action_rate is None:
-        raise ExperimentError("--mde, --baseline and --action-rate go together")
-    if not (0 < action_rate <= 1 and 0 < review_share <= 1):
-        raise ExperimentError("--action-rate and --review-share must be in (0, 1]")
-    from experiments.analysis import planned_sample_size_for
+def _rule_text(rule: dict[str, Any]) -> str:
+    from experiments.decision import DecisionRule
 
-    reviewed_actioned = planned_sample_size_for(baseline, mde, alpha=alpha)
-    return math.ceil(reviewed_actioned / (action_rate * review_share))
+    return DecisionRule.from_dict(rule).describe()
 
 
 def _summary(experiment: Experiment) -> str:
@@ -295,6 +315,8 @@ def ab_show(experiment_id: str, as_json: bool) -> None:
         "started_at": _iso(experiment.started_at),
         "stopped_at": _iso(experiment.stopped_at),
         "stop_reason": experiment.stop_reason,
+        "decision_rule": experiment.decision_rule,
+        "forced_promotion": experiment.forced_promotion,
         "variants": variants,
     }
     if as_json:
@@ -303,6 +325,10 @@ def ab_show(experiment_id: str, as_json: bool) -> None:
     click.echo(f"{experiment.id} ({experiment.state.value}, by {experiment.unit.value})")
     if experiment.description:
         click.echo(f"  {experiment.description}")
+    if experiment.decision_rule is not None:
+        click.echo(f"  decides on: {_rule_text(dict(experiment.decision_rule))}")
+    if experiment.forced_promotion:
+        click.echo(f"  forced promotion: {experiment.forced_promotion}")
     for v in variants:
         share = "shadow" if v["shadow"] else f"{v['weight']:.0%}"
         click.echo(
@@ -321,37 +347,23 @@ def _iso(moment: object) -> str | None:
 @click.option("--alias", default="production", show_default=True)
 @click.option("--reason", default="", help="Why (recorded in the alias history).")
 @click.option("--actor", default=None, help="Who (default MODQ_ACTOR or the login name).")
+@click.option(
+    "--force", is_flag=True, help="Promote without a ship verdict (needs --reason; recorded)."
+)
 def ab_promote(
-    experiment_id: str, variant_name: str, alias: str, reason: str, actor: str | None
+    experiment_id: str,
+    variant_name: str,
+    alias: str,
+    reason: str,
+    actor: str | None,
+    force: bool,
 ) -> None:
-    """Point the production alias at the variant's model version and stop the experiment."""
-    from lifecycle import promote
-    from registry import parse_model_uri
+    """Point the production alias at the variant's model version and stop the experiment.
+    Only a variant whose verdict is "ship" is promoted, unless --force --reason is given."""
+    from cli.ab_promote import promote_variant
 
     with _clear_errors():
-        experiments = _experiments()
-        experiment = experiments.get(experiment_id)
-        variant = experiment.variant(variant_name)
-        registry = _registry()
-        ref = parse_model_uri(variant.model_uri)
-        target = registry.resolve(ref)
-        why = reason or f"A/B {experiment_id}: {variant_name} won"
-        if registry.aliases(target.name).get(alias) == target.version:
-            click.echo(f"{target.name}@{alias} already points at v{target.version}")
-        else:
-            move = promote(
-                registry,
-                _history(),
-                target.name,
-                target.version,
-                alias=alias,
-                actor=actor,
-                reason=why,
-            )
-            click.echo(f"{move.model_name}@{move.alias}: v{move.from_version} → v{move.to_version}")
-        if experiment.state.value != "stopped":
-            experiments.stop(experiment_id, f"promoted {variant_name} (v{target.version})")
-            click.echo(f"stopped {experiment_id}")
+        promote_variant(experiment_id, variant_name, alias, reason, actor, force)
     from cli.registry_cmds import _notify_workers as _notify_model_watchers
 
     _notify_model_watchers()
@@ -370,8 +382,8 @@ def ab_promote(
 @click.option("--format", "fmt", type=click.Choice(["md", "html"]), default="md", show_default=True)
 @click.option("--quiet", is_flag=True, help="Only print where the report was written.")
 def ab_report(experiment_id: str, out_dir: Path | None, fmt: str, quiet: bool) -> None:
-    """Per variant: rates, precision/recall/F1 against reviews (Wilson CIs), latency; between
-    variants: tests, sample-ratio-mismatch alarm, always-valid p-values; with plots."""
+    """The verdict (ship / don't ship / keep running / untrusted) with its reason; the primary
+    metric and guardrails with intervals; review coverage; SRM; always-valid p; plots."""
     from db.session import make_engine
     from experiments.dataset import analyze_experiment
     from experiments.report import render_markdown, write_report

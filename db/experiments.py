@@ -107,6 +107,13 @@ class ExperimentRepository:
             row.stop_reason = reason
             return _experiment(row, self._variants(session, experiment_id))
 
+    def record_forced_promotion(self, experiment_id: str, note: str) -> Experiment:
+        """Keep why a variant was promoted without a "ship" verdict (who, what, why)."""
+        with self._session(f"record a forced promotion of {experiment_id!r}") as session:
+            row = self._locked(session, experiment_id)
+            row.forced_promotion = note
+            return _experiment(row, self._variants(session, experiment_id))
+
     @staticmethod
     def _locked(session: Session, experiment_id: str) -> ExperimentRow:
         row = session.scalars(
@@ -138,6 +145,8 @@ def _row(experiment: Experiment) -> ExperimentRow:
         started_at=experiment.started_at,
         stopped_at=experiment.stopped_at,
         stop_reason=experiment.stop_reason,
+        decision_rule=None if experiment.decision_rule is None else dict(experiment.decision_rule),
+        forced_promotion=experiment.forced_promotion,
     )
 
 
@@ -169,4 +178,6 @@ def _experiment(row: ExperimentRow, variants: Sequence[ExperimentVariantRow]) ->
         started_at=as_utc(row.started_at),
         stopped_at=as_utc(row.stopped_at),
         stop_reason=row.stop_reason,
+        decision_rule=row.decision_rule,
+        forced_promotion=row.forced_promotion,
     )

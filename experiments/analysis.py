@@ -1,22 +1,19 @@
 """The statistics of an A/B experiment: observations in, an ``ExperimentAnalysis`` out. Pure.
 
-Per arm: sample size, action/flag/remove rates, precision and recall against review labels
-(Wilson intervals), F1 (seeded bootstrap interval), latency percentiles. Each arm after the
-first is compared with the control (the first live arm) on every metric
-(``experiments.comparisons``; the tests themselves are in ``experiments.stats``, the result
-types in ``experiments.outcomes``, re-exported here).
-
-Guards: a sample-ratio-mismatch check (chi-square of live assignment counts against the
-weights; below ``SRM_P_THRESHOLD`` no comparison is trusted), and against peeking both a
-planned sample size per live arm (no verdict before every live arm has reached it) and
-always-valid p-values (mixture SPRT of Johari, Pekelis & Walsh 2017) over looks taken in
-``assigned_at`` order. The mixing scale ``τ`` is the size of effect the test is tuned to:
-``DEFAULT_MIXING_VARIANCE`` = 0.01 (τ = 0.1, ten points) for proportions,
-``DEFAULT_LATENCY_MIXING_SD_MS`` = 10 ms for latency.
-
-A comparison's verdict is "significant" only with no SRM alarm and p < alpha, where p is the
-fixed-horizon p-value once the planned size is reached, or the always-valid p-value when no
-size was planned. Observations are treated as independent units (content-level assignment).
+- The unit of analysis is the unit of randomisation (``Observation.unit``: a user's posts
+  count once, as one unit); every metric is a ratio over units with delta-method variance
+  (``experiments.units``, ``experiments.inference``).
+- Sample-ratio mismatch: chi-square of distinct units per live arm against the weights;
+  below ``SRM_P_THRESHOLD`` the verdict is "untrusted".
+- Review coverage: per arm and decision stratum, the share reviewed; a chi-square per
+  stratum across arms raises the coverage alarm. Metrics that need labels weight each
+  reviewed item by the inverse of its stratum's review share.
+- With a planned size (units in the smallest live arm) the data are frozen when every live
+  arm reaches it: later reports judge the same rows, once, at the fixed horizon. Without
+  one the always-valid p and confidence sequence decide at any look.
+- The decision rule (``experiments.decision``) gives each challenger ship / don't ship /
+  keep running; Holm across challengers (shadows included) on the primary metric,
+  Benjamini-Hochberg across secondary metrics.
 """
 
 from __future__ import annotations
@@ -25,63 +22,48 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from experiments.columns import ACTIONED, DECISIONS, Columns
-from experiments.comparisons import Settings, compare_arms
+from experiments.checks import coverage_check, srm_check, summarize_arm
+from experiments.columns import Columns, Mask
+from experiments.comparisons import MIXING_SD, Series, compare_all
+from experiments.decision import (
+    ChallengerVerdict,
+    DecisionRule,
+    Evidence,
+    Mode,
+    Verdict,
+    judge,
+    overall,
+)
+from experiments.inference import benjamini_hochberg, holm
 from experiments.outcomes import (
-    METRICS,
-    PROPORTION_METRICS,
     SRM_P_THRESHOLD,
     AlwaysValidPath,
     ArmPlan,
     ArmSummary,
     Comparison,
+    CoverageCheck,
     ExperimentAnalysis,
-    LatencySummary,
     Observation,
-    Proportion,
+    Role,
     SrmCheck,
-    Verdict,
 )
-from experiments.stats import (
-    BOOTSTRAP_DRAWS,
-    MIN_TRIALS_PER_LOOK,
-    Mask,
-    chi_square_fit,
-    f1_interval,
-    planned_sample_size_for,
-    wilson_interval,
+from experiments.units import (
+    METRICS,
 )
 from modq.errors import ExperimentError
 
-__all__ = [  # callers import the result types and the helpers from here, as before
-    "ACTIONED",
-    "BOOTSTRAP_DRAWS",
-    "DECISIONS",
-    "DEFAULT_LATENCY_MIXING_SD_MS",
+__all__ = [
     "DEFAULT_LOOKS",
-    "DEFAULT_MIXING_VARIANCE",
-    "METRICS",
-    "MIN_TRIALS_PER_LOOK",
-    "PROPORTION_METRICS",
     "SRM_P_THRESHOLD",
-    "AlwaysValidPath",
     "ArmPlan",
-    "ArmSummary",
-    "Comparison",
+    "DecisionRule",
     "ExperimentAnalysis",
-    "LatencySummary",
     "Observation",
-    "Proportion",
-    "SrmCheck",
     "Verdict",
     "analyze",
-    "planned_sample_size_for",
-    "wilson_interval",
 ]
 
-DEFAULT_MIXING_VARIANCE = 0.01  # τ² for differences of proportions: τ = 0.1
-DEFAULT_LATENCY_MIXING_SD_MS = 10.0  # τ for differences of mean latency, in ms
-DEFAULT_LOOKS = 100  # checkpoints of the always-valid p-value, evenly spread over the data
+DEFAULT_LOOKS = 50  # checkpoints of the always-valid path, evenly spread over the data
 
 
 def analyze(
@@ -91,60 +73,60 @@ def analyze(
     alpha: float = 0.05,
     planned_sample_size: int | None = None,
     experiment_id: str = "",
-    primary_metric: str = "precision",
-    mixing_variance: float = DEFAULT_MIXING_VARIANCE,
-    latency_mixing_sd_ms: float = DEFAULT_LATENCY_MIXING_SD_MS,
+    rule: DecisionRule | None = None,
     looks: int = DEFAULT_LOOKS,
 ) -> ExperimentAnalysis:
-    """Analyse an experiment; ``arms[0]`` is the control (a live arm), order is kept. The
-    overall verdict rests on ``primary_metric``; the other metrics are reported beside it."""
-    _check_arguments(arms, alpha, planned_sample_size, primary_metric, looks)
+    """Analyse an experiment; ``arms[0]`` is the control (a live arm), order is kept."""
+    _check_arguments(arms, alpha, planned_sample_size, looks)
+    rule = rule or DecisionRule()
     columns = Columns.build(observations, arms)
-    summaries = tuple(_summarize_arm(columns, i, plan, alpha) for i, plan in enumerate(arms))
-    srm = _srm_check(columns, arms)
-    live_sizes = [s.sample_size for s in summaries if not s.shadow]
-    reached = None if planned_sample_size is None else min(live_sizes) >= planned_sample_size
-    settings = Settings(
-        alpha=alpha,
-        planned=planned_sample_size,
-        reached=reached,
-        srm_alarm=srm is not None and srm.alarm,
-        primary_metric=primary_metric,
-        mixing_variance=mixing_variance,
-        latency_mixing_sd_ms=latency_mixing_sd_ms,
-        looks=looks,
+    cut = _freeze_row(columns, arms, planned_sample_size)
+    reached = None if planned_sample_size is None else cut is not None
+    rows = np.arange(len(columns)) <= (len(columns) - 1 if cut is None else cut)
+    mode = Mode.SEQUENTIAL if reached is None else (Mode.FIXED if reached else Mode.WAITING)
+    summaries = tuple(summarize_arm(columns, k, plan, rows, alpha) for k, plan in enumerate(arms))
+    srm = srm_check(columns, arms, rows)
+    coverage = coverage_check(summaries)
+    srm_alarm = srm is not None and srm.alarm
+    series = (
+        compare_all(columns, arms, rows, alpha, looks) if len(columns) and len(arms) > 1 else []
     )
-    comparisons = tuple(  # nothing to compare before the first assignment
-        comparison
-        for challenger in (range(1, len(arms)) if len(columns.at) else ())
-        for comparison in compare_arms(columns, arms, challenger, settings)
-    )
-    verdict, verdict_text, warnings = _overall_verdict(
-        columns, summaries, comparisons, srm, settings
-    )
+    comparisons, verdicts = _judge_all(series, arms, rule, mode, alpha)
+    if not series:
+        waiting = "no assignments yet: nothing to compare"
+        verdicts = tuple(
+            ChallengerVerdict(a.name, Verdict.KEEP_RUNNING, waiting, None) for a in arms[1:]
+        )
+    verdict, verdict_text = overall(verdicts, srm_alarm)
+    if not len(columns):
+        verdict_text = "no assignments yet: nothing to compare"
     return ExperimentAnalysis(
         experiment_id=experiment_id,
         alpha=alpha,
+        rule=rule.to_dict(),
+        mode=mode.value,
         planned_sample_size=planned_sample_size,
         planned_sample_size_reached=reached,
-        primary_metric=primary_metric,
-        observations=len(columns.at),
-        first_assigned_at=columns.at[0] if columns.at else None,
-        last_assigned_at=columns.at[-1] if columns.at else None,
+        frozen_at=columns.at[cut] if cut is not None else None,
+        excluded_after_freeze=int((~rows).sum()),
+        observations=len(columns),
+        first_assigned_at=columns.at[0] if len(columns) else None,
+        last_assigned_at=columns.at[-1] if len(columns) else None,
         arms=summaries,
         comparisons=comparisons,
+        challengers=verdicts,
         srm=srm,
-        srm_alarm=settings.srm_alarm,
-        warnings=warnings,
+        srm_alarm=srm_alarm,
+        coverage=coverage,
+        warnings=_warnings(summaries, srm, coverage, mode, planned_sample_size, rows),
         verdict=verdict,
         verdict_text=verdict_text,
-        mixing_variance=mixing_variance,
-        latency_mixing_sd_ms=latency_mixing_sd_ms,
+        mixing_sd=dict(MIXING_SD),
     )
 
 
 def _check_arguments(
-    arms: Sequence[ArmPlan], alpha: float, planned: int | None, primary: str, looks: int
+    arms: Sequence[ArmPlan], alpha: float, planned: int | None, looks: int
 ) -> None:
     if not arms or arms[0].shadow:
         raise ExperimentError("the first arm is the control and must be a live arm")
@@ -155,149 +137,191 @@ def _check_arguments(
         raise ExperimentError(f"alpha must be in (0, 1), got {alpha}", field="alpha")
     if planned is not None and planned < 1:
         raise ExperimentError("planned sample size must be at least 1")
-    if primary not in METRICS:
-        raise ExperimentError(f"primary metric must be one of {', '.join(METRICS)}")
     if looks < 1:
         raise ExperimentError("at least one look")
 
 
-def _proportion(successes: Mask, trials: Mask, confidence: float) -> Proportion:
-    hits, count = int((successes & trials).sum()), int(trials.sum())
-    if count == 0:
-        return Proportion(0, 0, None, None, None)
-    low, high = wilson_interval(hits, count, confidence)
-    return Proportion(hits, count, hits / count, low, high)
+def freeze_index(first_seen_arm: np.ndarray, live: Sequence[int], planned: int) -> int | None:
+    """The position in arrival order (of units' first appearance) at which every live arm
+    has ``planned`` units, or None if it has not happened."""
+    cut = -1
+    for k in live:
+        positions = np.flatnonzero(first_seen_arm == k)
+        if len(positions) < planned:
+            return None
+        cut = max(cut, int(positions[planned - 1]))
+    return cut
 
 
-def _summarize_arm(columns: Columns, index: int, plan: ArmPlan, alpha: float) -> ArmSummary:
-    mine = columns.arm == index
-    confidence = 1 - alpha
-    rates = {
-        metric: _proportion(success, trials & mine, confidence)
-        for metric in PROPORTION_METRICS
-        for trials, success in [columns.trials_and_successes(metric)]
-    }
-    reviewed = mine & columns.reviewed
-    act, bad = columns.actioned, columns.violation
-    counts = [int((reviewed & a & v).sum()) for a, v in ((act, bad), (act, ~bad), (~act, bad))]
-    counts.append(int(reviewed.sum()) - sum(counts))
-    denominator = 2 * counts[0] + counts[1] + counts[2]
-    f1 = 2 * counts[0] / denominator if denominator else None
-    f1_low, f1_high = f1_interval(counts, alpha)
-    latency = columns.latency_ms[mine]
-    if latency.size:
-        quantiles = np.percentile(latency, np.arange(101))
-        latency_summary = LatencySummary(
-            count=int(latency.size),
-            mean_ms=float(latency.mean()),
-            p50_ms=float(quantiles[50]),
-            p95_ms=float(quantiles[95]),
-            p99_ms=float(quantiles[99]),
-            quantiles_ms=tuple(float(q) for q in quantiles),
-        )
-    else:
-        latency_summary = LatencySummary(0, None, None, None, None)
-    return ArmSummary(
-        name=plan.name,
-        shadow=plan.shadow,
-        weight=plan.weight,
-        sample_size=int(mine.sum()),
-        reviewed=int(reviewed.sum()),
-        action_rate=rates["action_rate"],
-        flag_rate=_proportion(columns.flagged, mine, confidence),
-        remove_rate=rates["remove_rate"],
-        precision=rates["precision"],
-        recall=rates["recall"],
-        f1=f1,
-        f1_low=f1_low,
-        f1_high=f1_high,
-        latency=latency_summary,
-    )
-
-
-def _srm_check(columns: Columns, arms: Sequence[ArmPlan]) -> SrmCheck | None:
-    """Chi-square goodness of fit of the live arms' counts to their weights."""
-    live = [(i, a) for i, a in enumerate(arms) if not a.shadow]
-    observed = np.array([int((columns.arm == i).sum()) for i, _ in live], dtype=np.float64)
-    weights = np.array([a.weight for _, a in live], dtype=np.float64)
-    if len(live) < 2 or observed.sum() == 0 or weights.sum() <= 0:
+def _freeze_row(columns: Columns, arms: Sequence[ArmPlan], planned: int | None) -> int | None:
+    """The last row analysed when the plan is reached (None: no plan, or not reached)."""
+    if planned is None or not len(columns):
         return None
-    expected = observed.sum() * weights / weights.sum()
-    statistic, p_value = chi_square_fit(observed, expected)
-    return SrmCheck(
-        arms=tuple(a.name for _, a in live),
-        observed=tuple(int(x) for x in observed),
-        expected=tuple(float(x) for x in expected),
-        statistic=statistic,
-        p_value=p_value,
-        alarm=p_value < SRM_P_THRESHOLD,
+    live = [k for k, a in enumerate(arms) if not a.shadow]
+    pairs = columns.arm * (columns.units + 1) + columns.unit
+    _, first = np.unique(pairs, return_index=True)
+    first = np.sort(first)
+    first = first[np.isin(columns.arm[first], live)]
+    cut = freeze_index(columns.arm[first], live, planned)
+    return None if cut is None else int(first[cut])
+
+
+def _judge_all(
+    series: Sequence[Series], arms: Sequence[ArmPlan], rule: DecisionRule, mode: Mode, alpha: float
+) -> tuple[tuple[Comparison, ...], tuple[ChallengerVerdict, ...]]:
+    """Comparisons with their roles and adjusted p-values; a verdict per challenger."""
+    fixed = mode is Mode.FIXED
+
+    def deciding(s: Series) -> float:
+        p = float(s.fixed.p) if fixed else float(s.sequential.p[-1])
+        return p if bool(s.last.valid) else 1.0
+
+    def evidence(s: Series) -> Evidence:
+        low = float(s.fixed.lift_low) if fixed else float(s.sequential.lift_low[-1])
+        high = float(s.fixed.lift_high) if fixed else float(s.sequential.lift_high[-1])
+        return Evidence(
+            s.metric, bool(s.last.valid), float(s.last.difference), deciding(s), low, high
+        )
+
+    by_key = {(s.challenger, s.metric): s for s in series}
+    challengers = sorted({s.challenger for s in series})
+    primaries = [by_key[(k, rule.primary)] for k in challengers]
+    adjusted = dict(zip(challengers, holm(np.array([deciding(s) for s in primaries])), strict=True))
+    secondary = rule.secondary_metrics()
+    rails = {g.metric: g for g in rule.guardrails}
+    comparisons: list[Comparison] = []
+    verdicts: list[ChallengerVerdict] = []
+    for k in challengers:
+        second = [by_key[(k, m)] for m in secondary if bool(by_key[(k, m)].last.valid)]
+        bh = dict(
+            zip(
+                (s.metric for s in second),
+                benjamini_hochberg(np.array([deciding(s) for s in second])),
+                strict=True,
+            )
+        )
+        for metric in METRICS:
+            s = by_key[(k, metric)]
+            role = (
+                Role.PRIMARY
+                if metric == rule.primary
+                else (Role.GUARDRAIL if metric in rails else Role.SECONDARY)
+            )
+            adj = float(adjusted[k]) if role is Role.PRIMARY else bh.get(metric)
+            if adj is not None:
+                adj = float(adj)
+            significant = bool(s.last.valid) and (adj if adj is not None else deciding(s)) < alpha
+            comparisons.append(_comparison(s, arms, role, adj, significant, rails.get(metric)))
+        verdicts.append(
+            judge(
+                rule,
+                arms[k].name,
+                evidence(primaries[challengers.index(k)]),
+                float(adjusted[k]),
+                {m: evidence(by_key[(k, m)]) for m in rails},
+                mode,
+                alpha,
+            )
+        )
+    return tuple(comparisons), tuple(verdicts)
+
+
+def _num(value: object) -> float | None:
+    number = float(value)  # type: ignore[arg-type]
+    return number if np.isfinite(number) else None
+
+
+def _comparison(
+    s: Series,
+    arms: Sequence[ArmPlan],
+    role: Role,
+    adjusted: float | None,
+    significant: bool,
+    rail: object,
+) -> Comparison:
+    valid = bool(s.last.valid)
+    note = "paired: the shadow scored the control's own units" if s.paired else ""
+    if not valid:
+        note = (
+            note + "; " if note else ""
+        ) + "too few units or events for the normal approximation"
+    path_valid = s.valid
+    return Comparison(
+        control=arms[0].name,
+        challenger=arms[s.challenger].name,
+        metric=s.metric,
+        role=role,
+        paired=s.paired,
+        valid=valid,
+        control_value=_num(s.last.control),
+        challenger_value=_num(s.last.challenger),
+        difference=_num(s.last.difference),
+        low=_num(s.fixed.low) if valid else None,
+        high=_num(s.fixed.high) if valid else None,
+        lift=_num(s.fixed.lift),
+        lift_low=_num(s.fixed.lift_low) if valid else None,
+        lift_high=_num(s.fixed.lift_high) if valid else None,
+        p_value=float(s.fixed.p) if valid else None,
+        always_valid_p_value=float(s.sequential.p[-1]),
+        always_valid_low=_num(s.sequential.low[-1]),
+        always_valid_high=_num(s.sequential.high[-1]),
+        adjusted_p_value=adjusted,
+        significant=significant,
+        margin=getattr(rail, "margin", None),
+        note=note,
+        path=AlwaysValidPath(
+            seen=tuple(int(x) for x in s.seen[path_valid]),
+            at=(),
+            always_valid=tuple(float(p) for p in s.sequential.p[path_valid]),
+            fixed_horizon=tuple(float(p) for p in s.naive[path_valid]),
+        ),
     )
 
 
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3g}"
-
-
-def _overall_verdict(
-    columns: Columns,
+def _warnings(
     arms: Sequence[ArmSummary],
-    comparisons: Sequence[Comparison],
     srm: SrmCheck | None,
-    settings: Settings,
-) -> tuple[Verdict, str, tuple[str, ...]]:
+    coverage: CoverageCheck | None,
+    mode: Mode,
+    planned: int | None,
+    rows: Mask,
+) -> tuple[str, ...]:
     warnings: list[str] = []
-    smallest = min(a.sample_size for a in arms if not a.shadow)
     if srm is not None and srm.alarm:
         counts = ", ".join(f"{n}={c}" for n, c in zip(srm.arms, srm.observed, strict=True))
         warnings.append(
-            f"SAMPLE-RATIO MISMATCH (chi-square p = {srm.p_value:.2g} < {srm.threshold}; {counts}):"
-            " the split is broken, comparisons are not to be trusted"
+            f"SAMPLE-RATIO MISMATCH (chi-square p = {srm.p_value:.2g} < {srm.threshold}; units "
+            f"{counts}): the split is broken, comparisons are not to be trusted"
         )
-    if settings.planned is not None and not settings.reached:
+    if coverage is not None and coverage.alarm:
+        shares = "; ".join(
+            f"{a.name}: "
+            + ", ".join(f"{c.stratum} {c.share:.0%}" for c in a.coverage if c.share is not None)
+            for a in arms
+        )
         warnings.append(
-            f"planned sample size not reached ({smallest} of {settings.planned} in the smallest"
-            " live arm): do not stop/decide on these p-values"
+            f"REVIEW COVERAGE DIFFERS BETWEEN ARMS ({shares}): labelled metrics are weighted by"
+            " the inverse review share of each (arm, decision) stratum, which is unbiased only"
+            " if reviews within a stratum are a random sample"
         )
-    if settings.planned is None:
+    live = [a.units for a in arms if not a.shadow]
+    if mode is Mode.WAITING:
+        warnings.append(
+            f"planned sample size not reached ({min(live)} of {planned} units in the smallest"
+            " live arm): keep running, do not decide"
+        )
+    if mode is Mode.FIXED and (~rows).any():
+        warnings.append(
+            f"data frozen at the planned size: {int((~rows).sum())} later observations are not"
+            " analysed (looking again cannot change the verdict)"
+        )
+    if mode is Mode.SEQUENTIAL:
         warnings.append("no planned sample size: verdicts rest on always-valid (mSPRT) p-values")
-    actioned = columns.actioned
-    if actioned.any() and (~actioned).any():
-        seen_actioned = float(columns.reviewed[actioned].mean())
-        seen_allowed = float(columns.reviewed[~actioned].mean())
-        if seen_actioned > 0 and seen_allowed < 0.5 * seen_actioned:
-            warnings.append(
-                f"reviewers saw {seen_actioned:.0%} of actioned but {seen_allowed:.0%} of allowed"
-                " content: recall is estimated on reviewed items and biased upward"
-            )
-    if not columns.reviewed.any():
-        warnings.append("no review labels yet: precision and recall are unavailable")
-    primary = [c for c in comparisons if c.primary]
-    if not len(columns.at):
-        return Verdict.INSUFFICIENT, "no assignments yet: nothing to compare", tuple(warnings)
-    if not comparisons:
-        return Verdict.INSUFFICIENT, "only one arm: nothing to compare", tuple(warnings)
-    if srm is not None and srm.alarm:
-        return Verdict.UNTRUSTED, "do not trust: sample-ratio mismatch", tuple(warnings)
-    if settings.planned is not None and not settings.reached:
-        text = f"keep running: {smallest} of {settings.planned} planned units in the smallest arm"
-        return Verdict.KEEP_RUNNING, text, tuple(warnings)
-    secondary = [
-        f"{c.challenger} {c.metric}"
-        for c in comparisons
-        if c.verdict is Verdict.SIGNIFICANT and not c.primary
-    ]
-    also = f" (also significant, secondary: {', '.join(secondary)})" if secondary else ""
-    winners = [c for c in primary if c.verdict is Verdict.SIGNIFICANT]
-    if winners:
-        text = "; ".join(
-            f"{c.challenger} vs {c.control} on {c.metric}: {_fmt(c.challenger_value)} vs"
-            f" {_fmt(c.control_value)} ({c.difference:+.3g}, p = {_fmt(c.p_value)},"
-            f" always-valid p = {_fmt(c.always_valid_p_value)})"
-            for c in winners
+    if sum(a.reviewed for a in arms) == 0:
+        warnings.append("no review labels yet: labelled metrics are unavailable")
+    elif any(a.coverage[0].posts > 0 and a.coverage[0].reviewed == 0 for a in arms):
+        warnings.append(
+            "no audit sample of allowed content in some arm: recall is not estimable there"
+            " (review a random share of allowed items)"
         )
-        return Verdict.SIGNIFICANT, f"significant: {text}{also}", tuple(warnings)
-    if all(c.verdict is Verdict.INSUFFICIENT for c in primary):
-        text = f"insufficient data on {settings.primary_metric}{also}"
-        return Verdict.INSUFFICIENT, text, tuple(warnings)
-    text = f"no significant difference on {settings.primary_metric}{also}"
-    return Verdict.NOT_SIGNIFICANT, text, tuple(warnings)
+    return tuple(warnings)

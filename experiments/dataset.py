@@ -8,6 +8,7 @@ from db.assignments import AssignmentRepository
 from db.experiments import ExperimentRepository
 from db.reviews import ReviewRepository
 from experiments.analysis import ArmPlan, ExperimentAnalysis, Observation, analyze
+from experiments.decision import DecisionRule
 from modq.experiment import Experiment
 
 
@@ -25,6 +26,7 @@ def load_observations(engine: Engine, experiment: Experiment) -> list[Observatio
             latency_ms=a.latency_ms,
             assigned_at=a.assigned_at,
             violation=labels.get(a.content_id),
+            unit=a.unit,
         )
         for a in assignments
     ]
@@ -45,4 +47,12 @@ def analyze_experiment(engine: Engine, experiment_id: str) -> ExperimentAnalysis
         alpha=experiment.alpha,
         planned_sample_size=experiment.planned_sample_size,
         experiment_id=experiment.id,
+        rule=rule_of(experiment),
     )
+
+
+def rule_of(experiment: Experiment) -> DecisionRule:
+    """The experiment's declared decision rule (the default one if it declared none)."""
+    if experiment.decision_rule is None:
+        return DecisionRule()
+    return DecisionRule.from_dict(experiment.decision_rule)

@@ -1,4 +1,4 @@
-"""The results of an A/B analysis: frozen dataclasses, the ``Verdict`` enum, JSON export.
+"""The results of an A/B analysis: frozen dataclasses and their JSON export.
 
 ``experiments.analysis.analyze`` builds an ``ExperimentAnalysis``; ``experiments.report`` and
 ``experiments.plots`` read one. Nothing here computes.
@@ -12,11 +12,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from experiments.decision import ChallengerVerdict, Verdict
 from modq.errors import ExperimentError
 
-PROPORTION_METRICS = ("action_rate", "remove_rate", "precision", "recall")
-METRICS = (*PROPORTION_METRICS, "latency_ms")
 SRM_P_THRESHOLD = 0.001  # below this the split is broken: comparisons are not to be trusted
+COVERAGE_P_THRESHOLD = 0.001  # below this review coverage differs between arms
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +30,7 @@ class Observation:
     latency_ms: float
     assigned_at: datetime  # tz-aware
     violation: bool | None  # human review: True violation, False safe, None not reviewed
+    unit: str = ""  # what assignment was keyed on; "" means the content itself
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,33 +40,24 @@ class ArmPlan:
     shadow: bool
 
 
-class Verdict(StrEnum):
-    SIGNIFICANT = "significant"
-    NOT_SIGNIFICANT = "not significant"
-    KEEP_RUNNING = "keep running"  # planned sample size not reached
-    UNTRUSTED = "untrusted (SRM)"  # sample-ratio mismatch
-    INSUFFICIENT = "insufficient data"
-
-
 @dataclass(frozen=True, slots=True)
-class Proportion:
-    """``successes`` of ``trials`` with a Wilson interval at ``1 - alpha`` (None: no trials)."""
+class MetricValue:
+    """One arm's metric with its (1 - alpha) delta-method interval over units."""
 
-    successes: int
-    trials: int
-    estimate: float | None
+    value: float | None
     low: float | None
     high: float | None
+    events: int  # unweighted events behind it (reviewed violations, actions, posts)
 
 
 @dataclass(frozen=True, slots=True)
-class LatencySummary:
-    count: int
-    mean_ms: float | None
-    p50_ms: float | None
-    p95_ms: float | None
-    p99_ms: float | None
-    quantiles_ms: tuple[float, ...] = ()  # at 0, 1, ..., 100 %: the distribution, for plots
+class CoverageCell:
+    """Review coverage of one decision stratum in one arm."""
+
+    stratum: str  # allow | flag | remove
+    posts: int
+    reviewed: int
+    share: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,17 +65,21 @@ class ArmSummary:
     name: str
     shadow: bool
     weight: float
-    sample_size: int
+    units: int  # distinct randomisation units
+    posts: int
     reviewed: int
-    action_rate: Proportion  # flag or remove, of all
-    flag_rate: Proportion
-    remove_rate: Proportion
-    precision: Proportion  # violations of reviewed actioned
-    recall: Proportion  # actioned of reviewed violations
-    f1: float | None
-    f1_low: float | None
-    f1_high: float | None
-    latency: LatencySummary
+    metrics: dict[str, MetricValue]
+    coverage: tuple[CoverageCell, ...]
+    latency_quantiles_ms: tuple[float, ...] = ()  # at 0, 1, ..., 100 %: for plots
+
+
+@dataclass(frozen=True, slots=True)
+class CoverageCheck:
+    """Per stratum: does the reviewed share differ between arms (chi-square)?"""
+
+    p_values: dict[str, float]
+    alarm: bool
+    threshold: float = COVERAGE_P_THRESHOLD
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,24 +92,35 @@ class AlwaysValidPath:
     fixed_horizon: tuple[float, ...]  # what a naive test would say if one stopped there
 
 
+class Role(StrEnum):
+    PRIMARY = "primary"
+    GUARDRAIL = "guardrail"
+    SECONDARY = "secondary"
+
+
 @dataclass(frozen=True, slots=True)
 class Comparison:
     control: str
     challenger: str
-    metric: str  # one of METRICS
-    test: str
-    paired: bool
+    metric: str
+    role: Role
+    paired: bool  # a shadow: the same units scored by both
+    valid: bool  # enough units and events in both arms
     control_value: float | None
     challenger_value: float | None
     difference: float | None  # challenger - control
-    control_n: int  # trials (pairs when paired)
-    challenger_n: int
-    statistic: float | None
+    low: float | None  # (1 - alpha) interval for the difference, fixed horizon
+    high: float | None
+    lift: float | None  # difference / control
+    lift_low: float | None
+    lift_high: float | None
     p_value: float | None  # fixed horizon
     always_valid_p_value: float | None
-    verdict: Verdict
-    decided_on: str  # which p-value the verdict rests on
-    primary: bool
+    always_valid_low: float | None  # confidence sequence for the difference
+    always_valid_high: float | None
+    adjusted_p_value: float | None  # Holm (primary, across challengers) or BH (secondary)
+    significant: bool  # on the deciding, adjusted p
+    margin: float | None  # guardrails: the relative harm allowed
     note: str
     path: AlwaysValidPath
 
@@ -121,7 +128,7 @@ class Comparison:
 @dataclass(frozen=True, slots=True)
 class SrmCheck:
     arms: tuple[str, ...]
-    observed: tuple[int, ...]
+    observed: tuple[int, ...]  # distinct units per live arm
     expected: tuple[float, ...]
     statistic: float
     p_value: float
@@ -133,21 +140,29 @@ class SrmCheck:
 class ExperimentAnalysis:
     experiment_id: str
     alpha: float
-    planned_sample_size: int | None  # per live arm
+    rule: dict[str, Any]  # the declared decision rule
+    mode: str  # waiting / fixed horizon (frozen) / always-valid
+    planned_sample_size: int | None  # units in the smallest live arm
     planned_sample_size_reached: bool | None  # None: nothing planned
-    primary_metric: str
+    frozen_at: datetime | None
+    excluded_after_freeze: int  # observations after the freeze, not analysed
     observations: int
     first_assigned_at: datetime | None
     last_assigned_at: datetime | None
     arms: tuple[ArmSummary, ...]
     comparisons: tuple[Comparison, ...]
+    challengers: tuple[ChallengerVerdict, ...]
     srm: SrmCheck | None  # None with fewer than two live arms
     srm_alarm: bool
+    coverage: CoverageCheck | None
     warnings: tuple[str, ...]  # most serious first
     verdict: Verdict
     verdict_text: str
-    mixing_variance: float
-    latency_mixing_sd_ms: float
+    mixing_sd: dict[str, float]
+
+    @property
+    def primary_metric(self) -> str:
+        return str(self.rule["primary"])
 
     def arm(self, name: str) -> ArmSummary:
         for arm in self.arms:
@@ -160,6 +175,12 @@ class ExperimentAnalysis:
             if comparison.challenger == challenger and comparison.metric == metric:
                 return comparison
         raise ExperimentError(f"no comparison of {challenger!r} on {metric!r}", variant=challenger)
+
+    def verdict_for(self, challenger: str) -> ChallengerVerdict:
+        for verdict in self.challengers:
+            if verdict.challenger == challenger:
+                return verdict
+        raise ExperimentError(f"no verdict for {challenger!r}", variant=challenger)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe: datetimes as ISO strings, tuples as lists, NaN and inf as None."""
@@ -175,6 +196,8 @@ def _jsonable(value: Any) -> Any:
         return str(value.value)
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, tuple | list):
         return [_jsonable(v) for v in value]
     if isinstance(value, float):

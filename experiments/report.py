@@ -12,26 +12,31 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from experiments.outcomes import (
-    ArmSummary,
-    Comparison,
-    ExperimentAnalysis,
-    Proportion,
-    Verdict,
-)
+from experiments.decision import Verdict
+from experiments.outcomes import ArmSummary, Comparison, ExperimentAnalysis, MetricValue, Role
+from experiments.units import METRICS
 from modq.errors import ExperimentError
 
 FORMATS = ("md", "html")
 PLOTS_MISSING = "plots not drawn: matplotlib is not installed (`pip install 'modq[report]'`)"
 _PLOT_TITLES = {
-    "rates": "Rates, precision and recall (Wilson intervals)",
+    "lift": "Relative lift per challenger, with intervals and guardrail margins",
+    "coverage": "Review coverage per arm and decision",
+    "rates": "Rates, precision and recall per arm (delta-method intervals over units)",
     "latency": "Latency distribution",
     "always_valid": "Always-valid p-value over time",
 }
+_MS_METRICS = ("latency_ms", "latency_p95_ms")
+_LOUD = ("SAMPLE-RATIO MISMATCH", "REVIEW COVERAGE", "not reached")
 
 
-def _num(value: float | None, digits: int = 3) -> str:
-    return "–" if value is None else f"{value:.{digits}g}"
+def _value(metric: str, value: float | None, *, signed: bool = False) -> str:
+    if value is None or value != value:
+        return "–"
+    if metric in _MS_METRICS:
+        return _ms(value, signed=signed)
+    sign = "+" if signed else ""
+    return f"{value:{sign}.4g}" if abs(value) < 1000 else f"{value:{sign},.0f}"
 
 
 def _ms(value: float | None, *, signed: bool = False) -> str:
@@ -50,11 +55,18 @@ def _p(value: float | None) -> str:
     return "< 0.0001" if value < 1e-4 else f"{value:.4f}"
 
 
-def _share(value: Proportion) -> str:
-    if value.estimate is None:
-        return "–"
-    interval = f"[{value.low:.3f}, {value.high:.3f}]"
-    return f"{value.estimate:.3f} {interval} ({value.successes}/{value.trials})"
+def _pct(value: float | None) -> str:
+    return "–" if value is None or value != value else f"{value:+.1%}"
+
+
+def _between(metric: str, low: float | None, high: float | None, *, signed: bool = False) -> str:
+    if low is None or high is None:
+        return ""
+    return f" [{_value(metric, low, signed=signed)}, {_value(metric, high, signed=signed)}]"
+
+
+def _metric_cell(metric: str, m: MetricValue) -> str:
+    return _value(metric, m.value) + _between(metric, m.low, m.high)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -66,46 +78,38 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 def _arm_row(arm: ArmSummary, control: str) -> list[str]:
     role = "control" if arm.name == control else ("shadow" if arm.shadow else "challenger")
-    f1 = _num(arm.f1)
-    if arm.f1_low is not None and arm.f1_high is not None:
-        f1 += f" [{arm.f1_low:.3f}, {arm.f1_high:.3f}]"
-    latency = arm.latency
-    return [
-        f"`{arm.name}`",
-        role,
-        f"{arm.weight:g}",
-        str(arm.sample_size),
-        str(arm.reviewed),
-        _share(arm.action_rate),
-        _share(arm.flag_rate),
-        _share(arm.remove_rate),
-        _share(arm.precision),
-        _share(arm.recall),
-        f1,
-        f"{_ms(latency.p50_ms)} / {_ms(latency.p95_ms)} / {_ms(latency.p99_ms)}",
-    ]
+    cells = [f"`{arm.name}`", role, f"{arm.weight:g}", str(arm.units), str(arm.posts)]
+    cells.append(str(arm.reviewed))
+    return cells + [_metric_cell(m, arm.metrics[m]) for m in METRICS]
 
 
 def _comparison_row(c: Comparison) -> list[str]:
-    value = _ms if c.metric == "latency_ms" else _num
-    if c.difference is None:
-        difference = "–"
-    elif c.metric == "latency_ms":
-        difference = _ms(c.difference, signed=True)
-    else:
-        difference = f"{c.difference:+.3g}"
-    verdict = f"**{c.verdict}**" if c.verdict is Verdict.SIGNIFICANT else str(c.verdict)
-    metric = f"**{c.metric}** (primary)" if c.primary else c.metric
+    status = (
+        "**significant**"
+        if c.significant
+        else ("not significant" if c.valid else "too little data")
+    )
+    if c.role is Role.GUARDRAIL and c.margin is not None:
+        status = f"margin {c.margin:.0%}; " + status
+    lift = _pct(c.lift) + (
+        f" [{_pct(c.lift_low)}, {_pct(c.lift_high)}]" if c.lift_low is not None else ""
+    )
+    always = _p(c.always_valid_p_value) + _between(
+        c.metric, c.always_valid_low, c.always_valid_high, signed=True
+    )
     return [
-        f"`{c.challenger}`",
-        metric,
-        c.test,
-        f"{value(c.control_value)} (n={c.control_n})",
-        f"{value(c.challenger_value)} (n={c.challenger_n})",
-        difference,
+        f"`{c.challenger}`" + (" (shadow)" if c.paired else ""),
+        c.metric,
+        str(c.role),
+        _value(c.metric, c.control_value),
+        _value(c.metric, c.challenger_value),
+        _value(c.metric, c.difference, signed=True)
+        + _between(c.metric, c.low, c.high, signed=True),
+        lift,
         _p(c.p_value),
-        _p(c.always_valid_p_value),
-        verdict,
+        always,
+        _p(c.adjusted_p_value),
+        status,
     ]
 
 
@@ -115,57 +119,40 @@ def render_markdown(
     plots: Mapping[str, str] | None = None,
     plots_note: str | None = None,
 ) -> str:
-    """The report as Markdown: warnings first, the verdict, per-variant and per-comparison
-    tables, the SRM check, the plots (``{kind: relative file name}``), the methods."""
+    """The report as Markdown: warnings first, the decision and each challenger's verdict,
+    the primary metric and guardrails with intervals, review coverage, secondary metrics,
+    the variants, the SRM check, the plots (``{kind: relative file name}``), the method."""
     name = analysis.experiment_id or "(unnamed)"
     control = analysis.arms[0].name if analysis.arms else ""
     lines = [f"# A/B report: {name}", ""]
     for warning in analysis.warnings:
-        loud = "SAMPLE-RATIO MISMATCH" in warning or "not reached" in warning
+        loud = any(word in warning for word in _LOUD)
         lines += [f"> **WARNING: {warning}**" if loud else f"> Note: {warning}", ">"]
     if analysis.warnings:
         lines[-1] = ""
     lines += [f"**Verdict: {analysis.verdict}** — {analysis.verdict_text}", ""]
-    planned = analysis.planned_sample_size
-    span = ""
-    if analysis.first_assigned_at and analysis.last_assigned_at:
-        first, last = analysis.first_assigned_at, analysis.last_assigned_at
-        span = f" from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M}"
+    lines += _decision_section(analysis)
+    lines += ["", f"## Primary metric and guardrails against the control `{control}`", ""]
+    header = ["challenger", "metric", "role", "control", "challenger", "difference [CI]"]
+    header += ["lift [CI]", "p", "always-valid p [CS]", "adjusted p", "status"]
+    decisive = [c for c in analysis.comparisons if c.role is not Role.SECONDARY]
+    secondary = [c for c in analysis.comparisons if c.role is Role.SECONDARY]
+    if decisive:
+        lines += _table(header, [_comparison_row(c) for c in decisive])
+    else:
+        lines.append("Nothing to compare yet.")
+    lines += ["", *_coverage_section(analysis), ""]
+    lines += ["## Secondary metrics (Benjamini-Hochberg across metrics)", ""]
+    lines += _table(header, [_comparison_row(c) for c in secondary]) if secondary else ["None."]
     lines += [
-        f"- observations: {analysis.observations}{span}",
-        f"- alpha: {analysis.alpha}; primary metric: {analysis.primary_metric}",
-        f"- planned sample size per live arm: {planned if planned is not None else 'none'}"
-        + (
-            ""
-            if analysis.planned_sample_size_reached is None
-            else f" ({'reached' if analysis.planned_sample_size_reached else 'not reached'})"
-        ),
         "",
         "## Variants",
         "",
-        f"Shares with {1 - analysis.alpha:.0%} Wilson intervals; F1 with a bootstrap interval.",
+        f"Each metric with its {1 - analysis.alpha:.0%} interval over units.",
         "",
     ]
-    header = ["variant", "role", "weight", "n", "reviewed", "action rate", "flag rate"]
-    header += ["remove rate", "precision", "recall", "F1", "latency p50/p95/p99 ms"]
-    lines += _table(header, [_arm_row(arm, control) for arm in analysis.arms])
-    lines += ["", f"## Comparisons with the control `{control}`", ""]
-    if analysis.comparisons:
-        header = ["challenger", "metric", "test", "control", "challenger", "difference", "p"]
-        header += ["always-valid p", "verdict"]
-        lines += _table(header, [_comparison_row(c) for c in analysis.comparisons])
-        notes = sorted(
-            {
-                f"`{c.challenger}` {c.metric}: {c.note}"
-                for c in analysis.comparisons
-                if c.note and c.paired
-            }
-        )
-        lines += ["", *(f"- {n}" for n in notes)] if notes else []
-        bases = sorted({c.decided_on for c in analysis.comparisons})
-        lines += ["", f"Verdicts rest on: {'; '.join(bases)}."]
-    else:
-        lines.append("Only one arm: nothing to compare.")
+    head = ["variant", "role", "weight", "units", "posts", "reviewed", *METRICS]
+    lines += _table(head, [_arm_row(arm, control) for arm in analysis.arms])
     lines += ["", *_srm_section(analysis), "", "## Plots", ""]
     if plots:
         for kind, file_name in plots.items():
@@ -174,6 +161,72 @@ def render_markdown(
         lines += [plots_note or "No plots.", ""]
     lines += _methods(analysis)
     return "\n".join(lines) + "\n"
+
+
+def _decision_section(analysis: ExperimentAnalysis) -> list[str]:
+    rule = analysis.rule
+    rails = ", ".join(
+        f"{g['metric']} (may worsen by at most {g['margin']:.0%})" for g in rule["guardrails"]
+    )
+    planned = analysis.planned_sample_size
+    lines = [
+        "## Decision",
+        "",
+        f"- primary metric: **{rule['primary']}**, must {rule['direction']}",
+        f"- guardrails: {rails or 'none'}",
+        f"- alpha: {analysis.alpha}; analysis: {analysis.mode}",
+        "- planned size: "
+        + ("none" if planned is None else f"{planned} units in the smallest live arm")
+        + (
+            ""
+            if analysis.planned_sample_size_reached is None
+            else f" ({'reached' if analysis.planned_sample_size_reached else 'not reached'})"
+        ),
+    ]
+    if analysis.frozen_at is not None:
+        lines.append(
+            f"- data frozen at {analysis.frozen_at:%Y-%m-%d %H:%M:%S}; "
+            f"{analysis.excluded_after_freeze} later observations not analysed"
+        )
+    span = ""
+    if analysis.first_assigned_at and analysis.last_assigned_at:
+        first, last = analysis.first_assigned_at, analysis.last_assigned_at
+        span = f" from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M}"
+    lines += [f"- observations: {analysis.observations}{span}", ""]
+    if analysis.challengers:
+        rows = [
+            [
+                f"`{v.challenger}`",
+                f"**{v.verdict}**" if v.verdict is Verdict.SHIP else str(v.verdict),
+                _p(v.primary_p_adjusted),
+                v.reason,
+            ]
+            for v in analysis.challengers
+        ]
+        lines += _table(["challenger", "verdict", "primary p (Holm)", "reason"], rows)
+    return lines
+
+
+def _coverage_section(analysis: ExperimentAnalysis) -> list[str]:
+    lines = ["## Review coverage", ""]
+    rows = []
+    for arm in analysis.arms:
+        for cell in arm.coverage:
+            share = "–" if cell.share is None else f"{cell.share:.1%}"
+            rows.append([f"`{arm.name}`", cell.stratum, str(cell.posts), str(cell.reviewed), share])
+    lines += _table(["arm", "decision", "posts", "reviewed", "share reviewed"], rows)
+    check = analysis.coverage
+    if check is None:
+        return [*lines, "", "Not enough reviews to compare coverage between arms."]
+    tests = ", ".join(f"{stratum} p = {_p(p)}" for stratum, p in check.p_values.items())
+    state = "**ALARM: coverage differs between arms**" if check.alarm else "no alarm"
+    return [
+        *lines,
+        "",
+        f"Chi-square of reviewed vs not across arms: {tests} (alarm below {check.threshold}):"
+        f" {state}. Labelled metrics weight each reviewed item by the inverse review share of"
+        " its (arm, decision) stratum.",
+    ]
 
 
 def _srm_section(analysis: ExperimentAnalysis) -> list[str]:
@@ -185,28 +238,33 @@ def _srm_section(analysis: ExperimentAnalysis) -> list[str]:
         [f"`{arm}`", str(seen), f"{expected:.1f}"]
         for arm, seen, expected in zip(srm.arms, srm.observed, srm.expected, strict=True)
     ]
-    lines += _table(["live arm", "assigned", "expected by weight"], rows)
+    lines += _table(["live arm", "units assigned", "expected by weight"], rows)
     state = "**ALARM: comparisons are not to be trusted**" if srm.alarm else "no alarm"
     lines += [
         "",
-        f"Chi-square {srm.statistic:.3g}, p = {_p(srm.p_value)}"
+        f"Chi-square {srm.statistic:.3g} on distinct units, p = {_p(srm.p_value)}"
         f" (alarm below {srm.threshold}): {state}.",
     ]
     return lines
 
 
 def _methods(analysis: ExperimentAnalysis) -> list[str]:
+    mixing = ", ".join(f"{m} {v:g}" for m, v in analysis.mixing_sd.items())
     return [
         "## Method",
         "",
-        "- Action = flag or remove. Precision = violations among reviewed actioned items;"
-        " recall = actioned among reviewed violations.",
-        "- Live arms: two-proportion z-tests (pooled) and Welch's t-test on latency. Shadow arms"
-        " pair with the control on content: McNemar exact on action and remove rates.",
-        "- Always-valid p-values: mixture SPRT (Johari, Pekelis & Walsh 2017), normal"
-        f" approximation, τ² = {analysis.mixing_variance:g} for proportions,"
-        f" τ = {analysis.latency_mixing_sd_ms:g} ms for latency; valid however often one looks.",
-        "- Sample-ratio mismatch: chi-square of live assignment counts against the weights.",
+        "- The unit of analysis is the unit of randomisation: each metric is a ratio of sums"
+        " over units, with its delta-method variance (a user's posts are one unit).",
+        "- Precision = violations among actioned posts; recall = actioned among violations;"
+        " both, and violations/false actions per 1,000 posts, are post-stratified: each"
+        " (arm, decision) stratum's reviewed items stand for all of its posts.",
+        "- Test variance: the larger of the arms' own and the pooled-under-H0 variance; a"
+        " comparison counts only with 20 units and 10 events and non-events per arm.",
+        "- Always-valid p-values and confidence sequences: mixture SPRT (Johari, Pekelis &"
+        f" Walsh 2017), mixing sd per metric: {mixing}.",
+        "- Holm across challengers (shadows included) on the primary metric; Benjamini-Hochberg"
+        " across secondary metrics; guardrails are non-inferiority bounds on the relative lift.",
+        "- Sample-ratio mismatch: chi-square of distinct units per live arm against the weights.",
         "",
     ]
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import getpass
 import os
 from datetime import UTC, datetime
+from pathlib import Path
 
 from db.alias_history import AliasHistory, AliasMove
-from modq.errors import PromotionError, UnknownModel
-from registry import ModelRegistry
+from modq.errors import PolicyError, PromotionError, UnknownModel
+from policy import Policy, load_policy
+from registry import ModelRegistry, RegisteredVersion
 
 DEFAULT_ALIAS = "production"
 
@@ -21,6 +23,20 @@ def current_actor() -> str:
         return f"uid-{os.getuid()}"
 
 
+def calibrated_policies(entry: RegisteredVersion, policies_dir: Path) -> list[Policy]:
+    """The policies in ``policies_dir`` whose thresholds were calibrated for this version's
+    artifact (``[calibration] model_version`` = its digest)."""
+    found = []
+    for path in sorted(Path(policies_dir).glob("*.toml")):
+        try:
+            policy = load_policy(path)
+        except PolicyError:
+            continue
+        if policy.calibration is not None and policy.calibration.model_version == entry.digest:
+            found.append(policy)
+    return found
+
+
 def promote(
     registry: ModelRegistry,
     history: AliasHistory,
@@ -30,13 +46,49 @@ def promote(
     alias: str = DEFAULT_ALIAS,
     actor: str | None = None,
     reason: str = "",
+    policies_dir: Path | None = None,
+    force: bool = False,
 ) -> AliasMove:
-    """Point ``name@alias`` at ``version`` (which must exist) and record who, when and why."""
+    """Point ``name@alias`` at ``version`` (which must exist) and record who, when and why.
+
+    With ``policies_dir``, a version that no policy there was calibrated for is refused,
+    unless ``force`` (which needs a ``reason``; the move's reason records that it was forced).
+    """
     target = registry.get(name, version)  # UnknownModel for an unknown name or version
+    if force and not reason.strip():
+        raise PromotionError("--force needs a --reason: say why an uncalibrated version ships")
+    if policies_dir is not None and not calibrated_policies(target, policies_dir):
+        if not force:
+            raise PromotionError(
+                f"no policy in {policies_dir} is calibrated for {name} v{target.version} "
+                f"(digest {target.digest}); run `modq policy calibrate` on it first, or "
+                "promote with --force --reason"
+            )
+        reason = f"[forced: no calibrated policy] {reason}"
     held = registry.aliases(name).get(alias)
     if held == target.version:
         raise PromotionError(f"{name}@{alias} already points at v{target.version}")
     return _move(registry, history, name, alias, "promote", held, target.version, actor, reason)
+
+
+def ab_promotion_reason(
+    experiment_id: str, variant: str, verdict: str, why: str, *, force: bool, reason: str
+) -> str:
+    """The alias-history reason for promoting an A/B variant whose verdict is ``verdict``
+    (``why``: the analysis's reason). Without a "ship" verdict it is refused
+    (``PromotionError``) unless ``force`` is given with a ``reason``, which is recorded."""
+    if verdict == "ship":
+        return reason or f"A/B {experiment_id}: {variant} won ({why})"
+    if not force:
+        raise PromotionError(
+            f"A/B {experiment_id}: {variant!r} has no ship verdict ({verdict}: {why}); "
+            "promote anyway only with --force --reason '...'"
+        )
+    if not reason.strip():
+        raise PromotionError("--force needs --reason: why promote without a ship verdict")
+    return (
+        f"A/B {experiment_id}: {variant} FORCED without a ship verdict ({verdict}: {why}): {reason}"
+    )
 
 
 def rollback(

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from modq.errors import ExperimentError
 
@@ -58,6 +59,9 @@ class Experiment:
     started_at: datetime | None = None
     stopped_at: datetime | None = None
     stop_reason: str | None = None
+    # primary metric, direction, guardrails (validated by experiments.decision); None: default
+    decision_rule: Mapping[str, Any] | None = None
+    forced_promotion: str | None = None  # why a variant was promoted without a "ship" verdict
     _live: tuple[Variant, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,8 @@ def cli_env(cli_env: dict[str, str], model_dir: Path, variant_model_dir: Path) -
     """The CLI environment with the real model as v1 (production) and its variant as v2."""
     for folder in (model_dir, variant_model_dir):
         assert _modq("model", "register", str(folder))[0] == 0
-    assert _modq("model", "promote", "modq-text", "1")[0] == 0
+    promote = ("model", "promote", "modq-text", "1", "--force", "--reason", "test fixture")
+    assert _modq(*promote)[0] == 0  # the test's policy folder calibrates neither version
     return cli_env
 
 
@@ -86,39 +86,73 @@ def test_create_start_show_stop(cli_env: dict[str, str]) -> None:
     assert code == 1 and "unknown_experiment" in out
 
 
-def test_promote_moves_production_through_the_history_and_stops_the_experiment(
-    cli_env: dict[str, str],
-) -> None:
+def test_promote_refuses_a_variant_without_a_ship_verdict(cli_env: dict[str, str]) -> None:
+    """Issue 14, case 5: `ab promote` did not look at the verdict."""
     assert _modq(*CREATE)[0] == 0
     assert _modq("ab", "start", "v2-vs-prod")[0] == 0
     code, out = _modq("ab", "promote", "v2-vs-prod", "challenger")
-    assert code == 0 and "modq-text@production: v1 → v2" in out and "stopped v2-vs-prod" in out
+    assert code == 1 and "no ship verdict (keep running" in out and "--force" in out
     code, out = _modq("model", "history", "modq-text")
-    assert code == 0 and "A/B v2-vs-prod: challenger won" in out.splitlines()[-1]
+    assert "v2-vs-prod" not in out  # nothing moved
+    code, out = _modq("ab", "promote", "v2-vs-prod", "challenger", "--force")
+    assert code == 1 and "--force needs --reason" in out
+
+
+def test_a_forced_promotion_moves_production_and_is_recorded(cli_env: dict[str, str]) -> None:
+    assert _modq(*CREATE)[0] == 0
+    assert _modq("ab", "start", "v2-vs-prod")[0] == 0
+    code, out = _modq(
+        "ab", "promote", "v2-vs-prod", "challenger", "--force", "--reason", "legal deadline"
+    )
+    assert code == 0 and "FORCED" in out and "modq-text@production: v1 → v2" in out, out
+    code, out = _modq("model", "history", "modq-text")
+    last = out.splitlines()[-1]
+    assert "FORCED without a ship verdict (keep running" in last and "legal deadline" in last
     code, out = _modq("ab", "show", "v2-vs-prod", "--json")
-    assert json.loads(out)["state"] == "stopped"
-    assert "promoted challenger (v2)" in json.loads(out)["stop_reason"]
+    shown = json.loads(out)
+    assert shown["state"] == "stopped" and "promoted challenger (v2)" in shown["stop_reason"]
+    assert shown["forced_promotion"].startswith("tester: A/B v2-vs-prod: challenger FORCED")
+    assert "legal deadline" in shown["forced_promotion"]
     code, out = _modq("ab", "promote", "v2-vs-prod", "nobody")
     assert code == 1 and "no variant 'nobody'" in out
 
 
-def test_the_sample_size_can_be_planned_from_the_effect_to_detect(cli_env: dict[str, str]) -> None:
-    from experiments.analysis import planned_sample_size_for
+def test_the_rule_and_the_size_are_declared_at_create(cli_env: dict[str, str]) -> None:
+    from experiments.planner import PlanInputs, plan
 
-    code, out = _modq(*CREATE, "--mde", "0.1", "--baseline", "0.6", "--action-rate", "0.2")
+    code, out = _modq(
+        *CREATE,
+        "--primary", "precision",
+        "--guardrail", "latency_p95_ms=0.1",
+        "--guardrail", "action_rate=0.2:decrease",
+        "--mde", "0.1", "--baseline", "0.6", "--action-rate", "0.2",
+        "--challenger-action-rate", "0.12", "--review-share", "0.5",
+        "--max-posts", "20", "--icc", "0.16",
+    )  # fmt: skip
     assert code == 0, out
-    code, out = _modq("ab", "show", "v2-vs-prod", "--json")
-    reviewed_actioned = planned_sample_size_for(0.6, 0.1)
-    assert json.loads(out)["planned_sample_size"] == math.ceil(reviewed_actioned / 0.2)
+    assert "decides on: precision must increase; guardrails: latency_p95_ms +10%" in out
+    shown = json.loads(_modq("ab", "show", "v2-vs-prod", "--json")[1])
+    assert shown["decision_rule"]["primary"] == "precision"
+    assert shown["decision_rule"]["guardrails"][1] == {
+        "metric": "action_rate",
+        "margin": 0.2,
+        "direction": "decrease",
+    }
+    expected = plan(PlanInputs("precision", (0.6, 0.7), (0.2, 0.12), (0.5, 0.5), 0.5, 1, 20, 0.16))
+    assert shown["planned_sample_size"] == expected.units_smallest_arm
     code, out = _modq(*CREATE[:2], "other", *CREATE[3:], "--mde", "0.1", "--baseline", "0.6")
     assert code == 1 and "go together" in out
+    code, out = _modq(*CREATE[:2], "third", *CREATE[3:], "--primary", "action_rate")
+    assert code == 1 and "declare its direction" in out
+    code, out = _modq(*CREATE[:2], "fourth", *CREATE[3:], "--guardrail", "speed=0.1")
+    assert code == 1 and "guardrail metric must be one of" in out
 
 
 def test_a_report_before_any_traffic_says_so(cli_env: dict[str, str], tmp_path: Path) -> None:
     assert _modq(*CREATE)[0] == 0
     code, out = _modq("ab", "report", "v2-vs-prod", "--out", str(tmp_path / "r"))
     assert code == 0, out
-    assert "insufficient data" in out and "no assignments yet" in out
+    assert "**Verdict: keep running**" in out and "no assignments yet" in out
     assert (tmp_path / "r" / "report.md").is_file()
     code, out = _modq("ab", "report", "nosuch")
     assert code == 1 and "unknown_experiment" in out

@@ -53,7 +53,8 @@ def test_an_experiment_from_creation_to_promotion(
     # production over-flags (v1 = shifted heads); the challenger is the real model (v2)
     assert _modq("model", "register", str(variant_model_dir))[0] == 0
     assert _modq("model", "register", str(model_dir))[0] == 0
-    assert _modq("model", "promote", "modq-text", "1", "--reason", "incumbent")[0] == 0
+    promote = ("model", "promote", "modq-text", "1", "--force", "--reason", "incumbent")
+    assert _modq(*promote)[0] == 0  # the shifted variant has no calibrated policy
 
     worker_env = {
         **flow_env,
@@ -68,6 +69,8 @@ def test_an_experiment_from_creation_to_promotion(
             "--variant", "challenger=models:/modq-text/2",
             "--weight", "control=0.5", "--weight", "challenger=0.5",
             "--planned-sample-size", "400",
+            "--primary", "precision",
+            "--guardrail", "none",  # it trades recall for precision (recall -38%)
             "--description", "does the unshifted model flag more precisely?",
         )  # fmt: skip
         assert code == 0, out
@@ -113,13 +116,19 @@ def _assert_challenger_found_more_precise(analysis: dict[str, Any]) -> None:
     assert analysis["srm_alarm"] is False  # a 50/50 split that holds
     assert analysis["planned_sample_size_reached"] is True
     arms = {arm["name"]: arm for arm in analysis["arms"]}
-    assert arms["control"]["sample_size"] + arms["challenger"]["sample_size"] == TEXTS_PER_RUN
-    assert all(arm["reviewed"] == arm["sample_size"] for arm in arms.values())
+    assert arms["control"]["units"] >= 400 and arms["challenger"]["units"] >= 400
+    assert (
+        analysis["excluded_after_freeze"] + sum(a["posts"] for a in arms.values()) == TEXTS_PER_RUN
+    )
+    assert all(arm["reviewed"] == arm["posts"] for arm in arms.values())
     (precision,) = [
         c
         for c in analysis["comparisons"]
         if c["challenger"] == "challenger" and c["metric"] == "precision"
     ]
     assert precision["challenger_value"] > precision["control_value"] + 0.1
-    assert precision["p_value"] < 0.001 and precision["verdict"] == "significant"
-    assert analysis["verdict"] == "significant"
+    assert precision["p_value"] < 0.01 and precision["significant"]  # frozen at 400 per arm
+    assert precision["role"] == "primary" and precision["low"] > 0
+    assert analysis["verdict"] == "ship"
+    (challenger,) = analysis["challengers"]
+    assert challenger["verdict"] == "ship" and "within its margin" in challenger["reason"]

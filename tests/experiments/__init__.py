@@ -91,3 +91,45 @@ def shadow_of(
             )
         )
     return shadow
+
+
+def by_user(
+    rng: np.random.Generator,
+    arms: Sequence[Arm],
+    *,
+    max_posts: int = 20,
+    icc: float = 0.16,
+) -> tuple[list[Observation], list[ArmPlan]]:
+    """``arm.count`` users per arm, each with 1..``max_posts`` posts whose action and violation
+    propensities share a per-user beta effect of intra-class correlation ``icc``; every
+    actioned post and a fifth of allowed ones are reviewed."""
+    concentration = (1 - icc) / icc
+    rows = []
+    for index, arm in enumerate(arms):
+        for user in range(arm.count):
+            act = rng.beta(arm.action_rate * concentration, (1 - arm.action_rate) * concentration)
+            bad = rng.beta(arm.precision * concentration, (1 - arm.precision) * concentration)
+            for post in range(int(rng.integers(1, max_posts + 1))):
+                rows.append((index, f"u{index}-{user}", f"u{index}-{user}-{post}", act, bad))
+    observations = []
+    for k, position in enumerate(rng.permutation(len(rows))):
+        index, user, content, act, bad = rows[position]
+        actioned = rng.random() < act
+        violation = (
+            bool(rng.random() < bad)
+            if actioned
+            else (bool(rng.random() < 0.05) if rng.random() < 0.2 else None)
+        )
+        observations.append(
+            Observation(
+                variant=arms[index].name,
+                shadow=False,
+                content_id=content,
+                decision=("remove" if rng.random() < 0.3 else "flag") if actioned else "allow",
+                latency_ms=float(rng.normal(arms[index].latency_ms, 15.0)),
+                assigned_at=START + timedelta(seconds=k),
+                violation=violation,
+                unit=f"user:{user}",
+            )
+        )
+    return observations, [ArmPlan(a.name, a.weight, False) for a in arms]

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 
 from experiments.analysis import ArmPlan, ExperimentAnalysis, analyze
+from experiments.decision import DecisionRule, Guardrail
 from experiments.report import PLOTS_MISSING, markdown_to_html, render_markdown, write_report
 from modq.errors import ExperimentError
 from tests.experiments import Arm, shadow_of, simulate
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-PLOTS = ("rates.png", "latency.png", "always_valid.png")
+PLOTS = ("lift.png", "coverage.png", "rates.png", "latency.png", "always_valid.png")
 
 
 def _analysis(counts: tuple[int, int], planned: int | None) -> ExperimentAnalysis:
@@ -28,6 +29,10 @@ def _analysis(counts: tuple[int, int], planned: int | None) -> ExperimentAnalysi
         [*plans, ArmPlan("shadow", 0.0, True)],
         planned_sample_size=planned,
         experiment_id="exp-1",
+        rule=DecisionRule.of(
+            "precision",
+            guardrails=[Guardrail.of("latency_p95_ms", 0.2), Guardrail.of("latency_ms", 0.2)],
+        ),
     )
 
 
@@ -43,9 +48,18 @@ def test_markdown_report_has_tables_plots_and_json(tmp_path: Path) -> None:
     assert path == tmp_path / "report.md"
     text = path.read_text()
     assert text.startswith("# A/B report: exp-1")
-    assert "| variant | role | weight | n |" in text
-    assert "| `a` | control | 0.5 | 600 |" in text and "| `shadow` | shadow | 0 |" in text
-    assert "McNemar exact (paired)" in text and "Welch t-test" in text
+    assert "| variant | role | weight | units | posts | reviewed |" in text
+    assert "| `a` | control | 0.5 |" in text and "| `shadow` | shadow | 0 |" in text
+    decision = text.split("## Primary metric")[0]
+    assert "primary metric: **precision**, must increase" in decision
+    assert "latency_p95_ms (may worsen by at most 20%)" in decision
+    assert "| challenger | verdict | primary p (Holm) | reason |" in decision
+    assert "| `b` | **ship** |" in decision
+    rows = text.split("## Primary metric")[1].split("## Review coverage")[0]
+    assert "| `b` | precision | primary |" in rows and "| `b` | latency_ms | guardrail |" in rows
+    assert "margin 20%" in rows and "| `shadow` (shadow) | precision | primary |" in rows
+    assert "## Review coverage" in text and "| `a` | allow |" in text
+    assert "## Secondary metrics (Benjamini-Hochberg across metrics)" in text
     assert "SAMPLE-RATIO MISMATCH" not in text and "not reached" not in text
     assert f"**Verdict: {analysis.verdict}**" in text
     for name in PLOTS:
@@ -62,15 +76,15 @@ def test_srm_alarm_is_the_first_thing_the_report_says(tmp_path: Path) -> None:
     first_block = text.split("**Verdict")[0]
     assert "WARNING: SAMPLE-RATIO MISMATCH" in first_block
     assert "comparisons are not to be trusted" in first_block
-    assert "**Verdict: untrusted (SRM)**" in text
+    assert "**Verdict: untrusted**" in text
     assert "ALARM: comparisons are not to be trusted" in text
 
 
 def test_planned_size_not_reached_is_warned(tmp_path: Path) -> None:
     text = render_markdown(_analysis((300, 300), planned=1000))
-    warning = "planned sample size not reached (300 of 1000 in the smallest live arm)"
+    warning = "planned sample size not reached (300 of 1000 units in the smallest live arm)"
     assert warning in text.split("**Verdict")[0]
-    assert "do not stop/decide on these p-values" in text
+    assert "keep running, do not decide" in text
     assert "**Verdict: keep running**" in text
 
 
@@ -113,14 +127,30 @@ def test_latency_prints_as_plain_milliseconds() -> None:
     arms = [Arm("a", 300, latency_ms=6000.0), Arm("b", 300, latency_ms=6500.0)]
     analysis = analyze(*simulate(rng, arms, latency_sd_ms=200.0))
     text = render_markdown(analysis)
-    latency = analysis.arm("a").latency
-    assert latency.p50_ms is not None and latency.p95_ms is not None
-    assert latency.p99_ms is not None
-    expected = f"{latency.p50_ms:,.0f} / {latency.p95_ms:,.0f} / {latency.p99_ms:,.0f}"
-    assert f"| {expected} |" in text and "," in expected
+    p95 = analysis.arm("a").metrics["latency_p95_ms"]
+    assert p95.value is not None and p95.value > 1000
+    assert f"{p95.value:,.0f}" in text
     row = next(line for line in text.splitlines() if "| latency_ms |" in line)
     comparison = analysis.comparison("b", "latency_ms")
     assert comparison.control_value is not None and comparison.difference is not None
-    assert f"{comparison.control_value:,.0f} (n=300)" in row
-    assert f"| {comparison.difference:+,.0f} |" in row
+    assert f"| {comparison.control_value:,.0f} |" in row
+    assert f"| {comparison.difference:+,.0f} [" in row
     assert "e+" not in text.split("## Sample-ratio check")[0]
+
+
+def test_unequal_review_coverage_is_loud_in_the_report(tmp_path: Path) -> None:
+    rng = np.random.default_rng(21)
+    observations, plans = simulate(rng, [Arm("a", 800), Arm("b", 800)])
+    thinned = [
+        o
+        if o.variant == "a" or o.decision != "remove" or rng.random() < 0.1
+        else type(o)(
+            o.variant, o.shadow, o.content_id, o.decision, o.latency_ms, o.assigned_at, None
+        )
+        for o in observations
+    ]
+    analysis = analyze(thinned, plans)
+    assert analysis.coverage is not None and analysis.coverage.alarm
+    text = write_report(analysis, tmp_path).read_text()
+    assert "WARNING: REVIEW COVERAGE DIFFERS BETWEEN ARMS" in text.split("**Verdict")[0]
+    assert "**ALARM: coverage differs between arms**" in text
