@@ -124,7 +124,10 @@ def coverage_check(summaries: Sequence[ArmSummary]) -> CoverageCheck | None:
             for a in summaries
             if a.coverage[s].posts > 0
         ]
-        if len(table) < 2 or sum(r[0] for r in table) == 0 or sum(r[1] for r in table) == 0:
+        if len(table) < 2 or sum(r[0] for r in table) == 0:
+            continue
+        if sum(r[1] for r in table) == 0:  # every item reviewed, in every arm
+            p_values[name] = 1.0
             continue
         p_values[name] = float(chi2_contingency(np.array(table)).pvalue)
     if not p_values:

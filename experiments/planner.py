@@ -74,8 +74,9 @@ def _posts_moments(inputs: PlanInputs) -> tuple[float, float]:
     return sum(posts) / len(posts), sum(m * m for m in posts) / len(posts)
 
 
-def _per_unit(inputs: PlanInputs, arm: int, pooled: float) -> tuple[float, float, float]:
-    """(variance of the linearised metric per unit, items per unit, design effect)."""
+def _per_unit(inputs: PlanInputs, arm: int, pooled: float | None) -> tuple[float, float, float]:
+    """(variance of the linearised metric per unit, items per unit, design effect); with
+    ``pooled`` the variance the arm would have at the pooled value (the test's null term)."""
     mean_m, mean_m2 = _posts_moments(inputs)
     rho, action, share = inputs.icc, inputs.action_rates[arm], inputs.review_share
     value = inputs.values[arm]
@@ -85,14 +86,14 @@ def _per_unit(inputs: PlanInputs, arm: int, pooled: float) -> tuple[float, float
         second += mean_m2 * action * action
         items = mean_m * action * share
         items2 = share * share * second + share * (1 - share) * mean_m * action
-        variance = max(value * (1 - value), pooled * (1 - pooled))
-    elif inputs.metric == "violations_actioned_per_1k":
+    else:
+        items, items2 = mean_m, mean_m2
+    value = value if pooled is None else pooled
+    if inputs.metric == "violations_actioned_per_1k":
         rate = value / 1000  # violations actioned per post; measured on reviewed ones
-        items, items2 = mean_m, mean_m2
-        variance = max(rate / share - rate * rate, pooled / 1000 / share) * 1e6
-    else:  # a rate per post
-        items, items2 = mean_m, mean_m2
-        variance = max(value * (1 - value), pooled * (1 - pooled))
+        variance = (rate / share - rate * rate) * 1e6
+    else:
+        variance = value * (1 - value)
     deff = 1 + (items2 / items - 1) * rho
     if inputs.variance_inflation:
         variance *= inputs.variance_inflation[arm]
@@ -117,13 +118,16 @@ def plan(inputs: PlanInputs) -> Plan:
 
 
 def _variance_factor(inputs: PlanInputs, k: int) -> float:
-    """Var(difference) × total units, for challenger k against control."""
-    pooled = _pooled(inputs, k)
-    factor = 0.0
-    for arm in (0, k):
-        per_unit, _, _ = _per_unit(inputs, arm, pooled)
-        factor += per_unit / (inputs.weights[arm] / sum(inputs.weights))
-    return factor
+    """Var(difference) × total units, for challenger k against control: like the test, the
+    larger of the arms' own variances and the pooled-under-H0 one."""
+    sums = []
+    for pooled in (None, _pooled(inputs, k)):
+        factor = 0.0
+        for arm in (0, k):
+            per_unit, _, _ = _per_unit(inputs, arm, pooled)
+            factor += per_unit / (inputs.weights[arm] / sum(inputs.weights))
+        sums.append(factor)
+    return max(sums)
 
 
 def _pooled(inputs: PlanInputs, k: int) -> float:
@@ -137,7 +141,7 @@ def _pooled(inputs: PlanInputs, k: int) -> float:
 def _plan_for(inputs: PlanInputs, total: int, alpha_each: float) -> Plan:
     shares = [w / sum(inputs.weights) for w in inputs.weights]
     per_arm = tuple(math.ceil(total * s) for s in shares)
-    details = [_per_unit(inputs, k, _pooled(inputs, max(k, 1))) for k in range(len(shares))]
+    details = [_per_unit(inputs, k, None) for k in range(len(shares))]
     return Plan(
         units_smallest_arm=min(per_arm),
         units_total=total,
