@@ -115,12 +115,12 @@ class Settings(BaseSettings):
         description="How often a worker sweeps for unacked jobs past the visibility "
         "timeout (those of a lost worker) and puts them back on their queue.",
     )
-    doorbell_timeout_ms: float = Field(
+    queue_look_interval_ms: float = Field(
         10.0,
         gt=0,
         le=60_000,
         description="An idle worker looks at its queues this often for jobs that rang no "
-        "doorbell (stock Celery producers, restored jobs); each look is 2 Redis round trips.",
+        "doorbell (stock Celery producers, restored jobs); one Redis round trip per look.",
     )
     result_expires_s: int = Field(86_400, ge=60, description="Celery results kept this long.")
     prefetch_multiplier: int = Field(

@@ -45,8 +45,8 @@ def shared_celery_config(settings: Settings) -> dict[str, Any]:
             # back soon after their visibility timeout instead of up to 10 intervals later
             "unacked_restore_interval": settings.unacked_restore_interval_s,
             "unacked_restore_throttle": 1,
-            # modq's transport: how long an idle consumer blocks on its doorbells (seconds)
-            "doorbell_timeout": settings.doorbell_timeout_ms / 1000,
+            # modq's transport: how often an idle consumer looks for un-belled jobs (seconds)
+            "look_interval": settings.queue_look_interval_ms / 1000,
         },
         "result_backend_transport_options": {"retry_policy": {"timeout": 5.0}},
         # A producer whose broker is down gets BrokerUnavailable after ~2 s, not a hang.

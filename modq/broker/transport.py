@@ -11,10 +11,15 @@ first message in drain order (queue-major: urgent's priority steps, then normal'
 bulk's) and records it in ``unacked`` and its index, so a message is always in a queue list or
 in ``unacked``. Lua cannot block, so when every list is empty the consumer blocks instead on
 the queues' doorbell lists: modq's producers push a token there beside each message, and a
-token (or the short doorbell timeout, ``DOORBELL_TIMEOUT_S``) sends the consumer back to the
-script. A token is only a wake-up call: a lost or stale one costs a round trip, never a
-message. Messages that ring no bell (a stock Celery producer, a restore) are found within that
-timeout.
+token sends the consumer back to the script. A token is only a wake-up call: a lost or stale
+one costs a round trip, never a message.
+
+A message that rang no bell (a stock Celery producer, a restore) is found by the idle look: in
+a worker's event loop, every ``LOOK_INTERVAL_S`` a consumer blocked on its doorbells runs
+``look.lua`` on another connection, which rings the bell of a queue that holds a message, and
+the consumer wakes at once. (A short BRPOP timeout cannot do this: Redis expires blocked
+commands on its ``hz`` clock, every 100 ms by default.) Outside an event loop (a plain
+``drain_events``) the doorbell BRPOP times out after the look interval instead.
 
 No-ack consumers (Celery's control replies) have nothing to lose: their lists are popped
 without an ``unacked`` entry and blocked on directly, and control replies ring no doorbell.
@@ -32,22 +37,31 @@ from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import dumps, loads
+from redis import Redis
 from redis.exceptions import NoScriptError
 
 from modq.contract import QUEUES
 
 DOORBELL_PREFIX = "_modq.doorbell."
 DOORBELL_TOKENS = 64  # enough to wake every consumer of a queue; older tokens are trimmed
-# How long an idle consumer blocks on its doorbells before it looks at the queues again: the
-# most a message that rang no bell waits on an idle worker. Each idle consumer then makes
-# 2 round trips per timeout (BRPOP, then the fetch script): 200/s at 10 ms. Redis 6+ takes a
-# fractional BRPOP timeout. Transport option ``doorbell_timeout`` (seconds) overrides it.
-DOORBELL_TIMEOUT_S = 0.01
+# How often a consumer blocked on its doorbells looks for messages that rang no bell: the
+# most such a message waits on an idle worker. Each look is one round trip (look.lua, a few
+# LLENs). Transport option ``look_interval`` (seconds) overrides it.
+LOOK_INTERVAL_S = 0.01
 PARKED_KEY = "_modq.undecodable"  # items that are not a kombu message: kept, never delivered
 CONTROL_SUFFIX = ".pidbox"  # Celery's control queues (``<id>.reply.celery.pidbox``): no bell
 
-FETCH_SCRIPT = (Path(__file__).parent / "fetch.lua").read_text()
-FETCH_SHA = hashlib.sha1(FETCH_SCRIPT.encode()).hexdigest()  # what SCRIPT LOAD answers
+
+class Script:
+    """A Lua file of this package, called by its SHA (what SCRIPT LOAD answers)."""
+
+    def __init__(self, name: str) -> None:
+        self.source = (Path(__file__).parent / name).read_text()
+        self.sha = hashlib.sha1(self.source.encode()).hexdigest()
+
+
+FETCH = Script("fetch.lua")
+LOOK = Script("look.lua")
 
 
 def doorbell_key(queue: str) -> str:
@@ -80,22 +94,23 @@ class QoS(kombu_redis.QoS):
 
 
 class Channel(kombu_redis.Channel):
-    """Consumes with ``fetch.lua`` and doorbells, queues in modq's drain order; publishes a
-    message and its token."""
+    """Consumes with ``fetch.lua``, doorbells and idle looks, queues in modq's drain order;
+    publishes a message and its token."""
 
     QoS = QoS
     from_transport_options = (  # type: ignore[assignment]  # one more than kombu's
         *kombu_redis.Channel.from_transport_options,
-        "doorbell_timeout",
+        "look_interval",
     )
-    doorbell_timeout: float = DOORBELL_TIMEOUT_S
+    look_interval: float = LOOK_INTERVAL_S
     delivering_fetched = False  # True while a fetched message goes to its consumer
     _waiting_on_doorbell = False  # the command in flight is a doorbell BRPOP, not the script
-    _fetch_loaded = False  # this channel has sent SCRIPT LOAD (Redis keeps it until a restart)
+    _scripts_loaded = False  # this channel has sent SCRIPT LOAD (Redis keeps them until restart)
     _in_poll: Any  # kombu's: the connection a fetch is in flight on (False/None when none)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._no_ack_queues: set[str] = set()
+        self._look_client: Redis | None = None
         super().__init__(*args, **kwargs)
 
     def _prefixed(self, key: str) -> str:
@@ -119,29 +134,40 @@ class Channel(kombu_redis.Channel):
         # add_consumer appends a queue to the active ones: urgent must stay first anyway
         self._queue_cycle.update(drain_order(self.active_queues))
 
+    def _consumed(self) -> list[str]:
+        return list(self._queue_cycle.consume(len(self.active_queues)))
+
+    def _lists(self, queue: str) -> list[str]:
+        return list(dict.fromkeys(self._q_for_pri(queue, pri) for pri in self.priority_steps))
+
+    def _load_scripts(self, client: Any) -> None:
+        if not self._scripts_loaded:
+            for script in (FETCH, LOOK):
+                client.script_load(script.source)
+            self._scripts_loaded = True
+
     def _brpop_start(self, timeout: float | None = None) -> None:
-        queues = self._queue_cycle.consume(len(self.active_queues))
+        queues = self._consumed()
         if not queues:
             return
-        lists = {  # queue-major: every step of a queue before the next queue
-            self._q_for_pri(queue, pri): queue not in self._no_ack_queues
-            for queue in queues
-            for pri in self.priority_steps
-        }
+        acked = [queue for queue in queues if queue not in self._no_ack_queues]
+        no_ack_lists = [key for q in queues if q in self._no_ack_queues for key in self._lists(q)]
         if self._waiting_on_doorbell:
-            bells = [doorbell_key(queue) for queue in queues if queue not in self._no_ack_queues]
-            keys = [*bells, *(key for key, acked in lists.items() if not acked)]
-            wait_s = self.doorbell_timeout if bells else self.brpop_timeout
+            # in an event loop the idle look rings for un-belled messages: block up to the
+            # BRPOP timeout (kombu's health check expects a reply by then); else time out
+            # after the look interval (rounded up to Redis's hz clock)
+            looking = self.connection.looks_when_idle and acked
+            wait_s = self.brpop_timeout if looking or not acked else self.look_interval
             if timeout:
                 wait_s = min(wait_s, timeout)
+            keys = [*(doorbell_key(queue) for queue in acked), *no_ack_lists]
             command: list[Any] = ["BRPOP", *map(self._prefixed, keys), wait_s or 0]
         else:
-            if not self._fetch_loaded:
-                self.client.script_load(FETCH_SCRIPT)
-                self._fetch_loaded = True
-            keys = [self.unacked_key, self.unacked_index_key, PARKED_KEY, *lists]
-            flags = "".join("1" if acked else "0" for acked in lists.values())
-            command = ["EVALSHA", FETCH_SHA, len(keys), *map(self._prefixed, keys), time(), flags]
+            self._load_scripts(self.client)
+            lists = [(key, q in acked) for q in queues for key in self._lists(q)]  # queue-major
+            keys = [self.unacked_key, self.unacked_index_key, PARKED_KEY, *(k for k, _ in lists)]
+            flags = "".join("1" if is_acked else "0" for _, is_acked in lists)
+            command = ["EVALSHA", FETCH.sha, len(keys), *map(self._prefixed, keys), time(), flags]
         self._in_poll = self.client.connection
         self._brpop_sent_at = monotonic()  # type: ignore[assignment]  # kombu types it None
         self.client.connection.send_command(*command)
@@ -156,7 +182,7 @@ class Channel(kombu_redis.Channel):
                 self.client.connection.disconnect()  # the next poll reconnects
                 raise
             except NoScriptError:  # the server restarted or flushed its scripts
-                self._fetch_loaded = False
+                self._scripts_loaded = False
                 raise kombu_redis.Empty() from None
             key = bytes_to_str(reply[0]) if reply else ""
             rang = waited and (not reply or key.startswith(DOORBELL_PREFIX))
@@ -175,6 +201,26 @@ class Channel(kombu_redis.Channel):
         finally:
             self._in_poll = None
             self._flush_brpop_reauth()
+
+    def look_when_idle(self) -> None:
+        """While this channel is blocked on its doorbells, ring the bell of any of its queues
+        that holds a message (one that rang none): the blocked BRPOP returns and the fetch
+        takes it. One round trip on a pooled connection, not the blocked one."""
+        if not (self._waiting_on_doorbell and self._in_poll and self.qos.can_consume()):
+            return
+        acked = [queue for queue in self._consumed() if queue not in self._no_ack_queues]
+        if not acked:
+            return
+        keys = [key for q in acked for key in (doorbell_key(q), *self._lists(q))]
+        if self._look_client is None:  # plain: the keys below carry their prefix already
+            self._look_client = Redis(connection_pool=self.pool)
+        per_queue = len(self._lists(acked[0]))
+        args: list[Any] = [len(keys), *map(self._prefixed, keys), per_queue, DOORBELL_TOKENS]
+        try:
+            self._look_client.evalsha(LOOK.sha, *args)
+        except NoScriptError:
+            self._scripts_loaded = False
+            self._load_scripts(self._look_client)
 
     def _put(self, queue: str, message: Any, **kwargs: Any) -> None:
         if not rings_doorbell(queue):
@@ -204,3 +250,22 @@ class Transport(kombu_redis.Transport):
     """The Redis transport, fetching atomically (``broker_transport`` in celeryconfig)."""
 
     Channel = Channel
+    looks_when_idle = False  # True once an event loop runs the idle looks
+    cycle: Any  # kombu's MultiChannelPoller: the channels this transport polls
+    _look_timer: Any = None
+
+    def register_with_event_loop(self, connection: Any, loop: Any) -> None:
+        super().register_with_event_loop(connection, loop)
+        if self._look_timer is not None:
+            self._look_timer.cancel()  # a reconnect registers again: one timer, not two
+        options = self.client.transport_options or {}
+        interval_s = float(options.get("look_interval", LOOK_INTERVAL_S))
+        self._look_timer = loop.call_repeatedly(interval_s, self._look_when_idle)
+        self.looks_when_idle = True
+
+    def _look_when_idle(self) -> None:
+        for channel in list(self.cycle._channels):
+            try:
+                channel.look_when_idle()
+            except self.connection_errors:
+                return  # the broker is away: the consumer's own poll reconnects and reports

@@ -80,11 +80,11 @@ def test_a_fetched_message_is_in_unacked_before_the_consumer_has_read_it(broker_
 
 
 def test_an_idle_consumer_is_woken_by_the_doorbell_not_its_timeout(broker_url):
-    """With a 60 s doorbell timeout, only the producer's token can deliver within 10 s."""
+    """With a 60 s look interval, only the producer's token can deliver within 10 s."""
     received: list[dict[str, object]] = []
     with connect(broker_url) as consumer_side, connect(broker_url) as producer_side:
         channel = consumer_side.channel()
-        channel.doorbell_timeout = 60
+        channel.look_interval = 60
         with Consumer(channel, queues=[QUEUE], callbacks=[lambda body, m: received.append(body)]):
             publish(producer_side, {"warm": True})  # declares the queue
             consumer_side.drain_events(timeout=10)
@@ -221,3 +221,40 @@ def test_the_fetch_script_is_loaded_again_after_the_server_forgets_it(broker_url
         raw.script_flush()
         publish(connection, {"job": 2})
         assert _drain(connection, channel, ["transport-test"], 1) == [{"job": 2}]
+
+
+def test_in_an_event_loop_the_idle_look_wakes_the_consumer_for_an_un_belled_message(
+    broker_url,
+):
+    """A worker's event loop (kombu's hub): the consumer blocks on its doorbells for up to
+    60 s, yet a stock producer's message (no bell) arrives within the look interval, because
+    the look rings the bell of the queue that holds it."""
+    from kombu.asynchronous import Hub
+
+    got: list[float] = []
+    hub = Hub()
+    with connect(broker_url) as consumer_side, Connection(broker_url) as stock:
+        channel = consumer_side.default_channel
+        channel.brpop_timeout = 60
+        consumer = Consumer(
+            channel, queues=[QUEUE], callbacks=[lambda b, m: got.append(time.monotonic())]
+        )
+        consumer.consume()
+        consumer_side.register_with_event_loop(hub)
+        loop = hub.create_loop()
+
+        def spin(seconds: float) -> None:
+            deadline = time.monotonic() + seconds
+            while not got and time.monotonic() < deadline:
+                next(loop)
+
+        publish(stock, {"declare": True})  # declares the queue; found by the first fetch
+        spin(5)
+        got.clear()
+        spin(0.3)  # idle: blocked on the doorbell
+        sent_s = time.monotonic()
+        publish(stock, {"job": "stock"})
+        spin(10)
+        consumer.cancel()
+        hub.close()
+    assert got and got[0] - sent_s < 0.5, "found by the 60 s BRPOP timeout, not the look"
