@@ -96,6 +96,8 @@ def test_html_report(tmp_path: Path) -> None:
     assert page.startswith("<!DOCTYPE html>")
     assert '<blockquote class="warning"><p><strong>WARNING: SAMPLE-RATIO MISMATCH' in page
     assert "<th>variant</th>" in page and "<td><code>a</code></td>" in page
+    assert "<h2>Decision</h2>" in page and "<th>verdict</th>" in page
+    assert "<h2>Review coverage</h2>" in page and "<th>lift [CI]</th>" in page
     assert '<img src="rates.png" alt="rates">' in page
     assert "|" not in page.split("<body>")[1].replace("\\|", "")  # every table converted
     for name in PLOTS:
