@@ -9,11 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, and_, distinct, func, select
+from sqlalchemy import Engine, String, and_, distinct, func, literal, select, union_all
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from db.models import ModerationResultRow, ReviewOutcomeRow
 from modq.errors import StorageUnavailable
+
+CONFIRMED = "confirmed"  # the row kind of the confirmed-violations count
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,15 +35,19 @@ class UserHistoryRepository:
         self._engine = engine
 
     def recent(self, user_id: str, since: datetime) -> UserOutcomes:
-        """Decisions by kind and confirmed violations of ``user_id``'s content since ``since``."""
+        """Decisions by kind and confirmed violations of ``user_id``'s content since ``since``
+        (one round trip: the two counts in one UNION ALL)."""
         results = ModerationResultRow
         by_decision = (
-            select(results.decision, func.count(distinct(results.content_id)))
+            select(results.decision.label("kind"), func.count(distinct(results.content_id)))
             .where(results.user_id == user_id, results.decided_at >= since)
             .group_by(results.decision)
         )
         violations = (
-            select(func.count(distinct(ReviewOutcomeRow.content_id)))
+            select(
+                literal(CONFIRMED, String(16)).label("kind"),
+                func.count(distinct(ReviewOutcomeRow.content_id)),
+            )
             .select_from(ReviewOutcomeRow)
             .join(
                 results,
@@ -51,12 +57,13 @@ class UserHistoryRepository:
         )
         try:
             with self._engine.connect() as connection:
-                counts = {str(d): int(n) for d, n in connection.execute(by_decision).all()}
-                confirmed = int(connection.execute(violations).scalar_one())
+                rows = connection.execute(union_all(by_decision, violations)).all()
         except OperationalError as exc:
             raise StorageUnavailable(f"database unavailable: {exc.orig}") from exc
         except SQLAlchemyError as exc:
             raise StorageUnavailable(f"could not read user history: {exc}") from exc
+        counts = {str(kind): int(n) for kind, n in rows}
+        confirmed = counts.pop(CONFIRMED, 0)
         return UserOutcomes(
             decisions=sum(counts.values()),
             flags=counts.get("flag", 0),

@@ -63,13 +63,25 @@ def label_scores_module(model: Any, mapping: LabelMapping) -> Any:
     return LabelScores().eval()
 
 
-def pooled_heads_module(encoder: Any, weight: np.ndarray, bias: np.ndarray) -> Any:
-    """A sentence encoder → mean pooling → one linear head per category → sigmoid."""
+def pooled_heads_module(
+    encoder: Any,
+    weight: np.ndarray,
+    bias: np.ndarray,
+    lexical: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Any:
+    """A sentence encoder → mean pooling → one linear head per category → sigmoid.
+
+    ``lexical = (idf, lexical_weight)`` adds a second branch to each logit: word-piece
+    presence x IDF, L2-normalised, times ``lexical_weight`` (categories x vocabulary), i.e. a
+    TF-IDF + logistic-regression head over the same token ids (the default model's).
+    """
     import torch
 
     token_types = _takes_token_types(encoder)
 
     class PooledHeads(torch.nn.Module):
+        idf: Any  # a buffer, with the lexical branch
+
         def __init__(self) -> None:
             super().__init__()
             self.encoder = encoder
@@ -77,12 +89,28 @@ def pooled_heads_module(encoder: Any, weight: np.ndarray, bias: np.ndarray) -> A
             with torch.no_grad():
                 self.head.weight.copy_(torch.from_numpy(np.asarray(weight, np.float32)))
                 self.head.bias.copy_(torch.from_numpy(np.asarray(bias, np.float32)))
+            self.lexical: Any = None
+            if lexical is not None:
+                idf, lexical_weight = lexical
+                self.register_buffer("idf", torch.from_numpy(np.asarray(idf, np.float32)))
+                self.lexical = torch.nn.Linear(lexical_weight.shape[1], weight.shape[0], bias=False)
+                with torch.no_grad():
+                    self.lexical.weight.copy_(
+                        torch.from_numpy(np.asarray(lexical_weight, np.float32))
+                    )
 
         def forward(self, input_ids: Any, attention_mask: Any) -> Any:
             extra = {"token_type_ids": torch.zeros_like(input_ids)} if token_types else {}
             hidden = self.encoder(
                 input_ids=input_ids, attention_mask=attention_mask, **extra
             ).last_hidden_state
-            return torch.sigmoid(self.head(mean_pool(hidden, attention_mask)))
+            logits = self.head(mean_pool(hidden, attention_mask))
+            if self.lexical is not None:
+                present = torch.zeros(
+                    (input_ids.shape[0], self.idf.shape[0]), dtype=self.idf.dtype
+                ).scatter(1, input_ids, attention_mask.to(self.idf.dtype))
+                tfidf = torch.nn.functional.normalize(present * self.idf, p=2.0, dim=1)
+                logits = logits + self.lexical(tfidf)
+            return torch.sigmoid(logits)
 
     return PooledHeads().eval()

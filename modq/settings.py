@@ -11,7 +11,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-_PACKAGED_POLICY = Path(__file__).resolve().parent.parent / "policy" / "policies" / "v1.toml"
+# v2: thresholds calibrated for the default model on its validation split (modq policy calibrate)
+_PACKAGED_POLICY = Path(__file__).resolve().parent.parent / "policy" / "policies" / "v2.toml"
 
 
 class Settings(BaseSettings):

@@ -20,6 +20,7 @@ FLAG_PRECISION_TARGET = 0.80
 REMOVE_PRECISION_TARGET = 0.95
 CONFIDENCE_Z = 1.0
 THIN_POSITIVES = 50  # fewer validation positives than this: thin
+NO_REMOVAL = 1.0  # the remove cut of a category whose data supports no removal
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,11 +104,13 @@ def calibrate_category(
     """Flag and remove cuts for one category (``labels`` 0/1, unknown rows left out already).
 
     ``base = (flag, remove)`` is the base policy's. A thin category (``thin``, or fewer than
-    ``THIN_POSITIVES`` positives) keeps a cut at or above its base one. A cut no threshold
-    supports falls back to the base one. Remove is never below flag.
+    ``THIN_POSITIVES`` positives) keeps a cut at or above its base one. A flag cut no threshold
+    supports falls back to the base one; a remove cut no threshold supports turns automatic
+    removal off (``NO_REMOVAL``: such content is flagged for review). Remove is never below
+    flag.
     """
     positives = int(labels.sum())
-    is_thin = positives < THIN_POSITIVES if thin is None else thin
+    is_thin = bool(positives < THIN_POSITIVES if thin is None else thin)
     cuts: dict[str, Cut] = {}
     notes: list[str] = []
     for name, target, fallback in (
@@ -115,7 +118,11 @@ def calibrate_category(
         ("remove", remove_target, base[1]),
     ):
         found = lowest_cut(scores, labels, target, z=z)
-        if found is None:
+        if found is None and name == "remove":
+            # nothing shows the precision removal needs: no automatic removal, flag for review
+            cuts[name] = _fallback(scores, labels, NO_REMOVAL)
+            notes.append(f"no remove cut reaches precision {target:.2f}: removal off (flag only)")
+        elif found is None:
             cuts[name] = _fallback(scores, labels, fallback)
             notes.append(f"no {name} cut reaches precision {target:.2f}: base {fallback:g} kept")
         elif is_thin and found.threshold < fallback:

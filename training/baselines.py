@@ -16,8 +16,9 @@ import numpy as np
 
 from modq.categories import HARASSMENT
 from policy import Policy
-from training.datasets import COVERED_CATEGORIES, Example, load_examples
-from training.evaluate import metrics_for_scores
+from training.datasets import COVERED_CATEGORIES, Example
+from training.evaluate import metrics_for_scores, sampled_rows
+from training.split import EVALUATION, TRAIN
 
 TFIDF_C = 4.0  # fixed, not tuned on the held-out rows (5-fold CV on insults train chose 2-8)
 PROFANITY_CHECK_CATEGORIES = (HARASSMENT,)
@@ -59,10 +60,14 @@ def run_baselines(
     policy: Policy, examples: Sequence[Example] | None = None
 ) -> dict[str, dict[str, Any]]:
     """``{baseline: {"description", "seconds", "metrics": {category: metrics}}}`` on the
-    held-out rows of ``examples`` (default: all packaged examples)."""
-    rows = list(examples) if examples is not None else load_examples()
-    train = [e for e in rows if not e.held_out]
-    held_out = [e for e in rows if e.held_out]
+    held-out rows of ``examples`` (default: the build's embedded sample: its training rows
+    and the evaluation rows every model is measured on)."""
+    if examples is not None:
+        rows = list(examples)
+        train = [e for e in rows if e.split == TRAIN]
+        held_out = [e for e in rows if e.held_out]
+    else:
+        train, held_out = sampled_rows(TRAIN), sampled_rows(EVALUATION)
     texts = [e.text for e in held_out]
     report: dict[str, dict[str, Any]] = {}
 

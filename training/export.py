@@ -19,37 +19,33 @@ PARITY_TOLERANCE = 1e-4
 
 
 def classifier_module(encoder: Any, heads: Heads) -> Any:
-    """A torch module: (input_ids, attention_mask) -> sigmoid scores (batch, categories)."""
+    """A torch module: (input_ids, attention_mask) -> sigmoid scores (batch, categories); the
+    same module the PyTorch backend serves (``gpu_worker.torch_modules``)."""
+    from gpu_worker.torch_modules import pooled_heads_module
+
+    return pooled_heads_module(encoder, heads.weight, heads.bias, heads.lexical)
+
+
+def padded_batch(tokenizer: Any, texts: Sequence[str]) -> dict[str, Any]:
+    """``input_ids`` and ``attention_mask`` torch tensors for ``texts`` from a ``tokenizers``
+    Tokenizer (truncating as configured), padded with 0 to the longest."""
     import torch
 
-    from training.encoder import mean_pool
-
-    class Classifier(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.encoder = encoder
-            self.head = torch.nn.Linear(heads.weight.shape[1], heads.weight.shape[0])
-            with torch.no_grad():
-                self.head.weight.copy_(torch.from_numpy(heads.weight))
-                self.head.bias.copy_(torch.from_numpy(heads.bias))
-
-        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
-            token_type_ids = torch.zeros_like(input_ids)
-            hidden = self.encoder(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
-            return torch.sigmoid(self.head(mean_pool(hidden, attention_mask)))
-
-    return Classifier().eval()
+    ids = [e.ids for e in tokenizer.encode_batch(list(texts))]
+    width = max(len(i) for i in ids)
+    input_ids = torch.zeros((len(ids), width), dtype=torch.long)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for row, seq in enumerate(ids):
+        input_ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[row, : len(seq)] = 1
+    return {"input_ids": input_ids, "attention_mask": mask}
 
 
 def export_onnx(module: Any, tokenizer: Any, path: Path) -> None:
     """Legacy (TorchScript) exporter, opset 17, dynamic batch and sequence axes."""
     import torch
 
-    sample = tokenizer(
-        ["a short sample", "a somewhat longer sample text"], padding=True, return_tensors="pt"
-    )
+    sample = padded_batch(tokenizer, ["a short sample", "a somewhat longer sample text"])
     axes = {
         "input_ids": {0: "batch", 1: "sequence"},
         "attention_mask": {0: "batch", 1: "sequence"},
@@ -81,13 +77,7 @@ def parity_max_abs_diff(
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     worst = 0.0
     for start in range(0, len(texts), 16):
-        batch = tokenizer(
-            list(texts[start : start + 16]),
-            padding=True,
-            truncation=True,
-            max_length=max_length,
-            return_tensors="pt",
-        )
+        batch = padded_batch(tokenizer, texts[start : start + 16])
         with torch.inference_mode():
             expected = module(batch["input_ids"], batch["attention_mask"]).numpy()
         feeds = {name: batch[name].numpy().astype(np.int64) for name in INPUT_NAMES}
@@ -113,21 +103,15 @@ def write_classifier_files(
     max_length: int,
 ) -> float:
     """Export encoder + heads to ``staging/model.onnx``, check parity with torch on
-    ``parity_texts``, and write the tokenizer and ``heads.npz`` beside it; the parity diff."""
-    import shutil
-
-    from training.encoder import encoder_dir
+    ``parity_texts``, and write the tokenizer (a ``tokenizers`` Tokenizer, with its
+    normaliser) and ``heads.npz`` beside it; the parity diff."""
+    from training.heads import save_heads
 
     module = classifier_module(encoder, heads)
     onnx_path = staging / "model.onnx"
     export_onnx(module, tokenizer, onnx_path)
     diff = parity_max_abs_diff(module, tokenizer, onnx_path, parity_texts, max_length=max_length)
     check_parity(diff)
-    shutil.copy(encoder_dir() / "tokenizer.json", staging / "tokenizer.json")
-    np.savez(
-        staging / "heads.npz",
-        weight=heads.weight,
-        bias=heads.bias,
-        categories=np.array(heads.categories),
-    )
+    tokenizer.save(str(staging / "tokenizer.json"))
+    save_heads(staging / "heads.npz", heads)
     return diff

@@ -75,6 +75,8 @@ def _param_groups(module: Any, config: FineTuneConfig) -> list[dict[str, Any]]:
 
     groups: dict[tuple[float, float], list[Any]] = {}
     for name, parameter in module.named_parameters():
+        if not parameter.requires_grad:  # the frozen lexical branch
+            continue
         if name.startswith("head."):
             lr = config.head_lr
         else:
@@ -91,10 +93,16 @@ def _logits_module(classifier: Any) -> Any:
     from training.encoder import mean_pool
 
     class Logits(torch.nn.Module):
+        idf: Any  # a buffer, with the lexical branch
+
         def __init__(self) -> None:
             super().__init__()
             self.encoder = classifier.encoder
             self.head = classifier.head
+            self.lexical = classifier.lexical  # the TF-IDF branch stays frozen
+            if self.lexical is not None:
+                self.lexical.requires_grad_(False)
+                self.register_buffer("idf", classifier.idf)
 
         def forward(self, input_ids: Any, attention_mask: Any) -> Any:
             hidden = self.encoder(
@@ -102,7 +110,14 @@ def _logits_module(classifier: Any) -> Any:
                 attention_mask=attention_mask,
                 token_type_ids=torch.zeros_like(input_ids),
             ).last_hidden_state
-            return self.head(mean_pool(hidden, attention_mask))
+            logits = self.head(mean_pool(hidden, attention_mask))
+            if self.lexical is not None:
+                present = torch.zeros(
+                    (input_ids.shape[0], self.idf.shape[0]), dtype=self.idf.dtype
+                ).scatter(1, input_ids, attention_mask.to(self.idf.dtype))
+                tfidf = torch.nn.functional.normalize(present * self.idf, p=2.0, dim=1)
+                logits = logits + self.lexical(tfidf)
+            return logits
 
     return Logits()
 
@@ -211,4 +226,4 @@ def trained_heads(model: Any, init_heads: Heads) -> Heads:
     """The head layer's current weights as a Heads record."""
     weight = model.head.weight.detach().cpu().numpy().astype(np.float32).copy()
     bias = model.head.bias.detach().cpu().numpy().astype(np.float32).copy()
-    return Heads(init_heads.categories, weight, bias, {})
+    return Heads(init_heads.categories, weight, bias, {}, init_heads.idf, init_heads.lexical_weight)

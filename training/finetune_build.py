@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import time
@@ -16,13 +15,23 @@ import numpy as np
 from gpu_worker.manifest import ModelManifest
 from policy import Policy
 from training.artifacts import onnx_version, publish_folder, staging_folder
-from training.card import write_model_card
-from training.datasets import COVERED_CATEGORIES, Example, load_examples
-from training.encoder import ENCODER_NAME, load_encoder
-from training.evaluate import evaluate_folder, held_out_examples, metrics_for_scores
+from training.datasets import COVERED_CATEGORIES, Example
+from training.encoder import ENCODER_NAME, encoder_dir, load_encoder
+from training.evaluate import (
+    held_out_examples,
+    metrics_for_scores,
+    sampled_rows,
+    score_folder,
+    validation_examples,
+)
+from training.evasion import folder_evasion
 from training.export import classifier_module, write_classifier_files
 from training.finetune import FineTuneConfig, fine_tune
+from training.finish import finish_folder
 from training.heads import Heads, load_heads
+from training.normalize import load_model_tokenizer
+from training.scores import ScoreSet, save_scores
+from training.split import EVALUATION, TRAIN, VALIDATION
 
 FINE_TUNED_NAME = "modq-minilm-ft"
 MAX_LENGTH_TOKENS = 256  # served length, as the default model's
@@ -66,18 +75,19 @@ def build_fine_tuned(
     report_each_epoch: bool = False,
     examples_limit: int | None = None,
     held_out: Sequence[Example] | None = None,
+    validation: Sequence[Example] | None = None,
 ) -> Path:
     """Fine-tune from the linear-probe heads in ``init_folder``; return the new model folder.
 
     ``report_each_epoch`` scores the held-out rows in torch after each epoch (costs ~1 min
     each) and logs their ROC-AUC; ``examples_limit`` trains on the first N training rows only
-    (smoke tests); ``held_out`` replaces the held-out rows measured (default: all of them).
+    (smoke tests); ``held_out`` and ``validation`` replace the evaluation and validation rows
+    scored (default: the build's samples).
     """
     import torch
 
     started = time.monotonic()
-    examples = load_examples()
-    train = [e for e in examples if not e.held_out][:examples_limit]
+    train = sampled_rows(TRAIN)[:examples_limit]  # the rows the frozen heads were fit on
     texts = [e.text for e in train]
     labels = np.array([[e.labels[c] for c in COVERED_CATEGORIES] for e in train], np.int8)
     init_heads = load_heads(str(Path(init_folder) / "heads.npz"))
@@ -115,10 +125,13 @@ def build_fine_tuned(
     staging = staging_folder(models_root)
     try:
         onnx_path = staging / "model.onnx"
+        served_tokenizer = load_model_tokenizer(
+            str(encoder_dir() / "tokenizer.json"), MAX_LENGTH_TOKENS
+        )
         diff = write_classifier_files(
             staging,
             encoder,
-            tokenizer,
+            served_tokenizer,
             heads,
             [e.text for e in held_out][:PARITY_SAMPLE],
             max_length=MAX_LENGTH_TOKENS,
@@ -152,9 +165,21 @@ def build_fine_tuned(
             extra=extra,
         )
         manifest.write(staging)
-        metrics = evaluate_folder(staging, policy, held_out)
-        (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        write_model_card(staging / "MODEL_CARD.md", manifest, metrics)
+        validation = list(validation) if validation is not None else validation_examples()
+        sets = {
+            VALIDATION: ScoreSet(
+                validation,
+                COVERED_CATEGORIES,
+                score_folder(staging, [e.text for e in validation], threads=2)[1],
+            ),
+            EVALUATION: ScoreSet(
+                held_out,
+                COVERED_CATEGORIES,
+                score_folder(staging, [e.text for e in held_out], threads=2)[1],
+            ),
+        }
+        save_scores(staging, sets)
+        finish_folder(staging, manifest, policy, sets, evasion=folder_evasion(staging, held_out))
         final = publish_folder(staging, models_root, FINE_TUNED_NAME, version)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

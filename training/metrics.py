@@ -1,4 +1,5 @@
-"""Held-out metrics per category: ROC-AUC and F1/precision/recall at the policy thresholds."""
+"""Evaluation metrics per category: ROC-AUC and PR-AUC with 95% bootstrap intervals, and
+F1/precision/recall (with 95% Wilson intervals) at the policy thresholds."""
 
 from __future__ import annotations
 
@@ -7,7 +8,37 @@ from typing import Any
 
 import numpy as np
 
-THIN_POSITIVES = 100  # fewer held-out positives than this: the figure rests on thin data
+THIN_POSITIVES = 50  # fewer positives than this: the figure rests on thin data
+HUMAN_SOURCES = frozenset({"insults", "profanity", "sms"})
+BOOTSTRAP_RESAMPLES = 200
+BOOTSTRAP_SEED = 0
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.96) -> list[float]:
+    """95% Wilson score interval of a proportion ([0, 1] without trials)."""
+    if trials == 0:
+        return [0.0, 1.0]
+    p = successes / trials
+    centre = p + z * z / (2 * trials)
+    spread = z * np.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
+    low, high = (centre - spread) / (1 + z * z / trials), (centre + spread) / (1 + z * z / trials)
+    return [round(float(low), 4), round(float(high), 4)]
+
+
+def bootstrap_interval(
+    truth: np.ndarray, score: np.ndarray, metric: Any, *, resamples: int = BOOTSTRAP_RESAMPLES
+) -> list[float] | None:
+    """95% percentile bootstrap interval of ``metric(truth, score)`` (rows resampled)."""
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    values = []
+    for _ in range(resamples):
+        pick = rng.integers(0, len(truth), len(truth))
+        if 0 < truth[pick].sum() < len(pick):
+            values.append(metric(truth[pick], score[pick]))
+    if not values:
+        return None
+    low, high = np.percentile(values, [2.5, 97.5])
+    return [round(float(low), 4), round(float(high), 4)]
 
 
 def category_metrics(
@@ -18,7 +49,13 @@ def category_metrics(
     thresholds: Mapping[str, tuple[float, float]],
 ) -> dict[str, dict[str, Any]]:
     """``thresholds[c] = (flag, remove)``; rows with an unknown label (-1) are left out."""
-    from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
+    from sklearn.metrics import (
+        average_precision_score,
+        f1_score,
+        precision_score,
+        recall_score,
+        roc_auc_score,
+    )
 
     report: dict[str, dict[str, Any]] = {}
     source_array = np.asarray(sources)
@@ -33,6 +70,9 @@ def category_metrics(
         }
         if 0 < positives < len(truth):
             entry["roc_auc"] = round(float(roc_auc_score(truth, score)), 4)
+            entry["roc_auc_ci95"] = bootstrap_interval(truth, score, roc_auc_score)
+            entry["pr_auc"] = round(float(average_precision_score(truth, score)), 4)
+            entry["pr_auc_ci95"] = bootstrap_interval(truth, score, average_precision_score)
         by_source = {}
         for source in sorted(set(source_array[known].tolist())):
             mine = source_array[known] == source
@@ -49,6 +89,14 @@ def category_metrics(
             entry[f"recall_at_{name}"] = round(
                 float(recall_score(truth, predicted, zero_division=0)), 4
             )
-        entry["thin_data"] = positives < THIN_POSITIVES or entry["positive_sources"] != ["insults"]
+            hits = int((predicted & (truth == 1)).sum())
+            entry[f"precision_at_{name}_ci95"] = wilson_interval(hits, int(predicted.sum()))
+            entry[f"recall_at_{name}_ci95"] = wilson_interval(hits, positives)
+        entry["rows_by_source"] = {
+            s: int((source_array[known] == s).sum()) for s in sorted(set(source_array[known]))
+        }
+        entry["thin_data"] = (
+            positives < THIN_POSITIVES or not set(entry["positive_sources"]) <= HUMAN_SOURCES
+        )
         report[category] = entry
     return report

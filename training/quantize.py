@@ -9,7 +9,6 @@ int8 folder records its accuracy beside fp32's on the same held-out rows, and bo
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 import sys
 from datetime import UTC, datetime
@@ -20,8 +19,13 @@ from gpu_worker.manifest import ModelManifest
 from modq.errors import ModelUnavailable
 from policy import Policy
 from training.artifacts import onnx_version, publish_folder, staging_folder
-from training.card import write_model_card
-from training.evaluate import evaluate_folder, held_out_examples, texts_per_s
+from training.evaluate import (
+    held_out_examples,
+    metrics_for_scores,
+    score_folder,
+    texts_per_s,
+    validation_examples,
+)
 
 INT8_SUFFIX = "-int8"
 # Measured on the default model's held-out rows (see docs in the model card): every variant
@@ -33,7 +37,9 @@ INT8_SUFFIX = "-int8"
 QUANTIZED_OPS = ("MatMul",)
 REDUCE_RANGE = False
 CPU_DEFAULT_MAX_AUC_DROP = 0.005  # int8 serves on CPU only if no category loses more AUC
-SPEED_TEXTS = 1000  # held-out texts timed for texts/s
+SPEED_TEXTS = 1000  # evaluation texts timed for texts/s (`modq model quantize`)
+BUILD_SPEED_TEXTS = 200  # ... and in `modq model build` (its time budget)
+SCORING_THREADS = 2  # ONNX Runtime intra-op threads when scoring validation and evaluation
 
 
 def _log(message: str) -> None:
@@ -87,10 +93,16 @@ def quantize_model(
 ) -> Path:
     """Write the int8 variant of ``fp32_folder`` under ``models_root``; return its folder.
 
-    ``extra`` in its manifest holds ``precision``, ``quantized_from``, per-category AUC of both
-    and their deltas, texts/s of both on this machine and ``cpu_default``. ``policy`` sets the
-    F1 cut points (default: the configured policy); ``speed_texts`` held-out texts are timed.
+    The parity gate is decided on validation (a model choice): ``extra`` in its manifest holds
+    ``precision``, ``quantized_from``, per-category validation AUC of both and their deltas,
+    texts/s of both on this machine and ``cpu_default``. The int8 model is then calibrated on
+    validation and measured on evaluation (``training.finish``) like any built model.
     """
+    from training.evasion import folder_evasion
+    from training.finish import finish_folder
+    from training.scores import ScoreSet, load_scores, save_scores
+    from training.split import EVALUATION, VALIDATION
+
     fp32_folder = Path(fp32_folder).resolve()
     source = ModelManifest.read(fp32_folder)
     if source.extra.get("precision") == "int8":
@@ -100,7 +112,7 @@ def quantize_model(
         from policy import load_policy
 
         policy = load_policy(get_settings().policy_path)
-    held_out = held_out_examples()
+    validation, evaluation = validation_examples(), held_out_examples()
     staging = staging_folder(models_root)
     try:
         int8_onnx = staging / source.onnx_file
@@ -134,26 +146,46 @@ def quantize_model(
             extra=extra,
         )
         draft.write(staging)
-        _log("scoring held-out rows with fp32 and int8 …")
-        fp32_metrics = evaluate_folder(fp32_folder, policy, held_out)
-        int8_metrics = evaluate_folder(staging, policy, held_out)
-        deltas = auc_deltas(fp32_metrics, int8_metrics)
-        timed = [e.text for e in held_out if e.source == "insults"][:speed_texts]
-        _log(f"timing fp32 and int8 on {len(timed)} held-out texts …")
+        _log(f"scoring {len(validation)} validation rows with int8 …")
+        categories, int8_validation = score_folder(
+            staging, [e.text for e in validation], threads=SCORING_THREADS
+        )
+        try:
+            fp32_validation = load_scores(fp32_folder, VALIDATION).scores
+        except ModelUnavailable:
+            _log("fp32 folder has no stored validation scores: scoring it …")
+            fp32_validation = score_folder(
+                fp32_folder, [e.text for e in validation], threads=SCORING_THREADS
+            )[1]
+        deltas = auc_deltas(
+            metrics_for_scores(categories, fp32_validation, validation, policy),
+            metrics_for_scores(categories, int8_validation, validation, policy),
+        )
+        _log(f"scoring {len(evaluation)} evaluation rows with int8 …")
+        _, int8_evaluation = score_folder(
+            staging, [e.text for e in evaluation], threads=SCORING_THREADS
+        )
+        timed = [e.text for e in evaluation if e.source == "insults"][:speed_texts]
+        _log(f"timing fp32 and int8 on {len(timed)} evaluation texts …")
         speed = texts_per_s([fp32_folder, staging], timed)
         extra["roc_auc_vs_fp32"] = deltas
+        extra["parity_rows"] = f"validation ({len(validation)} rows)"
         extra["cpu_default"] = is_cpu_default(deltas)
         extra["texts_per_s"] = {
             "fp32": speed[str(fp32_folder)],
             "int8": speed[str(staging)],
-            "how": f"{len(timed)} held-out insults texts, one process, ONNX Runtime "
+            "how": f"{len(timed)} evaluation insults texts, one process, ONNX Runtime "
             "intra-op threads 1, length-sorted batches of 32, tokenization included, "
             "median of 3 alternating runs",
         }
         manifest = dataclasses.replace(draft, extra=extra)
         manifest.write(staging)
-        (staging / "metrics.json").write_text(json.dumps(int8_metrics, indent=2) + "\n")
-        write_model_card(staging / "MODEL_CARD.md", manifest, int8_metrics)
+        sets = {
+            VALIDATION: ScoreSet(validation, categories, int8_validation),
+            EVALUATION: ScoreSet(evaluation, categories, int8_evaluation),
+        }
+        save_scores(staging, sets)
+        finish_folder(staging, manifest, policy, sets, evasion=folder_evasion(staging, evaluation))
         final = publish_folder(staging, models_root, name, version)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

