@@ -77,8 +77,14 @@ def compare_all(
     for mark in marks:
         seen = rows & (np.arange(len(columns)) <= mark)
         counts = [columns.unit_counts(k, seen) for k in range(len(arms))]
+        present = [_present(c) for c in counts]  # units with posts in that arm, once per look
         for k, metric in pairs:
-            estimate = _estimate(columns, counts, seen, k, metric, arms[k].shadow)
+            if metric in QUANTILE_METRICS:  # a shadow's too, as if independent (conservative)
+                estimate = _quantile(columns, seen, k)
+            elif arms[k].shadow:
+                estimate = _paired(counts[0], counts[k], metric)
+            else:
+                estimate = compare(_moments(present[0], metric), _moments(present[k], metric))
             found[(k, metric)].append(estimate)
     series = []
     for (k, metric), estimates in found.items():
@@ -100,32 +106,24 @@ def compare_all(
     return series
 
 
-def arm_columns(counts: Floats, metric: str) -> tuple[Floats, Floats, Floats, Floats]:
-    """One arm's metric per unit (units with posts only), with its own review weights."""
-    present = counts[counts[:, POSTS : POSTS + 3].sum(1) > 0]
+def _present(counts: Floats) -> Floats:
+    return counts[counts[:, POSTS : POSTS + 3].sum(1) > 0]
+
+
+def _moments(present: Floats, metric: str) -> Moments:
+    """One arm's sums for ``metric``, with the arm's own review strata."""
     cols = metric_columns(present, strata_of(present.sum(0)), metric)
-    return cols.y, cols.x, cols.events, cols.trials
+    return Moments.of(cols, np.ones(len(present), dtype=bool))
 
 
-def _estimate(
-    columns: Columns, counts: list[Floats], seen: Mask, k: int, metric: str, paired: bool
-) -> Estimate:
-    if metric in QUANTILE_METRICS:
-        return _quantile(columns, seen, k)
-    control, challenger = counts[0], counts[k]
-    if paired:
-        both = (control[:, :3].sum(1) > 0) & (challenger[:, :3].sum(1) > 0)
-        c, s = control[both], challenger[both]
-        return compare_paired(
-            metric_columns(c, strata_of(c.sum(0)), metric),
-            metric_columns(s, strata_of(s.sum(0)), metric),
-        )
-    moments = []
-    for arm in (control, challenger):
-        present = arm[arm[:, :3].sum(1) > 0]
-        cols = metric_columns(present, strata_of(present.sum(0)), metric)
-        moments.append(Moments.of(cols, np.ones(len(present), dtype=bool)))
-    return compare(moments[0], moments[1])
+def _paired(control: Floats, shadow: Floats, metric: str) -> Estimate:
+    """A shadow against the control on the units both scored."""
+    both = (control[:, POSTS : POSTS + 3].sum(1) > 0) & (shadow[:, POSTS : POSTS + 3].sum(1) > 0)
+    c, s = control[both], shadow[both]
+    return compare_paired(
+        metric_columns(c, strata_of(c.sum(0)), metric),
+        metric_columns(s, strata_of(s.sum(0)), metric),
+    )
 
 
 def _quantile(columns: Columns, seen: Mask, k: int) -> Estimate:
