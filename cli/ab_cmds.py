@@ -1,4 +1,5 @@
-"""`modq ab create|start|stop|show|list|report|promote`: A/B experiments from the shell."""
+"""`modq ab create|start|stop|show|list|audit-sample|report|promote`: A/B experiments from
+the shell."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from cli import ab_rule
 from cli.registry_cmds import _clear_errors, _registry
 from modq.errors import ExperimentError, ModerationError
 
@@ -27,37 +29,6 @@ def _experiments() -> ExperimentRepository:
     from modq.settings import get_settings
 
     return ExperimentRepository(make_engine(get_settings().database_url))
-
-
-def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
-    """``NAME=VALUE`` options as a dict (a repeated name is an error)."""
-    pairs: dict[str, str] = {}
-    for value in values:
-        name, sep, rest = value.partition("=")
-        if not sep or not name.strip() or not rest.strip():
-            raise ExperimentError(f"{what} must look like NAME=VALUE, got {value!r}")
-        if name in pairs:
-            raise ExperimentError(f"{what} for {name!r} given twice")
-        pairs[name.strip()] = rest.strip()
-    return pairs
-
-
-def _weights(values: tuple[str, ...], live: list[str]) -> dict[str, float]:
-    given = _pairs(values, "--weight")
-    unknown = sorted(set(given) - set(live))
-    if unknown:
-        raise ExperimentError(f"--weight names no live variant: {', '.join(unknown)}")
-    if not given:  # no weights: an even split
-        return {name: 1.0 / len(live) for name in live}
-    weights: dict[str, float] = {}
-    for name in live:
-        if name not in given:
-            raise ExperimentError(f"--weight missing for live variant {name!r}")
-        try:
-            weights[name] = float(given[name])
-        except ValueError as exc:
-            raise ExperimentError(f"--weight {name}={given[name]!r} is not a number") from exc
-    return weights
 
 
 def _notify_workers() -> None:
@@ -186,14 +157,14 @@ def ab_create(
     from policy import load_policy
 
     with _clear_errors():
-        live = _pairs(variants, "--variant")
-        shadow = _pairs(shadows, "--shadow")
+        live = ab_rule.pairs(variants, "--variant")
+        shadow = ab_rule.pairs(shadows, "--shadow")
         clash = sorted(set(live) & set(shadow))
         if clash:
             raise ExperimentError(f"variant names used twice: {', '.join(clash)}")
-        shares = _weights(weights, list(live))
+        shares = ab_rule.weights(weights, list(live))
         default_policy = load_policy(get_settings().policy_path).version
-        policy_of = _pairs(policies, "--policy")
+        policy_of = ab_rule.pairs(policies, "--policy")
         unknown = sorted(set(policy_of) - set(live) - set(shadow))
         if unknown:
             raise ExperimentError(f"--policy names no variant: {', '.join(unknown)}")
@@ -368,6 +339,31 @@ def ab_promote(
 
     _notify_model_watchers()
     _notify_workers()
+
+
+@ab.command("audit-sample")
+@click.argument("experiment_id")
+@click.option("--share", type=float, default=0.02, show_default=True)
+def ab_audit_sample(experiment_id: str, share: float) -> None:
+    """Print content_id,label for a random share of the content no arm actioned: send it to
+    reviewers so recall is estimable without bias (import the filled file with `review import`)."""
+    from db.assignments import AssignmentRepository
+    from db.session import make_engine
+    from experiments.audit import audit_sample
+    from modq.settings import get_settings
+
+    with _clear_errors():
+        _experiments().get(experiment_id)
+        engine = make_engine(get_settings().database_url)
+        try:
+            rows = AssignmentRepository(engine).for_experiment(experiment_id)
+        finally:
+            engine.dispose()
+        allowed = {r.content_id for r in rows if r.decision == "allow"}
+        chosen = audit_sample(experiment_id, allowed, share)
+    click.echo("content_id,label")
+    for content_id in chosen:
+        click.echo(f"{content_id},")
 
 
 @ab.command("report")

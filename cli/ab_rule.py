@@ -1,4 +1,5 @@
-"""`modq ab create` options for the decision rule and the planner, parsed and checked."""
+"""`modq ab create` options, parsed and checked: variants and weights, the decision rule,
+the planner."""
 
 from __future__ import annotations
 
@@ -6,6 +7,37 @@ from dataclasses import dataclass
 from typing import Any
 
 from modq.errors import ExperimentError
+
+
+def pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
+    """``NAME=VALUE`` options as a dict (a repeated name is an error)."""
+    pairs: dict[str, str] = {}
+    for value in values:
+        name, sep, rest = value.partition("=")
+        if not sep or not name.strip() or not rest.strip():
+            raise ExperimentError(f"{what} must look like NAME=VALUE, got {value!r}")
+        if name in pairs:
+            raise ExperimentError(f"{what} for {name!r} given twice")
+        pairs[name.strip()] = rest.strip()
+    return pairs
+
+
+def weights(values: tuple[str, ...], live: list[str]) -> dict[str, float]:
+    given = pairs(values, "--weight")
+    unknown = sorted(set(given) - set(live))
+    if unknown:
+        raise ExperimentError(f"--weight names no live variant: {', '.join(unknown)}")
+    if not given:  # no weights: an even split
+        return {name: 1.0 / len(live) for name in live}
+    weights: dict[str, float] = {}
+    for name in live:
+        if name not in given:
+            raise ExperimentError(f"--weight missing for live variant {name!r}")
+        try:
+            weights[name] = float(given[name])
+        except ValueError as exc:
+            raise ExperimentError(f"--weight {name}={given[name]!r} is not a number") from exc
+    return weights
 
 
 def decision_rule(

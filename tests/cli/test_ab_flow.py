@@ -95,6 +95,12 @@ def test_an_experiment_from_creation_to_promotion(
         code, out = _modq("review", "import", str(reviews))
         assert code == 0, out
 
+        code, out = _modq("ab", "audit-sample", "precise", "--share", "0.2")
+        assert code == 0 and out.splitlines()[0] == "content_id,label", out
+        audit = [line.split(",")[0] for line in out.splitlines()[1:]]
+        allowed = [r["content_id"] for r in results if r["decision"] == "allow"]
+        assert set(audit) <= set(allowed) and 0.1 * len(allowed) < len(audit) < 0.3 * len(allowed)
+
         report_dir = tmp_path / "report"
         code, out = _modq("ab", "report", "precise", "--out", str(report_dir))
         assert code == 0, out
