@@ -31,7 +31,7 @@ def priority_of(
     """The priority (queue) a call of a modq task asks for, as given (not checked): the
     ``priority`` argument by name or position, else the task's default. None for a task that
     is not modq's."""
-    if task_name == STARMAP:
+    if task_name == STARMAP or _is_starmap_call(args, kwargs):
         return _starmap_priority(kwargs or {})
     spec = PRIORITY_ARGUMENT.get(task_name)
     if spec is None:
@@ -46,6 +46,12 @@ def priority_of(
     else:
         return default.value
     return value if isinstance(value, str) else None
+
+
+def _is_starmap_call(args: Sequence[Any] | None, kwargs: Mapping[str, Any] | None) -> bool:
+    """Celery routes a ``starmap`` under its inner task's name (``route_name``): its call is
+    known by its shape, the keyword arguments ``task`` and ``it`` only."""
+    return not args and kwargs is not None and set(kwargs) == {"task", "it"}
 
 
 def _starmap_priority(kwargs: Mapping[str, Any]) -> str | None:

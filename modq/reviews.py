@@ -11,6 +11,9 @@ from modq.categories import CANONICAL_CATEGORIES
 from modq.errors import InvalidReview
 
 OVERALL = "any"  # the category of an overall violation / safe verdict
+MAX_ID_CHARS = 512  # the columns' lengths (db/models.py)
+MAX_REVIEWER_CHARS = 256
+MAX_SOURCE_CHARS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +80,27 @@ def parse_time(value: object) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def review_text(field: str, value: object, max_chars: int) -> str:
+    """Non-empty text that SQL can store: UTF-8, no NUL, at most ``max_chars``."""
+    if not isinstance(value, str):
+        raise InvalidReview(f"{field} must be text, got {type(value).__name__}", field=field)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:  # lone surrogates smuggled through JSON
+        raise InvalidReview(f"{field} is not valid UTF-8", field=field) from exc
+    if not value.strip():
+        raise InvalidReview(f"{field} is missing", field=field)
+    if "\x00" in value:
+        raise InvalidReview(f"{field} holds a NUL character", field=field)
+    if len(value) > max_chars:
+        raise InvalidReview(
+            f"{field} has {len(value)} characters, the limit is {max_chars}",
+            field=field,
+            limit=max_chars,
+        )
+    return value
+
+
 def review_outcomes(
     content_id: object,
     *,
@@ -88,10 +112,10 @@ def review_outcomes(
 ) -> list[ReviewOutcome]:
     """The outcomes of one review: an overall ``label`` and/or per-category ``labels``;
     ``InvalidReview`` on the first problem, and when nothing at all is labelled."""
-    if not isinstance(content_id, str) or not content_id.strip():
-        raise InvalidReview("content_id is missing", field="content_id")
-    if reviewer is not None and not isinstance(reviewer, str):
-        raise InvalidReview("reviewer must be text", field="reviewer")
+    content_id = review_text("content_id", content_id, MAX_ID_CHARS)
+    if reviewer is not None and reviewer != "":  # a blank reviewer column: nobody named
+        reviewer = review_text("reviewer", reviewer, MAX_REVIEWER_CHARS)
+    source = review_text("source", source, MAX_SOURCE_CHARS)
     when = parse_time(reviewed_at)
     verdicts: dict[str, bool] = {}
     overall = parse_label(label)

@@ -43,6 +43,12 @@ class ModerateMany(ProducerTask):
         for position, item in enumerate(items):
             if not isinstance(item, Mapping):
                 raise InvalidContent(f"item {position} is not an object", field="items")
+            if item.get("priority", priority.value) != priority.value:
+                raise InvalidContent(
+                    f"item {position}: priority {item['priority']!r} differs from the "
+                    f"message's {priority.value!r} (one message, one queue)",
+                    field="priority",
+                )
             try:
                 request = validate_job({**item, "priority": priority.value})
             except InvalidContent as exc:

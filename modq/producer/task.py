@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from celery import Task
+from celery import Task, current_app
 from celery.canvas import Signature, maybe_signature
 from celery.result import AsyncResult
 from kombu.exceptions import OperationalError as KombuOperationalError
@@ -133,6 +133,10 @@ def route_callbacks(options: dict[str, Any]) -> None:
         _route_one(options["chord"])
 
 
+def _is_modq_app(app: object) -> bool:
+    return getattr(app, "main", None) == "modq"
+
+
 def _route_one(candidate: object) -> None:
     signature = maybe_signature(candidate)
     if not isinstance(signature, Signature):
@@ -146,9 +150,12 @@ def _route_one(candidate: object) -> None:
         for inner in signature.get("kwargs", {}).get("tasks") or ():
             _route_one(inner)
         return
-    route = signature.app.amqp.router.route(
-        dict(signature.options), name, signature.args, signature.kwargs
-    )
+    # Celery rebuilds the steps of a chord's header on the chord's app (modq's): a step that
+    # is not a modq task is routed by the app's own Celery, the current app
+    app = signature._app
+    if app is None or _is_modq_app(app):
+        app = current_app
+    route = app.amqp.router.route(dict(signature.options), name, signature.args, signature.kwargs)
     queue = route.get("queue")
     if queue is not None:
         signature.options["queue"] = _queue_name(queue)
@@ -193,6 +200,11 @@ class ProducerTask(Task):
         if message_priority is not None:
             options["priority"] = message_priority
         message, priority = self.prepare(arguments)
+        if job_priority is not None and job_priority is not priority:
+            raise InvalidContent(
+                f"{self.name} always goes to {priority.value!r}, not {job_priority.value!r}",
+                field="priority",
+            )
         queue = _queue_name(options.setdefault("queue", priority.value))
         if queue != priority.value:
             raise InvalidContent(
@@ -215,6 +227,21 @@ class ProducerTask(Task):
         route_callbacks(options)
         with broker_errors():
             return super().apply_async((), message, **options)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the body (on a worker); a message of the wrong shape (a stock producer's unknown
+        or missing field) fails with the producer's typed error, not a bare ``TypeError``."""
+        bind_arguments(self, args, kwargs, self.error)
+        enqueued_at_s = kwargs.get("enqueued_at_s")
+        if enqueued_at_s is not None and (
+            isinstance(enqueued_at_s, bool) or not isinstance(enqueued_at_s, int | float)
+        ):
+            raise self.error("enqueued_at_s must be a number (seconds since the epoch)")
+        running = self.request_stack.top
+        if running is not None and getattr(running, "task", None) == self.name:
+            # the worker's tracer already pushed this job's request (id, delivery info)
+            return self.run(*args, **kwargs)
+        return super().__call__(*args, **kwargs)  # called directly: a request of its own
 
     def signature(self, args: Any = None, *starargs: Any, **starkwargs: Any) -> Signature:
         """A signature, checked now when its arguments are complete: a ``group`` of them
@@ -247,6 +274,14 @@ class ProducerTask(Task):
                 field="priority",
             )
         return super().chunks(calls, n)
+
+    def map(self, it: Iterable[Any]) -> Any:
+        """Refused: Celery's ``map`` passes one argument per call, and a modq job needs at least
+        two; ``chunks`` or ``starmap`` take whole calls."""
+        raise InvalidContent(
+            f"{self.name}.map() passes one argument per call: use chunks() or starmap()",
+            field="items",
+        )
 
     def starmap(self, it: Iterable[Any]) -> Any:
         """Celery's ``starmap``, checked the same way as ``chunks`` (one message)."""

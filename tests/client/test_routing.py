@@ -217,3 +217,19 @@ def test_configure_points_the_client_at_another_broker_and_result_store(broker):
         assert elsewhere.llen("urgent") == 1 and depths(broker)["urgent"] == 0
     finally:
         elsewhere.flushdb()
+
+
+def test_starmap_is_routed_by_its_calls_priority(broker):
+    """Celery routes a starmap under its inner task's name: the router knows it by shape."""
+    moderate.starmap([("s1", "x", "text", None, None, "urgent")]).apply_async()
+    assert depths(broker) == {"urgent": 1, "normal": 0, "bulk": 0}
+
+
+def test_calls_that_cannot_mean_what_they_say_are_refused(broker):
+    with pytest.raises(InvalidContent, match=r"map\(\) passes one argument"):
+        moderate.map(["a", "b"])
+    with pytest.raises(InvalidContent, match="differs from the message's 'bulk'"):
+        moderate_many.delay(items=[{"content_id": "i", "content": "x", "priority": "urgent"}])
+    with pytest.raises(InvalidContent, match="always goes to 'normal'"):
+        record_review.apply_async(kwargs={"content_id": "c", "label": "safe"}, priority="urgent")
+    assert depths(broker) == {"urgent": 0, "normal": 0, "bulk": 0}

@@ -146,3 +146,50 @@ def test_a_chord_callback_reaches_the_apps_own_queue(worker, shop):
     (message,) = _messages_on(queue)
     assert message["task"] == "shop.on_all"
     assert sorted(r["content_id"] for r in message["args"][0]) == sorted(ids)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"content": "x", "foo": 1}, "unexpected keyword argument 'foo'"),
+        ({}, "missing a required argument: 'content'"),
+        ({"content": "x", "enqueued_at_s": "yesterday"}, "enqueued_at_s must be a number"),
+    ],
+)
+def test_a_stock_message_of_the_wrong_shape_fails_with_a_typed_error(
+    worker, stock, kwargs, message
+):
+    job = stock.send_task(
+        "modq.moderate", kwargs={"content_id": _id("shape"), **kwargs}, queue="normal"
+    )
+    with pytest.raises(InvalidContent, match=message):
+        job.get(timeout=60)
+
+
+def test_starmap_keeps_its_priority_queue(worker):
+    calls = [(_id("star"), "hello", "text", None, None, "urgent") for _ in range(2)]
+    results = moderate.starmap(calls).apply_async().get(timeout=60)
+    assert [r["priority"] for r in results] == ["urgent", "urgent"]
+
+
+def test_a_chord_header_chain_ending_in_an_app_task_calls_back_on_the_apps_queue(worker, shop):
+    @shop.task(name="shop.step", shared=False)
+    def step(result: dict) -> None: ...
+
+    from celery import current_app
+
+    previous = current_app._get_current_object()
+    shop.set_current()  # an app's own Celery is its current app
+    try:
+        content_id = _id("header")
+        signature = chord(
+            [chain(moderate.s(content_id=content_id, content="hi"), step.s())], step.s()
+        )
+        signature.apply_async()
+        queue = shop.conf.task_default_queue
+        wait_until(lambda: _messages_on(queue), timeout_s=60, message="the header's last step")
+        (message,) = _messages_on(queue)
+        assert message["task"] == "shop.step"
+        assert message["args"][0]["content_id"] == content_id
+    finally:
+        previous.set_current()

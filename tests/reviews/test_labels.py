@@ -26,3 +26,21 @@ def test_a_review_needs_an_id_a_label_and_known_categories() -> None:
         review_outcomes("  ", label="safe", source="t")
     with pytest.raises(InvalidReview, match="not a label"):
         review_outcomes("c-1", label="dunno", source="t")
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"content_id": 5}, "content_id must be text, got int"),
+        ({"content_id": "a\ud800b"}, "content_id is not valid UTF-8"),
+        ({"content_id": "a\x00b"}, "content_id holds a NUL"),
+        ({"content_id": "x" * 513}, "content_id has 513 characters"),
+        ({"reviewer": "r\udc80"}, "reviewer is not valid UTF-8"),
+        ({"reviewer": "r" * 257}, "reviewer has 257 characters"),
+        ({"source": "s" * 257}, "source has 257 characters"),
+    ],
+)
+def test_review_text_is_what_sql_can_store(fields, message):
+    arguments = {"content_id": "c1", "label": "safe", "source": "task", **fields}
+    with pytest.raises(InvalidReview, match=message):
+        review_outcomes(**arguments)
