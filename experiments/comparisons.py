@@ -141,10 +141,16 @@ def _quantile(columns: Columns, seen: Mask, k: int) -> Estimate:
         variances.append(variance)
     variance = float(variances[0] + variances[1])
     valid = enough and bool(np.isfinite(variance)) and variance > 0
+
+    def array(value: float) -> Floats:
+        return np.asarray(value, dtype=np.float64)
+
     return Estimate(
-        np.asarray(values[0], dtype=np.float64),
-        np.asarray(values[1], dtype=np.float64),
-        np.asarray(values[1] - values[0], dtype=np.float64),
-        np.asarray(variance if valid else np.nan, dtype=np.float64),
+        array(values[0]),
+        array(values[1]),
+        array(values[1] - values[0]),
+        array(variance if valid else np.nan),
         np.asarray(valid),
+        array(variances[0]),
+        array(variances[1]),
     )

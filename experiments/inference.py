@@ -102,6 +102,8 @@ class Estimate:
     difference: Floats
     variance: Floats
     valid: Mask
+    control_variance: Floats  # each arm's own, for the lift's interval (NaN: not known)
+    challenger_variance: Floats
 
 
 def compare(control: Moments, challenger: Moments) -> Estimate:
@@ -112,16 +114,15 @@ def compare(control: Moments, challenger: Moments) -> Estimate:
         per_x = (control.residual_squares(pooled) + challenger.residual_squares(pooled)) / (
             control.sx + challenger.sx
         )
-        unpooled = np.zeros_like(r_a)
-        null = np.zeros_like(r_a)
+        own_variances, null = [], np.zeros_like(r_a)
         for arm, own in ((control, r_a), (challenger, r_b)):
             correction = arm.n / (arm.n - 1)
-            unpooled = unpooled + correction * arm.residual_squares(own) / (arm.sx * arm.sx)
+            own_variances.append(correction * arm.residual_squares(own) / (arm.sx * arm.sx))
             null = null + correction * per_x / arm.sx
-        variance = np.maximum(unpooled, null)
+        variance = np.maximum(own_variances[0] + own_variances[1], null)
     valid = _enough(control) & _enough(challenger) & np.isfinite(variance) & np.isfinite(r_a)
     valid &= np.isfinite(r_b)
-    return Estimate(r_a, r_b, r_b - r_a, np.where(valid, variance, np.nan), valid)
+    return Estimate(r_a, r_b, r_b - r_a, np.where(valid, variance, np.nan), valid, *own_variances)
 
 
 def _enough(arm: Moments) -> Mask:
@@ -148,7 +149,8 @@ def compare_paired(control: MetricColumns, challenger: MetricColumns) -> Estimat
         ) / mean_a
         variance = np.maximum((own * own).sum(-1), (null * null).sum(-1)) / (n * (n - 1))
     valid = _enough(a) & _enough(b) & np.isfinite(variance) & (variance > 0)
-    return Estimate(r_a, r_b, r_b - r_a, np.where(valid, variance, np.nan), valid)
+    unknown = np.full_like(r_a, np.nan)  # paired: the lift interval takes the control as known
+    return Estimate(r_a, r_b, r_b - r_a, np.where(valid, variance, np.nan), valid, unknown, unknown)
 
 
 def quantile_estimate(
@@ -215,17 +217,23 @@ def _always_valid(estimate: Estimate, alpha: float, tau2: float) -> Interval:
     interval = _interval(estimate, p, half)
     low = np.maximum.accumulate(np.where(usable, interval.low, -np.inf), -1)
     high = np.minimum.accumulate(np.where(usable, interval.high, np.inf), -1)
-    base = np.abs(estimate.control)
-    lift_low, lift_high = low / base, high / base  # control taken as known: approximate
+    lift_low = np.maximum.accumulate(np.where(usable, interval.lift_low, -np.inf), -1)
+    lift_high = np.minimum.accumulate(np.where(usable, interval.lift_high, np.inf), -1)
     return Interval(p, low, high, interval.lift, lift_low, lift_high)
 
 
 def _interval(estimate: Estimate, p: Floats, half: Floats) -> Interval:
+    """Intervals for the difference and for the lift ``R_b/R_a - 1``; the lift's by the delta
+    method, ``Var ≈ (V_b + L²·V_a) / R_a²`` (L = R_b/R_a), scaled like the test variance."""
     with np.errstate(all="ignore"):  # invalid looks carry inf and NaN on purpose
         low, high = estimate.difference - half, estimate.difference + half
         base = np.abs(estimate.control)
         lift = estimate.difference / base
-        scale = half / base
+        ratio = estimate.challenger / estimate.control
+        v_a, v_b = estimate.control_variance, estimate.challenger_variance
+        share = np.sqrt((v_b + ratio * ratio * v_a) / (v_a + v_b))
+        share = np.where(np.isfinite(share) & (share > 0), share, 1.0)
+        scale = half * share / base
         return Interval(p, low, high, lift, lift - scale, lift + scale)
 
 

@@ -7,24 +7,8 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from modq.errors import ExperimentError
-
 Floats = NDArray[np.float64]
 Indices = NDArray[np.intp]
-
-
-def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
-    """The Wilson score interval of a binomial proportion."""
-    from scipy.stats import norm
-
-    if trials <= 0 or not 0 <= successes <= trials:
-        raise ExperimentError(f"no interval for {successes} of {trials}")
-    z = float(norm.ppf(0.5 + confidence / 2))
-    share, z2 = successes / trials, z * z
-    denominator = 1 + z2 / trials
-    centre = (share + z2 / (2 * trials)) / denominator
-    half = z * math.sqrt(share * (1 - share) / trials + z2 / (4 * trials * trials)) / denominator
-    return max(0.0, min(share, centre - half)), min(1.0, max(share, centre + half))
 
 
 def chi_square_fit(observed: Floats, expected: Floats) -> tuple[float, float]:
