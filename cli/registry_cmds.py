@@ -100,13 +100,31 @@ def model_list(name: str | None, as_json: bool) -> None:
 @click.option("--alias", default="production", show_default=True)
 @click.option("--reason", default="", help="Why (kept in the alias history).")
 @click.option("--actor", default=None, help="Who (default MODQ_ACTOR or the login name).")
-def model_promote(name: str, version: str, alias: str, reason: str, actor: str | None) -> None:
-    """Point NAME@ALIAS at VERSION; running workers swap to it between batches."""
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Promote a version no policy was calibrated for (needs --reason; recorded).",
+)
+def model_promote(
+    name: str, version: str, alias: str, reason: str, actor: str | None, force: bool
+) -> None:
+    """Point NAME@ALIAS at VERSION; running workers swap to it between batches. A version no
+    policy in the policy folder was calibrated for (`modq policy calibrate`) is refused
+    unless --force --reason."""
     from lifecycle import promote
+    from modq.settings import get_settings
 
     with _clear_errors():
         move = promote(
-            _registry(), _history(), name, version, alias=alias, actor=actor, reason=reason
+            _registry(),
+            _history(),
+            name,
+            version,
+            alias=alias,
+            actor=actor,
+            reason=reason,
+            policies_dir=Path(get_settings().policy_path).parent,
+            force=force,
         )
     click.echo(f"{name}@{alias}: v{move.from_version or '-'} → v{move.to_version}")
     _notify_workers()

@@ -15,6 +15,7 @@ from registry import ModelRegistry, RegisteredVersion, registry_from_settings
 log = logging.getLogger(__name__)
 CARD_FILE = "MODEL_CARD.md"
 METRICS_FILE = "metrics.json"
+CALIBRATION_FILE = "calibration.json"
 SMOKE_TEXTS = ("a perfectly ordinary sentence", "you are an idiot")
 
 
@@ -50,7 +51,7 @@ def register_model_folder(
     entry = registry.register(
         folder,
         name,
-        tags=_tags(manifest),
+        tags={**_tags(manifest), **_operating_point_tags(folder)},
         metrics=_flat_metrics(metrics),
         description=card.read_text(encoding="utf-8")[:4000] if card.exists() else "",
     )
@@ -78,16 +79,42 @@ def _read_metrics(folder: Path) -> dict[str, Any]:
 
 
 def _flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
-    """``{category: {roc_auc: x, f1_at_flag: y}}`` → ``{roc_auc.category: x, ...}``."""
+    """``{category: {roc_auc: x, f1_at_flag: y}}`` → ``{roc_auc.category: x, ...}``: with
+    the thresholds calibrated for this version and precision/recall at each on evaluation,
+    every registered version carries its operating points."""
     flat: dict[str, float] = {}
     for category, entry in metrics.items():
         if not isinstance(entry, dict):
             continue
-        for key in ("roc_auc", "f1_at_flag", "f1_at_remove"):
+        for key in (
+            "roc_auc",
+            "pr_auc",
+            "f1_at_flag",
+            "f1_at_remove",
+            "flag_threshold",
+            "precision_at_flag",
+            "recall_at_flag",
+            "remove_threshold",
+            "precision_at_remove",
+            "recall_at_remove",
+        ):
             value = entry.get(key)
             if isinstance(value, int | float):
                 flat[f"{key}.{category}"] = float(value)
     return flat
+
+
+def _operating_point_tags(folder: Path) -> dict[str, str]:
+    """``modq.thresholds``: the flag/remove cuts calibrated on validation for this version."""
+    path = folder / CALIBRATION_FILE
+    if not path.exists():
+        return {}
+    try:
+        categories = json.loads(path.read_text(encoding="utf-8")).get("categories", {})
+    except json.JSONDecodeError as exc:
+        raise ModelUnavailable(f"corrupt {path}: {exc}") from exc
+    cuts = {c: [k["flag"]["threshold"], k["remove"]["threshold"]] for c, k in categories.items()}
+    return {"modq.thresholds": json.dumps(cuts, sort_keys=True)}
 
 
 def _tags(manifest: ModelManifest) -> dict[str, str]:

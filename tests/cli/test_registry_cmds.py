@@ -11,16 +11,30 @@ from tests.cli.runner import modq as _modq
 
 
 def test_register_promote_rollback_history(
-    cli_env: dict[str, str], model_dir: Path, variant_model_dir: Path
+    cli_env: dict[str, str],
+    model_dir: Path,
+    variant_model_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "v1.toml").write_text('version = "v1"\n[categories.spam]\nremove = 0.9\n')
+    monkeypatch.setenv("MODQ_POLICY_PATH", str(policies / "v1.toml"))
+    get_settings.cache_clear()
     code, out = _modq("model", "register", str(model_dir))
     assert code == 0 and out.startswith("modq-text v1 (digest ")
     code, out = _modq("model", "register", str(variant_model_dir))
     assert code == 0 and "modq-text v2" in out
 
+    # neither folder has a policy calibrated for it in the test's policy folder
     code, out = _modq("model", "promote", "modq-text", "1", "--reason", "first release")
+    assert code == 1 and "no policy" in out and "calibrated for" in out
+    code, out = _modq("model", "promote", "modq-text", "1", "--force")
+    assert code == 1 and "--force needs a --reason" in out
+    code, out = _modq("model", "promote", "modq-text", "1", "--force", "--reason", "first release")
     assert code == 0 and "v- → v1" in out
-    code, out = _modq("model", "promote", "modq-text", "2", "--reason", "retrained")
+    code, out = _modq("model", "promote", "modq-text", "2", "--force", "--reason", "retrained")
     assert code == 0 and "v1 → v2" in out
 
     code, out = _modq("model", "list")

@@ -117,3 +117,32 @@ def test_history_down_means_no_move(three_versions: ModelRegistry, tmp_path: Pat
         promote(three_versions, AliasHistory(engine), NAME, "2")
     engine.dispose()
     assert three_versions.aliases(NAME) == {}
+
+
+def test_a_version_without_a_calibrated_policy_is_refused_unless_forced(
+    three_versions: ModelRegistry, history: AliasHistory, model_dir: Path, tmp_path: Path
+) -> None:
+    from gpu_worker.manifest import ModelManifest
+
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "v1.toml").write_text('version = "v1"\n[categories.spam]\nremove = 0.9\n')
+    with pytest.raises(PromotionError, match=r"no policy .* is calibrated for"):
+        promote(three_versions, history, NAME, "1", policies_dir=policies)
+    with pytest.raises(PromotionError, match="needs a --reason"):
+        promote(three_versions, history, NAME, "1", policies_dir=policies, force=True)
+    assert history.moves(NAME) == []
+
+    forced = promote(
+        three_versions, history, NAME, "2", policies_dir=policies, force=True, reason="hotfix"
+    )
+    assert forced.reason == "[forced: no calibrated policy] hotfix"
+
+    digest = ModelManifest.read(model_dir).version  # version 1 is the model_dir folder
+    (policies / "v2.toml").write_text(
+        'version = "v2"\n[calibration]\nmodel_name = "m"\n'
+        f'model_version = "{digest}"\nflag_precision_target = 0.8\n'
+        "remove_precision_target = 0.95\n[categories.spam]\nremove = 0.9\n"
+    )
+    move = promote(three_versions, history, NAME, "1", policies_dir=policies, reason="calibrated")
+    assert move.to_version == "1" and move.reason == "calibrated"

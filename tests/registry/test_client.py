@@ -21,7 +21,10 @@ def test_register_resolve_alias_and_fetch(
     second = register_model_folder(variant_model_dir, name=NAME, registry=model_registry)
     assert (first.version, second.version) == ("1", "2")
     assert first.digest == json.loads((model_dir / "manifest.json").read_text())["version"]
-    assert first.tags["modq.family"] == "modq-minilm-heads"
+    assert (
+        first.tags["modq.family"] == json.loads((model_dir / "manifest.json").read_text())["name"]
+    )
+    assert "harassment" in json.loads(first.tags["modq.thresholds"])  # its calibrated cuts
     assert "roc_auc" in first.description or "ROC-AUC" in first.description  # the model card
 
     model_registry.set_alias(NAME, "production", "2")

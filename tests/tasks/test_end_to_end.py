@@ -47,7 +47,11 @@ def _id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-def test_delay_returns_a_full_result_that_is_stored(stack):
+def test_delay_returns_a_full_result_that_is_stored(stack, model_dir):
+    from gpu_worker.manifest import ModelManifest
+    from modq.settings import get_settings
+    from policy import load_policy
+
     _, repository = stack
     content_id = _id("one")
     raw = moderate.delay(
@@ -60,8 +64,9 @@ def test_delay_returns_a_full_result_that_is_stored(stack):
     assert result.content_id == content_id and result.user_id == "u-1"
     assert set(result.scores) == {"violence", "adult", "hate_speech", "harassment", "spam"}
     assert result.unscored_categories == ["self_harm"]
-    assert result.model_name == "modq-minilm-heads" and result.model_version
-    assert result.policy_version == "v1" and result.cache_hit is False
+    assert result.model_name == ModelManifest.read(model_dir).name and result.model_version
+    default_policy = load_policy(get_settings().policy_path)  # the packaged default (v2)
+    assert result.policy_version == default_policy.version and result.cache_hit is False
     assert result.latency_ms > 0
     assert result.scores["violence"] > 0.5 and result.decision.value in {"flag", "remove"}
     assert any(r.category == "violence" for r in result.tripped)

@@ -176,10 +176,14 @@ def test_counters_and_histograms_move_by_the_jobs_run(stack: Stack) -> None:
     tripped = collections.Counter(c["category"] for r in results + duplicate for c in r["tripped"])
     for category, count in tripped.items():
         assert delta(before, after, "modq_worker_tripped_total", category=category) == count
-    version = results[0]["model_version"]
+    version, policy_version = results[0]["model_version"], results[0]["policy_version"]
     assert (
         delta(
-            before, after, "modq_worker_decisions_total", model_version=version, policy_version="v1"
+            before,
+            after,
+            "modq_worker_decisions_total",
+            model_version=version,
+            policy_version=policy_version,
         )
         == 7
     )
