@@ -252,6 +252,7 @@ class Transport(kombu_redis.Transport):
     Channel = Channel
     looks_when_idle = False  # True once an event loop runs the idle looks
     cycle: Any  # kombu's MultiChannelPoller: the channels this transport polls
+    client: Any  # the kombu Connection this transport serves
     _look_timer: Any = None
 
     def register_with_event_loop(self, connection: Any, loop: Any) -> None:
