@@ -31,18 +31,19 @@ def _cuda_available() -> bool:
 
 
 @pytest.fixture
-def model_copy(model_dir, tmp_path):
-    """The real model's files linked into a folder of our own (the fp16 copy lands there)."""
+def model_copy(fp32_model_dir, tmp_path):
+    """The real fp32 model's files linked into a folder of our own (the fp16 copy lands
+    there)."""
     folder = tmp_path / "model"
     folder.mkdir()
-    for path in model_dir.iterdir():
+    for path in fp32_model_dir.iterdir():
         (folder / path.name).symlink_to(path)
     return folder
 
 
 @pytest.fixture(scope="module")
-def fp32_scores(model_dir):
-    return OnnxBackend(model_dir, device="cpu").score(TEXTS)
+def fp32_scores(fp32_model_dir):
+    return OnnxBackend(fp32_model_dir, device="cpu").score(TEXTS)
 
 
 def test_cpu_defaults_neither_bind_nor_convert(model_copy, fp32_scores):

@@ -84,23 +84,14 @@ def test_a_torch_only_import_serves_in_torch_and_not_in_onnx(tmp_path):
 
 
 @pytest.mark.slow
-def _fp32_folder(model_dir):
-    """The fp32 folder behind the default model (on a CPU the default serves its int8 copy,
-    which has no torch weights)."""
-    extra = json.loads((model_dir / "manifest.json").read_text())["extra"]
-    if extra.get("precision") != "int8":
-        return model_dir
-    return model_dir.parent.parent / extra["quantized_from_name"] / extra["quantized_from"]
-
-
-def test_default_model_matches_onnx(model_dir):
-    folder = _fp32_folder(model_dir)
+def test_default_model_matches_onnx(fp32_model_dir):
+    folder = fp32_model_dir  # the torch backend serves fp32 weights
     torch_backend = TorchBackend(folder)
     diff = np.abs(torch_backend.score(TEXTS) - OnnxBackend(folder).score(TEXTS)).max()
     assert diff <= PARITY_TOLERANCE
 
 
-def test_folders_with_nothing_to_run_in_torch_are_typed_errors(imported, model_dir, tmp_path):
+def test_folders_with_nothing_to_run_in_torch_are_typed_errors(imported, fp32_model_dir, tmp_path):
     bare = tmp_path / "onnx-only"
     shutil.copytree(imported, bare, ignore=shutil.ignore_patterns("hf"))
     with pytest.raises(ModelUnavailable, match="no torch-servable checkpoint"):
@@ -109,7 +100,7 @@ def test_folders_with_nothing_to_run_in_torch_are_typed_errors(imported, model_d
     tuned = tmp_path / "fine-tuned"
     tuned.mkdir()
     for name in ("manifest.json", "tokenizer.json", "heads.npz"):
-        shutil.copy(_fp32_folder(model_dir) / name, tuned / name)
+        shutil.copy(fp32_model_dir / name, tuned / name)
     manifest = json.loads((tuned / "manifest.json").read_text())
     manifest["extra"]["fine_tuned"] = True
     (tuned / "manifest.json").write_text(json.dumps(manifest))
