@@ -31,6 +31,7 @@ from cli.services import private_redis
 IDLE_S = 5.0
 WARM_UP_JOBS = 10
 PAUSE_S = (0.005, 0.05)
+LOOK_INTERVAL_MS = 10.0  # modq's default MODQ_QUEUE_LOOK_INTERVAL_MS
 ROUND_TRIPS = ("evalsha", "brpop")  # what an idle consumer sends (Lua's own calls excluded)
 TEXT = "comment {}: a typical reply of a dozen words or so, neither long nor short"
 

@@ -5,8 +5,9 @@
 Prints a table, writes bench/results/latest.json and bench/results/latest.png. Rows:
 ceiling (processes x ORT threads x batch policies), seed design (PyTorch eager, one task per
 text), same ONNX model with no batching, modq per-item and bulk, cache hits, urgency, int8 vs
-fp32, worker memory. Throughput rows are medians of repeats taken round-robin (a burst of
-noise hits every row alike); ratios are between medians of this run.
+fp32, worker memory, a stock Celery producer's round trip beside modq's
+(``bench.stock_producer``). Throughput rows are medians of repeats taken round-robin (a burst
+of noise hits every row alike); ratios are between medians of this run.
 """
 
 from __future__ import annotations
@@ -141,6 +142,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             phases.urgency_cache_memory(context)
         if "urgency" not in skip:
             phases.urgency_dedicated(context)
+        if "stock" not in skip:  # issue 11: a stock Celery producer beside modq's own
+            from bench.stock_producer import LOOK_INTERVAL_MS, measure
+
+            extra["stock_producer"] = measure(
+                modq_redis, folder, model_dir, 20 if args.quick else 200, LOOK_INTERVAL_MS
+            )
         if "precision" not in skip:
             phases.precision(context)
         phases.tokenization(context)

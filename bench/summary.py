@@ -15,6 +15,8 @@ TARGETS = (
     ("urgent p99 under backlog ≤ 2× idle p99", "urgent_p99_busy_vs_idle", 2.0, "max"),
     ("cache hits ≥ 20× ceiling", "cache_vs_ceiling", 20.0, "min"),
     ("worker RSS flat (±5%) from 10k to 100k jobs", "rss_last_vs_first", 0.05, "abs"),
+    # issue 11: a stock Celery producer's round trip on an idle worker
+    ("stock producer p50 ≤ 1.5× modq's own", "stock_vs_modq_p50", 1.5, "max"),
 )
 
 
@@ -53,6 +55,10 @@ def _ratios(figures: Figures, extra: dict[str, Any], ceiling_key: str | None) ->
         ratios["urgent_p99_busy_vs_idle"] = ratio(
             dedicated["busy_p99_ms"], dedicated["idle_p99_ms"]
         )
+    stock = extra.get("stock_producer")
+    if stock:
+        ratios["stock_vs_modq_p50"] = stock["ratio_p50"]
+        ratios["stock_vs_modq_p99"] = stock["ratio_p99"]
     memory = extra.get("memory", {})
     readings = sorted((int(jobs), mib) for jobs, mib in memory.get("after_jobs", {}).items())
     if len(readings) >= 2:
@@ -136,6 +142,28 @@ def summarize(figures: Figures, extra: dict[str, Any], run: dict[str, Any]) -> d
         if "peak_mib" in memory:
             memory_rows.append(("peak (VmHWM)", f"{memory['peak_mib']:.0f}"))
         markdown += "\n" + print_table("(9) Worker RSS (MiB)", ("when", "RSS"), memory_rows)
+    stock = extra.get("stock_producer")
+    if stock:
+        stock_rows: list[tuple[str, ...]] = [
+            (
+                "modq's producer (rings the doorbell)",
+                f"{stock['modq_p50_ms']:.1f}",
+                f"{stock['modq_p99_ms']:.1f}",
+                "1.00×",
+            ),
+            (
+                "stock Celery send_task(queue=)",
+                f"{stock['stock_p50_ms']:.1f}",
+                f"{stock['stock_p99_ms']:.1f}",
+                f"{stock['ratio_p50']:.2f}×",
+            ),
+        ]
+        markdown += "\n" + print_table(
+            f"(10) Round trip on an idle worker, look interval "
+            f"{stock['look_interval_ms']:.0f} ms (ms)",
+            ("producer", "p50", "p99", "p50 vs modq"),
+            stock_rows,
+        )
     rows = [
         (
             t["target"],

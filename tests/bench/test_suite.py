@@ -48,8 +48,12 @@ def test_a_tiny_run_measures_every_row_and_writes_json_and_plot(tmp_path, model_
     assert {200, 400} <= {int(jobs) for jobs in memory}  # the target's 100k, and twice that
     assert payload["ratios"]["rss_legs_jobs"][1] == 200
     assert payload["ratios"]["rss_beyond_target_jobs"] == [200, 400]
+    stock = payload["extra"]["stock_producer"]  # issue 11: stock send_task beside modq's
+    assert (
+        stock["stock_p50_ms"] > 0 and stock["ratio_p50"] == payload["ratios"]["stock_vs_modq_p50"]
+    )
     targets = {t["target"]: t for t in payload["targets"]}
-    assert len(targets) == 7
+    assert len(targets) == 8
     assert all(t["value"] is not None for t in targets.values())
     # int8 is measured where a folder exists, else reported as n/a with the reason
     assert "precision:int8" in figures or "precision:int8" in payload["notes"]
