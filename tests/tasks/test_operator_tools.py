@@ -28,7 +28,7 @@ from tasks import app
 from tasks.signals import AUTOSCALE_REFUSED
 from tests.workers import WorkerHandle, flush_private_redis, running_worker
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 INSPECT_CALLS = 1_000
 REPO = Path(__file__).resolve().parents[2]

@@ -28,7 +28,7 @@ from tasks import app
 from tests.conftest import postgres_database
 from tests.workers import WorkerHandle, flush_private_redis, running_worker, wait_for_retry
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 BACKLOG_JOBS = 1_000
 URGENT_JOBS = 5
