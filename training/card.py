@@ -361,12 +361,25 @@ def _int8_section(manifest: ModelManifest) -> list[str]:
         "",
         "## int8 vs fp32",
         "",
-        f"Same held-out rows. Speed on this machine: fp32 {speed.get('fp32')} texts/s, int8 "
+        f"Same validation rows. Speed on this machine: fp32 {speed.get('fp32')} texts/s, int8 "
         f"{speed.get('int8')} texts/s ({speed.get('how', '')}).",
         f"CPU default: {'yes' if extra.get('cpu_default') else 'no'} (int8 serves on CPU only "
         "if no category's ROC-AUC drops by more than 0.005; compared on "
         f"{extra.get('parity_rows', 'the same rows')}).",
         "",
+    ]
+    moved = extra.get("batch_dependence")
+    if moved:
+        lines += [
+            f"Batch dependence: dynamic int8 quantizes activations with one scale per batch, so "
+            f"a text's scores move with its batch-mates: alone vs in batches of 16, over "
+            f"{moved['texts']} validation texts, mean |diff| {moved['mean_abs_diff']}, p99 "
+            f"{moved['p99_abs_diff']}, max {moved['max_abs_diff']}; "
+            f"{moved['decision_flip_rate']:.1%} of decisions differ (fp32 does not move). "
+            "Serve fp32 (`--no-int8`) where a decision must not depend on its batch.",
+            "",
+        ]
+    lines += [
         "| category | fp32 ROC-AUC | int8 ROC-AUC | delta |",
         "|---|---|---|---|",
     ]

@@ -40,6 +40,7 @@ CPU_DEFAULT_MAX_AUC_DROP = 0.005  # int8 serves on CPU only if no category loses
 SPEED_TEXTS = 1000  # evaluation texts timed for texts/s (`modq model quantize`)
 BUILD_SPEED_TEXTS = 200  # ... and in `modq model build` (its time budget)
 SCORING_THREADS = 2  # ONNX Runtime intra-op threads when scoring validation and evaluation
+BATCH_CHECK_TEXTS = 256  # validation texts scored alone and in batches (batch_dependence)
 
 
 def _log(message: str) -> None:
@@ -82,6 +83,43 @@ def is_cpu_default(deltas: dict[str, dict[str, float | None]]) -> bool:
     """True if every category with an AUC keeps it within CPU_DEFAULT_MAX_AUC_DROP of fp32."""
     measured = [d["delta"] for d in deltas.values() if d["delta"] is not None]
     return bool(measured) and all(-delta <= CPU_DEFAULT_MAX_AUC_DROP for delta in measured)
+
+
+def batch_dependence(folder: Path, texts: list[str], policy: Policy) -> dict[str, Any]:
+    """How much a text's score moves with its batch-mates (dynamic int8 quantizes activations
+    with one scale per batch; fp32 does not move): each text alone vs in batches of 16 in a
+    shuffled order, and the share of decisions that differ."""
+    import random
+
+    import numpy as np
+
+    from gpu_worker.backends.onnx import OnnxBackend
+    from policy import decide
+
+    backend = OnnxBackend(folder, device="cpu", intra_op_threads=SCORING_THREADS)
+    order = list(range(len(texts)))
+    random.Random(0).shuffle(order)
+    alone = np.concatenate([backend.score([t]) for t in texts])
+    batched = np.zeros_like(alone)
+    for start in range(0, len(order), 16):
+        rows = order[start : start + 16]
+        batched[rows] = backend.score([texts[i] for i in rows])
+    diff = np.abs(alone - batched)
+
+    def decisions(matrix: Any) -> list[Any]:
+        return [
+            decide(dict(zip(backend.categories, map(float, row), strict=True)), policy).decision
+            for row in matrix
+        ]
+
+    flips = [a != b for a, b in zip(decisions(alone), decisions(batched), strict=True)]
+    return {
+        "texts": len(texts),
+        "mean_abs_diff": round(float(diff.mean()), 4),
+        "p99_abs_diff": round(float(np.quantile(diff, 0.99)), 4),
+        "max_abs_diff": round(float(diff.max()), 4),
+        "decision_flip_rate": round(float(np.mean(flips)), 4),
+    }
 
 
 def quantize_model(
@@ -164,6 +202,9 @@ def quantize_model(
         _log(f"scoring {len(evaluation)} evaluation rows with int8 …")
         _, int8_evaluation = score_folder(
             staging, [e.text for e in evaluation], threads=SCORING_THREADS
+        )
+        extra["batch_dependence"] = batch_dependence(
+            staging, [e.text for e in validation][:BATCH_CHECK_TEXTS], policy
         )
         timed = [e.text for e in evaluation if e.source == "insults"][:speed_texts]
         _log(f"timing fp32 and int8 on {len(timed)} evaluation texts …")
