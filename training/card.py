@@ -194,7 +194,12 @@ def _category_section(metrics: Metrics, calibration: Mapping[str, Any]) -> list[
     lines += ["", "Rows per source on evaluation:", ""]
     for category, m in metrics.items():
         per_source = ", ".join(f"{s} {n}" for s, n in m.get("rows_by_source", {}).items())
-        auc = ", ".join(f"{s} {v}" for s, v in m.get("roc_auc_by_source", {}).items())
+        intervals = m.get("roc_auc_by_source_ci95", {})
+        auc = ", ".join(
+            f"{s} {v:.3f}"
+            + (f" [{intervals[s][0]:.3f}, {intervals[s][1]:.3f}]" if intervals.get(s) else "")
+            for s, v in m.get("roc_auc_by_source", {}).items()
+        )
         lines.append(f"- {category}: {per_source}; ROC-AUC by source: {auc or 'n/a'}")
     categories = calibration.get("categories", {})
     if categories:

@@ -73,12 +73,14 @@ def category_metrics(
             entry["roc_auc_ci95"] = bootstrap_interval(truth, score, roc_auc_score)
             entry["pr_auc"] = round(float(average_precision_score(truth, score)), 4)
             entry["pr_auc_ci95"] = bootstrap_interval(truth, score, average_precision_score)
-        by_source = {}
+        by_source, by_source_ci = {}, {}
         for source in sorted(set(source_array[known].tolist())):
             mine = source_array[known] == source
             if 0 < truth[mine].sum() < mine.sum():
                 by_source[source] = round(float(roc_auc_score(truth[mine], score[mine])), 4)
+                by_source_ci[source] = bootstrap_interval(truth[mine], score[mine], roc_auc_score)
         entry["roc_auc_by_source"] = by_source
+        entry["roc_auc_by_source_ci95"] = by_source_ci
         for name, cut in zip(("flag", "remove"), thresholds.get(category, (0.5, 0.5)), strict=True):
             predicted = score >= cut
             entry[f"{name}_threshold"] = cut
