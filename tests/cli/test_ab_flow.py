@@ -1,6 +1,6 @@
 """An experiment from creation to promotion, as the README shows it, through the real queue:
 
-production is a model that over-flags (the real model with its heads shifted +1.5); the
+production is a model that over-flags (the real model with its heads shifted +3); the
 challenger is the real model. Human-labelled held-out comments (the `insults` test split) go
 through a real worker, their true labels come back as a review CSV, and the report must find
 the planted difference: the challenger is truly more precise. Promoting it moves production.
@@ -47,11 +47,20 @@ def _labelled_comments() -> list[tuple[str, str, bool]]:
     ]
 
 
+@pytest.fixture(scope="module")
+def overflagging_model_dir(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real model with every head's logit shifted +3: it flags far more, less precisely.
+    (+1.5 planted too small a gap for the calibrated default model and policy: p ~ 0.01.)"""
+    from tests.model_variants import make_variant
+
+    return make_variant(model_dir, tmp_path_factory.mktemp("overflagging"), bias_shift=3.0)
+
+
 def test_an_experiment_from_creation_to_promotion(
-    flow_env: dict[str, str], model_dir: Path, variant_model_dir: Path, tmp_path: Path
+    flow_env: dict[str, str], model_dir: Path, overflagging_model_dir: Path, tmp_path: Path
 ) -> None:
     # production over-flags (v1 = shifted heads); the challenger is the real model (v2)
-    assert _modq("model", "register", str(variant_model_dir))[0] == 0
+    assert _modq("model", "register", str(overflagging_model_dir))[0] == 0
     assert _modq("model", "register", str(model_dir))[0] == 0
     promote = ("model", "promote", "modq-text", "1", "--force", "--reason", "incumbent")
     assert _modq(*promote)[0] == 0  # the shifted variant has no calibrated policy
