@@ -35,6 +35,9 @@ MODELS_DIR_OPTION = click.option(
 )
 
 
+OUTDATED_FAMILY = "modq-minilm-heads"  # the previous default's recipe: --if-missing rebuilds it
+
+
 @model.command("build")
 @MODELS_DIR_OPTION
 @click.option("--if-missing", is_flag=True, help="Do nothing if the current model exists.")
@@ -86,10 +89,13 @@ def model_build(
     if if_missing:
         try:
             found = ModelManifest.read(root / "current")
+        except ModerationError:
+            found = None
+        if found is not None and not found.name.startswith(OUTDATED_FAMILY):
             click.echo(f"model present: {found.name} {found.version}")
             return
-        except ModerationError:
-            pass
+        if found is not None:  # a default model of an older build recipe: build the new one
+            click.echo(f"model present: {found.name} {found.version} (older recipe): rebuilding")
     from training.build import build_model, evaluate_fp32_folder
 
     policy = load_policy(settings.policy_path)
