@@ -35,3 +35,13 @@ def make_variant(source: Path, target: Path, *, bias_shift: float) -> Path:
     manifest["name"] = f"{manifest['name']}-shifted"
     (target / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return target
+
+
+def fp32_source(model_dir: Path) -> Path:
+    """The fp32 folder behind ``model_dir``: the CPU default serves an int8 copy, whose scores
+    move a little with their batch-mates (dynamic activation scales), so tests that compare
+    scores across batches exactly use fp32."""
+    extra = json.loads((model_dir / "manifest.json").read_text())["extra"]
+    if extra.get("precision") != "int8":
+        return model_dir
+    return model_dir.parent.parent / extra["quantized_from_name"] / extra["quantized_from"]

@@ -26,7 +26,7 @@ from modq.experiment import AssignmentUnit, Experiment, Variant
 from registry import ModelRegistry
 from tasks import moderate, moderate_many
 from tasks.control import broadcast_experiment_refresh
-from tests.model_variants import make_variant
+from tests.model_variants import fp32_source, make_variant
 from tests.workers import WorkerHandle, flush_private_redis, running_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -65,10 +65,13 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def folders(model_dir: Path, variant_model_dir: Path, tmp_path_factory) -> dict[str, Path]:
-    """v1 the real model, v2 its heads shifted +1.5, v3 shifted -1.5: every score differs."""
-    lower = make_variant(model_dir, tmp_path_factory.mktemp("lower"), bias_shift=-1.5)
-    return {"1": model_dir, "2": variant_model_dir, "3": lower}
+def folders(model_dir: Path, tmp_path_factory) -> dict[str, Path]:
+    """v1 the real model, v2 its heads shifted +1.5, v3 shifted -1.5: every score differs.
+    fp32: served scores are compared with offline ones across batches, exactly."""
+    real = fp32_source(model_dir)
+    higher = make_variant(real, tmp_path_factory.mktemp("higher"), bias_shift=1.5)
+    lower = make_variant(real, tmp_path_factory.mktemp("lower"), bias_shift=-1.5)
+    return {"1": real, "2": higher, "3": lower}
 
 
 @pytest.fixture(scope="module")
