@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from modq.categories import CANONICAL_CATEGORIES
 from modq.errors import InvalidReview
+from modq.schemas import require_text
 
 OVERALL = "any"  # the category of an overall violation / safe verdict
 MAX_ID_CHARS = 512  # the columns' lengths (db/models.py)
@@ -84,21 +85,9 @@ def review_text(field: str, value: object, max_chars: int) -> str:
     """Non-empty text that SQL can store: UTF-8, no NUL, at most ``max_chars``."""
     if not isinstance(value, str):
         raise InvalidReview(f"{field} must be text, got {type(value).__name__}", field=field)
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:  # lone surrogates smuggled through JSON
-        raise InvalidReview(f"{field} is not valid UTF-8", field=field) from exc
-    if not value.strip():
-        raise InvalidReview(f"{field} is missing", field=field)
     if "\x00" in value:
         raise InvalidReview(f"{field} holds a NUL character", field=field)
-    if len(value) > max_chars:
-        raise InvalidReview(
-            f"{field} has {len(value)} characters, the limit is {max_chars}",
-            field=field,
-            limit=max_chars,
-        )
-    return value
+    return require_text(field, value, max_chars, error=InvalidReview, blank="is missing")
 
 
 def review_outcomes(

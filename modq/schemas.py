@@ -132,22 +132,31 @@ class ModerationResult:
         return cls(**values)
 
 
-def _require_text(name: str, value: object, max_chars: int) -> str:
+def require_text(
+    name: str,
+    value: object,
+    max_chars: int,
+    *,
+    error: type[InvalidContent] = InvalidContent,
+    blank: str = "is empty",
+) -> str:
+    """Non-blank UTF-8 text of at most ``max_chars`` (bytes are decoded); ``error`` names the
+    first problem, with ``blank`` saying what an empty value is."""
     if isinstance(value, bytes | bytearray):
         try:
             value = bytes(value).decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise InvalidContent(f"{name} is not valid UTF-8", field=name) from exc
+            raise error(f"{name} is not valid UTF-8", field=name) from exc
     if not isinstance(value, str):
-        raise InvalidContent(f"{name} must be a string, got {type(value).__name__}", field=name)
+        raise error(f"{name} must be a string, got {type(value).__name__}", field=name)
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:  # lone surrogates smuggled through JSON
-        raise InvalidContent(f"{name} is not valid UTF-8", field=name) from exc
+        raise error(f"{name} is not valid UTF-8", field=name) from exc
     if not value.strip():
-        raise InvalidContent(f"{name} is empty", field=name)
+        raise error(f"{name} {blank}", field=name)
     if len(value) > max_chars:
-        raise InvalidContent(
+        raise error(
             f"{name} has {len(value)} characters, the limit is {max_chars}",
             field=name,
             limit=max_chars,
@@ -183,15 +192,15 @@ def validate_request(
     max_content_chars: int,
 ) -> ModerationRequest:
     """Check one job; raise ``InvalidContent`` (or a subclass) on the first problem found."""
-    cid = _require_text("content_id", content_id, 512)
+    cid = require_text("content_id", content_id, 512)
     kind = _parse_enum(ContentType, "content_type", content_type)
     if kind not in SUPPORTED_CONTENT_TYPES:
         raise UnsupportedContentType(
             f"content_type {kind.value!r} is not supported yet (only 'text')",
             field="content_type",
         )
-    text = _require_text("content", content, max_content_chars)
-    uid = None if user_id is None else _require_text("user_id", user_id, 512)
+    text = require_text("content", content, max_content_chars)
+    uid = None if user_id is None else require_text("user_id", user_id, 512)
     if context is not None and not isinstance(context, Mapping):
         raise InvalidContent("context must be an object (mapping) or null", field="context")
     prio = parse_priority(priority)
