@@ -3,6 +3,7 @@
 (serialisation, queues, routing, the Redis transport) come from ``modq.broker.config``."""
 
 from modq.broker.config import shared_celery_config
+from modq.broker.result_store import RESULT_BACKENDS
 from modq.settings import get_settings
 
 _settings = get_settings()
@@ -10,6 +11,9 @@ _settings = get_settings()
 # broker_url, result_backend, serializers (JSON only), task_queues, task_routes,
 # broker_transport(_options), publish retry policy, result expiry
 globals().update(shared_celery_config(_settings))
+
+# redis:// results through modq's backend, whose waiters outlive a Redis restart
+override_backends = RESULT_BACKENDS
 
 # A job is acknowledged only after its result is stored; a lost worker means redelivery.
 task_acks_late = True
@@ -35,8 +39,21 @@ worker_hijack_root_logger = False
 
 # Modules a worker imports at start: the wait-time recorder hooks task_prerun, the heap trimmer
 # task_postrun, redaction filters the trace log (producers never import them).
-imports = ("tasks.wait_time", "tasks.heap", "tasks.redaction")
+imports = (
+    "tasks.wait_time",
+    "tasks.heap",
+    "tasks.redaction",
+    "tasks.dead_letters",
+    "tasks.storage_breaker",
+)
 
 # Events, `inspect` replies and log lines show content ids, kinds and decisions, never texts
 # or user ids, whoever sent the job (tasks/redaction.py; MODQ_EVENTS_SHOW_CONTENT=1 shows all).
-task_annotations = {"*": {"Request": "tasks.redaction:RedactedRequest"}}
+# A message that cannot run (bad arguments, a body Celery cannot read) is dead-lettered, never
+# fatal (tasks/dead_letters.py, docs/dead-letters.md).
+task_annotations = {
+    "*": {
+        "Request": "tasks.redaction:RedactedRequest",
+        "Strategy": "tasks.dead_letters:guarded_strategy",
+    }
+}

@@ -21,14 +21,14 @@ def serve_cmd(host: str, port: int) -> None:
     """Serve /metrics (queue depth, oldest age, wait histogram, refusals), read from the
     broker's Redis at each scrape. Read-only; bind to a non-loopback --host to let a
     Prometheus on another machine scrape it."""
-    from modq.broker.queues import BrokerQueues
+    from modq.broker.queues import queue_reader
     from modq.errors import ModerationError
     from modq.settings import get_settings
     from tasks.app import app
     from tasks.queue_metrics import make_registry, serve
 
     try:
-        queues = BrokerQueues.from_app(app)
+        queues = queue_reader(app)
     except ModerationError as exc:
         raise click.ClickException(exc.message) from exc
     server, _ = serve(host, port, make_registry(queues, get_settings()))

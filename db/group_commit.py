@@ -6,6 +6,11 @@ on the database's write lock. Here a writer thread takes whatever has queued up 
 committing and stores it all in one transaction; each caller blocks until the transaction that
 holds its rows has committed, and gets that transaction's error if it failed. Nothing waits
 for company: an idle worker's job is written at once.
+
+A group that fails because the database is unavailable (``StorageUnavailable``) fails every
+member: each job is retried. A group that fails for any other reason (a row the database
+refuses: ``StorageRejected``) is stored again member by member, each in its own transaction,
+so only the job that brought the bad row fails and its neighbours are stored.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ class GroupCommitter(Generic[Item]):
         self._writer.start()
         self.transactions = 0  # commits made (for stats and tests)
         self.items = 0
+        self.isolations = 0  # failed groups whose members were then stored one by one
 
     def submit(self, item: Item) -> None:
         """Store ``item``; return once its transaction committed, or raise what it raised."""
@@ -73,11 +79,28 @@ class GroupCommitter(Generic[Item]):
     def _commit(self, group: list[tuple[Item, Future[None]]]) -> None:
         try:
             self._store([item for item, _ in group])
-        except BaseException as exc:  # every waiter learns why its rows are not stored
-            for _, done in group:
+        except BaseException as exc:
+            if len(group) > 1 and not isinstance(exc, StorageUnavailable):
+                self._commit_alone(group)  # a bad row fails its own job, not its neighbours
+                return
+            for _, done in group:  # the database is down: every waiter learns why
                 done.set_exception(exc)
             return
         self.transactions += 1
         self.items += len(group)
         for _, done in group:
+            done.set_result(None)
+
+    def _commit_alone(self, group: list[tuple[Item, Future[None]]]) -> None:
+        """After a group failed for a reason other than an unavailable database (a row the
+        database refuses), store each member in its own transaction: only the bad one fails."""
+        self.isolations += 1
+        for item, done in group:
+            try:
+                self._store([item])
+            except BaseException as exc:
+                done.set_exception(exc)
+                continue
+            self.transactions += 1
+            self.items += 1
             done.set_result(None)

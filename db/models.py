@@ -1,4 +1,4 @@
-"""Tables: results, alias moves, A/B experiments and assignments, review outcomes."""
+"""Tables: results, alias moves, A/B experiments and assignments, review outcomes, API keys."""
 
 from __future__ import annotations
 
@@ -156,3 +156,21 @@ class ReviewOutcomeRow(Base):
     reviewer: Mapped[str | None] = mapped_column(String(256), nullable=True)
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ApiKeyRow(Base):
+    """An API key of the HTTP front: only its sha256 is stored, with its scopes (0006)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)
+    key_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(256))
+    priorities: Mapped[list[str]] = mapped_column(JSON)
+    may_review: Mapped[bool] = mapped_column(Boolean)
+    # requests per minute for this key; NULL = MODQ_RATE_LIMIT_PER_MIN
+    rate_limit_per_min: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

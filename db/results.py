@@ -8,12 +8,11 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.exc import SQLAlchemyError as _SQLAlchemyError
 
 from db.assignments import Assignment, assignment_row, insert_assignments
 from db.models import ModerationResultRow
 from db.session import make_session_factory
+from db.storage_errors import STORAGE_ERRORS, classify
 from modq.errors import StorageUnavailable
 from modq.schemas import ModerationResult
 
@@ -59,11 +58,11 @@ class ResultRepository:
     ) -> int:
         """Store several jobs' results and assignments in ONE transaction (group commit);
         return how many results were new."""
-        results = [self._row(r) for group, _ in groups for r in group]
-        assignments = [assignment_row(a) for _, group in groups for a in group]
-        if not results and not assignments:
-            return 0
         try:
+            results = [self._row(r) for group, _ in groups for r in group]
+            assignments = [assignment_row(a) for _, group in groups for a in group]
+            if not results and not assignments:
+                return 0
             with self._engine.begin() as connection:
                 stored = 0
                 if results:
@@ -71,10 +70,8 @@ class ResultRepository:
                 if assignments:
                     connection.execute(self._insert_assignments, assignments)
                 return stored
-        except OperationalError as exc:
-            raise StorageUnavailable(f"database unavailable: {exc.orig}") from exc
-        except _SQLAlchemyError as exc:
-            raise StorageUnavailable(f"could not store result: {exc}") from exc
+        except STORAGE_ERRORS as exc:  # permanent (the row) or transient (the database)
+            raise classify(exc, "store results") from exc
 
     @staticmethod
     def _row(result: ModerationResult) -> dict[str, Any]:

@@ -9,10 +9,11 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, Table, bindparam, select, union, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from db.models import AssignmentRow, ModerationResultRow, ReviewOutcomeRow
 from db.session import as_utc, make_session_factory
+from db.storage_errors import STORAGE_ERRORS, classify
 from modq.errors import StorageUnavailable
 from modq.reviews import OVERALL, ReviewOutcome
 
@@ -61,8 +62,8 @@ class ReviewRepository:
                         select(AssignmentRow.content_id).where(AssignmentRow.content_id.in_(chunk)),
                     )
                     known.update(session.scalars(select(query.subquery().c[0])).all())
-        except SQLAlchemyError as exc:
-            raise StorageUnavailable(f"cannot read known content ids: {exc}") from exc
+        except STORAGE_ERRORS as exc:  # a NUL in an id is refused, never retried
+            raise classify(exc, "read known content ids") from exc
         return known
 
     def record(self, outcomes: Sequence[ReviewOutcome]) -> RecordCounts:
@@ -92,10 +93,8 @@ class ReviewRepository:
                 counts.new = len(inserted)
                 counts.changed = self._update_labels(connection, changed, now)
                 counts.unchanged = len(latest) - counts.new - counts.changed
-        except OperationalError as exc:
-            raise StorageUnavailable(f"database unavailable: {exc.orig}") from exc
-        except SQLAlchemyError as exc:
-            raise StorageUnavailable(f"cannot store review outcomes: {exc}") from exc
+        except STORAGE_ERRORS as exc:  # permanent (the row) or transient (the database)
+            raise classify(exc, "store review outcomes") from exc
         return counts
 
     @staticmethod

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, overload
@@ -10,6 +12,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+log = logging.getLogger(__name__)
+
 
 def make_engine(url: str) -> Engine:
     """An engine that survives restarts of the server (pre-ping) and SQLite's quirks."""
@@ -17,6 +21,7 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            warn_if_read_only(Path(parsed.database))
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -27,6 +32,23 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def warn_if_read_only(path: Path) -> bool:
+    """Log an error (once, at start) when this process cannot write the SQLite file or its
+    folder (SQLite writes its -wal and -shm files beside it): every write would fail, and the
+    jobs would be retried until it can. True if it is read-only."""
+    folder_ok = os.access(path.parent, os.W_OK)
+    file_ok = not path.exists() or os.access(path, os.W_OK)
+    if folder_ok and file_ok:
+        return False
+    log.error(
+        "modq: the SQLite database %s is read-only for this process (%s not writable): every "
+        "write will fail with StorageUnavailable until it is writable",
+        path,
+        "the file" if not file_ok else "its folder",
+    )
+    return True
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -74,6 +74,7 @@ class BatchReport:
     model_s: float  # wall time of the backend call
     urgent_lane: bool  # run on the urgent lane beside a running batch
     failed: bool  # the backend raised; every caller of the batch got the error
+    error: str | None = None  # the backend's error, as one line (type: message), if failed
 
 
 BatchHook = Callable[[BatchReport], None]
@@ -295,6 +296,7 @@ class MicroBatcher:
                     model_s=time.perf_counter() - started_s,
                     urgent_lane=urgent_lane,
                     failed=failure is not None,
+                    error=None if failure is None else describe_error(failure),
                 ),
             )
         if failure is not None:
@@ -326,3 +328,9 @@ def _notify(hook: BatchHook, report: BatchReport) -> None:
         hook(report)
     except Exception:  # an observer never fails a batch
         log.exception("modq: after_batch hook failed")
+
+
+def describe_error(exc: BaseException) -> str:
+    """An error as one short line (type: first line of its message), for logs and reports."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:300] if text else ''}"

@@ -13,8 +13,13 @@ when it names another version the engine is swapped *between batches*:
 
 A version that fails to load leaves the old model in service (logged, retried at next poll).
 
-Observers (``add_hooks``) see every model call of every engine and each engine that starts
-serving as the primary model; tasks/ wires them to Prometheus, this room knows no metrics.
+The primary engine is guarded by a circuit breaker (``gpu_worker.guard``): a model that keeps
+failing is rested, its jobs served by a CPU fallback or parked at once, until a probe
+succeeds.
+
+Observers (``add_hooks``, ``gpu_worker.hooks``) see every model call of every engine, each
+engine that starts serving as the primary model and each change of its breaker; tasks/ wires
+them to Prometheus, this room knows no metrics.
 """
 
 from __future__ import annotations
@@ -22,15 +27,23 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
 from gpu_worker.backend import Backend
 from gpu_worker.batcher import BatchHook, BatchReport, MicroBatcher
+from gpu_worker.guard import FALLBACK, PRIMARY, GuardConfig, ModelGuard
+from gpu_worker.hooks import add_hooks as add_hooks  # re-exported: the observers API
+from gpu_worker.hooks import after_batch as _after_batch
+from gpu_worker.hooks import breaker_changed as _breaker_changed
+from gpu_worker.hooks import now_serving as _now_serving
+from gpu_worker.hooks import remove_hooks as remove_hooks
 from gpu_worker.model_source import FolderSource, RegistrySource, ResolvedModel
+from modq.circuit import BreakerSnapshot
 from modq.errors import ModerationError
+from modq.redact_urls import mask_urls
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +63,7 @@ class EngineConfig:
     max_batch_tokens: int = 4096
     max_wait_ms: float = 5.0
     batch_overhead_tokens: int | None = None
+    guard: GuardConfig = field(default_factory=GuardConfig)  # the primary's circuit breaker
 
 
 @dataclass(slots=True)
@@ -59,49 +73,10 @@ class Engine:
     pid: int
     config: EngineConfig
     model: ResolvedModel  # what results are stamped with
+    role: str = PRIMARY  # or FALLBACK: the CPU copy serving while the primary's breaker is open
 
 
 swaps_done = 0  # swaps in this process, every slot (for stats and tests)
-
-ServingHook = Callable[[Engine], None]
-_batch_hooks: list[BatchHook] = []
-_serving_hooks: list[ServingHook] = []
-
-
-def add_hooks(
-    *, after_batch: BatchHook | None = None, on_serving: ServingHook | None = None
-) -> None:
-    """Observe this process's engines: ``after_batch`` gets a report of each model call of
-    any engine (primary or A/B variant); ``on_serving`` gets the primary engine whenever one
-    starts serving (first load, every swap). Adding the same hook twice adds it once; hooks
-    are inherited across fork."""
-    if after_batch is not None and after_batch not in _batch_hooks:
-        _batch_hooks.append(after_batch)
-    if on_serving is not None and on_serving not in _serving_hooks:
-        _serving_hooks.append(on_serving)
-
-
-def remove_hooks(
-    *, after_batch: BatchHook | None = None, on_serving: ServingHook | None = None
-) -> None:
-    """Stop observing with hooks added by ``add_hooks`` (absent ones are ignored)."""
-    if after_batch in _batch_hooks:
-        _batch_hooks.remove(after_batch)
-    if on_serving in _serving_hooks:
-        _serving_hooks.remove(on_serving)
-
-
-def _after_batch(report: BatchReport) -> None:
-    for hook in _batch_hooks:
-        hook(report)
-
-
-def _now_serving(engine: Engine) -> None:
-    for hook in _serving_hooks:
-        try:
-            hook(engine)
-        except Exception:  # an observer never stops a model from serving
-            log.exception("modq: on_serving hook failed")
 
 
 @lru_cache(maxsize=8)
@@ -127,17 +102,36 @@ def load_backend(config: EngineConfig, folder: Path | None = None) -> Backend:
     return OnnxBackend(folder, device=config.device, intra_op_threads=config.intra_op_threads)
 
 
-def _build(config: EngineConfig, resolved: ResolvedModel) -> Engine:
+def _build(
+    config: EngineConfig,
+    resolved: ResolvedModel,
+    *,
+    role: str = PRIMARY,
+    after_batch: BatchHook | None = None,
+) -> Engine:
+    """An engine on ``resolved``; ``after_batch`` hears its model calls before the global
+    hooks do (the primary's breaker)."""
     backend = load_backend(config, resolved.folder)
+
+    def report(batch: BatchReport) -> None:
+        if after_batch is not None:
+            after_batch(batch)
+        _after_batch(batch)
+
     batcher = MicroBatcher(
         backend,
         max_batch_size=config.max_batch_size,
         max_batch_tokens=config.max_batch_tokens,
         max_wait_ms=config.max_wait_ms,
         batch_overhead_tokens=config.batch_overhead_tokens,
-        after_batch=_after_batch,
+        after_batch=report if after_batch is not None else _after_batch,
     )
-    return Engine(backend, batcher, os.getpid(), config, resolved)
+    return Engine(backend, batcher, os.getpid(), config, resolved, role)
+
+
+def _build_fallback(config: EngineConfig, resolved: ResolvedModel) -> Engine:
+    """The CPU copy of ``resolved`` that serves while the primary's breaker is open."""
+    return _build(replace(config, device="cpu"), resolved, role=FALLBACK)
 
 
 class EngineSlot:
@@ -149,13 +143,46 @@ class EngineSlot:
         self._watcher: ModelWatcher | None = None
         self._lock = threading.Lock()  # guards _engine and _watcher
         self._swap_lock = threading.Lock()  # one swap at a time
+        self._guard: ModelGuard | None = None  # the primary's breaker, in this process
+        self._guard_pid = 0
 
     def get(self, config: EngineConfig) -> Engine:
-        """The slot's engine, built on first use (raises ``ModelUnavailable`` if it cannot).
+        """The engine jobs should use, built on first use (raises ``ModelUnavailable`` if it
+        cannot). The primary slot is guarded: while its breaker is open this is the fallback
+        engine, or ``ModelCircuitOpen`` at once (``gpu_worker.guard``).
 
         Asked for with another config (another model, other batching knobs), the engine is
         rebuilt and the old batcher closed once the new model has loaded.
         """
+        guard = self.guard(config)
+        return guard.engine(config) if guard is not None else self._get(config)
+
+    def guard(self, config: EngineConfig | None = None) -> ModelGuard | None:
+        """This process's breaker of the slot (built with ``config``'s knobs on first use);
+        None for an unguarded slot (A/B variants, a breaker turned off)."""
+        guard = self._guard if self._guard_pid == os.getpid() else None
+        if guard is not None or config is None or not self.primary or not config.guard.enabled:
+            return guard
+        with self._lock:
+            if self._guard is None or self._guard_pid != os.getpid():
+                self._guard = ModelGuard(
+                    config.guard,
+                    load=self._get,
+                    current=self.current,
+                    build_fallback=_build_fallback,
+                    resolve=lambda c: make_source(c).resolve(),
+                    on_change=_breaker_changed,
+                )
+                self._guard_pid = os.getpid()
+            return self._guard
+
+    def _on_batch(self, report: BatchReport) -> None:
+        guard = self.guard()
+        if guard is not None:
+            guard.on_batch(report.failed, report.error)
+
+    def _get(self, config: EngineConfig) -> Engine:
+        """The slot's engine, unguarded: built on first use."""
         engine = self._engine
         if engine is not None and engine.pid == os.getpid() and engine.config == config:
             return engine
@@ -163,7 +190,7 @@ class EngineSlot:
             current = self._engine
             if current is not None and current.pid == os.getpid() and current.config == config:
                 return current
-            fresh = _build(config, make_source(config).resolve())
+            fresh = _build(config, make_source(config).resolve(), after_batch=self._on_batch)
             self._engine = fresh
             if self.primary:
                 _now_serving(fresh)
@@ -175,7 +202,12 @@ class EngineSlot:
                     watcher.stop()
                 self._watcher = ModelWatcher(config, self)
                 self._watcher.start()
-            log.info("modq: serving %s v%s from %s", fresh.model.name, fresh.model.version, config)
+            log.info(
+                "modq: serving %s v%s from %s",
+                fresh.model.name,
+                fresh.model.version,
+                mask_urls(repr(config)),  # the MLflow URI may carry a password
+            )
             return fresh
 
     def current(self) -> Engine | None:
@@ -201,7 +233,7 @@ class EngineSlot:
                 engine.model.digest,
             ):
                 return False
-            fresh = _build(engine.config, resolved)
+            fresh = _build(engine.config, resolved, after_batch=self._on_batch)
             with self._lock:
                 if self._engine is not engine:  # shut down or rebuilt meanwhile: drop ours
                     fresh.batcher.close()
@@ -229,7 +261,11 @@ class EngineSlot:
         return True
 
     def shutdown(self) -> None:
+        guard = self.guard()
+        if guard is not None:
+            guard.stop()
         with self._lock:
+            self._guard = None
             if self._watcher is not None and self._watcher.pid == os.getpid():
                 self._watcher.stop()
             self._watcher = None
@@ -340,6 +376,17 @@ class ModelWatcher(threading.Thread):
 def current_engine() -> Engine | None:
     """The primary engine if this process has loaded one, else None (never loads)."""
     return _primary.current()
+
+
+def model_guard() -> ModelGuard | None:
+    """The primary model's breaker in this process, if a job has asked for the model."""
+    return _primary.guard()
+
+
+def model_breaker() -> BreakerSnapshot | None:
+    """The primary model's breaker state in this process (None before the first job)."""
+    guard = _primary.guard()
+    return guard.snapshot() if guard is not None else None
 
 
 def shutdown_engine() -> None:

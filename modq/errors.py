@@ -3,16 +3,26 @@
     ModerationError                 base of everything modq raises on purpose
     ├── InvalidContent              bad input: empty, oversized, not text, bad UTF-8, bad enum
     │   ├── UnsupportedContentType  a known content type that is not served yet (image, video)
+    │   ├── PoisonMessage           a message no worker can decode or run: dead-lettered
+    │   ├── StorageRejected         the database refuses the row (NUL, too long): never retried
+    │   ├── TooLarge                a request body or batch past its limit (HTTP 413)
     │   └── InvalidReview           a review outcome that is malformed (bad label, no id)
     │       └── UnknownContent      a review for content modq never decided
     ├── ModelUnavailable            no model artifact, or it failed to load
     │   ├── UnknownModel            a registry name, version or alias that does not exist
+    │   ├── ModelCircuitOpen        the model failed repeatedly: its breaker is open for now
     │   └── LabelMappingError       a model label with no canonical category, or a bad mapping
     ├── PromotionError              an alias move that cannot be made (nothing to roll back to)
     ├── ExperimentError             an A/B experiment that is ill-defined or cannot change state
     │   └── UnknownExperiment       an experiment id that does not exist
     ├── PolicyError                 a policy file that does not validate
+    ├── UnknownJob                  a job id this API key never submitted, or long expired
+    ├── DeadlineExceeded            no result within the request's deadline; the job goes on
+    ├── JobFailed                   a job failed on the worker with an error outside this tree
+    ├── Unauthenticated             no API key, or one that is unknown or revoked
+    ├── Forbidden                   a valid API key whose scopes do not allow the request
     ├── Overloaded                  the queue refuses more work for now
+    │   └── RateLimited             this API key sent more than its rate; retry_after_s says when
     ├── BrokerUnavailable           the broker cannot be reached: nothing was enqueued
     └── StorageUnavailable          the database or cache cannot be reached: the job is retried
 
@@ -41,8 +51,25 @@ class InvalidContent(ModerationError):
     code = "invalid_content"
 
 
+class PoisonMessage(InvalidContent):
+    """A message a worker could not decode or validate (not modq's producer, or corrupted):
+    parked in the dead-letter queue (docs/dead-letters.md), never run."""
+
+    code = "poison_message"
+
+
 class UnsupportedContentType(InvalidContent):
     code = "unsupported_content_type"
+
+
+class StorageRejected(InvalidContent):
+    """A permanent data error: retrying the same row can never succeed (db.storage_errors)."""
+
+    code = "storage_rejected"
+
+
+class TooLarge(InvalidContent):
+    code = "too_large"
 
 
 class ModelUnavailable(ModerationError):
@@ -51,6 +78,13 @@ class ModelUnavailable(ModerationError):
 
 class UnknownModel(ModelUnavailable):
     code = "unknown_model"
+
+
+class ModelCircuitOpen(ModelUnavailable):
+    """The model's circuit breaker is open and no fallback serves: retried later, without a
+    model call (``retry_after_s``: until the next probe)."""
+
+    code = "model_circuit_open"
 
 
 class LabelMappingError(ModelUnavailable):
@@ -81,8 +115,40 @@ class PolicyError(ModerationError):
     code = "policy_error"
 
 
+class UnknownJob(ModerationError):
+    code = "unknown_job"
+
+
+class DeadlineExceeded(ModerationError):
+    code = "deadline_exceeded"
+
+
+class JobFailed(ModerationError):
+    code = "job_failed"
+
+
 class Overloaded(ModerationError):
     code = "overloaded"
+
+
+class RateLimited(Overloaded):
+    """Too many requests for one API key; ``retry_after_s`` is when one more will pass."""
+
+    code = "rate_limited"
+
+    def __init__(
+        self, message: str = "rate limit exceeded", *, retry_after_s: float, **details: object
+    ) -> None:
+        super().__init__(message, retry_after_s=retry_after_s, **details)
+        self.retry_after_s = retry_after_s
+
+
+class Unauthenticated(ModerationError):
+    code = "unauthenticated"
+
+
+class Forbidden(ModerationError):
+    code = "forbidden"
 
 
 class BrokerUnavailable(ModerationError):

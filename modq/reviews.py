@@ -106,6 +106,11 @@ def review_outcomes(
         reviewer = review_text("reviewer", reviewer, MAX_REVIEWER_CHARS)
     source = review_text("source", source, MAX_SOURCE_CHARS)
     when = parse_time(reviewed_at)
+    if labels is not None and not isinstance(labels, Mapping):
+        raise InvalidReview(
+            f"labels must be an object of category -> label, got {type(labels).__name__}",
+            field="labels",
+        )
     verdicts: dict[str, bool] = {}
     overall = parse_label(label)
     if overall is not None:

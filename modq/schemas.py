@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -12,6 +14,9 @@ from modq.errors import InvalidContent, UnsupportedContentType
 
 Scores = Mapping[str, float]
 _E = TypeVar("_E", bound="StrEnum")
+MAX_ID_CHARS = 512  # content_id and user_id columns (db/models.py)
+DEFAULT_MAX_CONTEXT_BYTES = 65_536  # MODQ_MAX_CONTEXT_BYTES
+MAX_CONTEXT_NESTING = 32  # objects and lists inside ``context``
 
 
 class Priority(StrEnum):
@@ -190,9 +195,10 @@ def validate_request(
     context: object = None,
     priority: object = Priority.NORMAL,
     max_content_chars: int,
+    max_context_bytes: int = DEFAULT_MAX_CONTEXT_BYTES,
 ) -> ModerationRequest:
     """Check one job; raise ``InvalidContent`` (or a subclass) on the first problem found."""
-    cid = require_text("content_id", content_id, 512)
+    cid = require_storable_id("content_id", content_id)
     kind = _parse_enum(ContentType, "content_type", content_type)
     if kind not in SUPPORTED_CONTENT_TYPES:
         raise UnsupportedContentType(
@@ -200,8 +206,84 @@ def validate_request(
             field="content_type",
         )
     text = require_text("content", content, max_content_chars)
-    uid = None if user_id is None else require_text("user_id", user_id, 512)
-    if context is not None and not isinstance(context, Mapping):
-        raise InvalidContent("context must be an object (mapping) or null", field="context")
+    uid = None if user_id is None else require_storable_id("user_id", user_id)
+    ctx = check_context(context, max_context_bytes)
     prio = parse_priority(priority)
-    return ModerationRequest(cid, text, kind, uid, context, prio)
+    return ModerationRequest(cid, text, kind, uid, ctx, prio)
+
+
+def require_storable_id(
+    name: str, value: object, *, error: type[InvalidContent] = InvalidContent
+) -> str:
+    """An id SQL can store: text (``require_text``) of at most ``MAX_ID_CHARS``, no NUL
+    (PostgreSQL refuses it in text)."""
+    text = require_text(name, value, MAX_ID_CHARS, error=error)
+    if "\x00" in text:
+        raise error(f"{name} holds a NUL character", field=name)
+    return text
+
+
+def check_context(
+    context: object, max_bytes: int = DEFAULT_MAX_CONTEXT_BYTES
+) -> dict[str, Any] | None:
+    """``context`` as the worker will decode it: a JSON object (text keys; text, numbers,
+    booleans, null, lists and objects inside, at most ``MAX_CONTEXT_NESTING`` deep) of at most
+    ``max_bytes`` of UTF-8 JSON; ``InvalidContent`` otherwise (a set, a tuple key, NaN, an
+    object, a lone surrogate)."""
+    if context is None:
+        return None
+    if not isinstance(context, Mapping):
+        raise InvalidContent("context must be an object (mapping) or null", field="context")
+    _check_json(context, "context", 0)
+    try:
+        encoded = json.dumps(
+            context, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+        ).encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as exc:  # a value that lies about its type
+        raise InvalidContent(f"context is not JSON: {type(exc).__name__}", field="context") from exc
+    if len(encoded) > max_bytes:
+        raise InvalidContent(
+            f"context is {len(encoded)} bytes of JSON, the limit is {max_bytes}",
+            field="context",
+            limit=max_bytes,
+        )
+    decoded: dict[str, Any] = json.loads(encoded)
+    return decoded
+
+
+def _check_json(value: object, path: str, depth: int) -> None:
+    if depth > MAX_CONTEXT_NESTING:
+        raise InvalidContent(
+            f"context nests deeper than {MAX_CONTEXT_NESTING} levels", field="context"
+        )
+    if value is None or isinstance(value, bool | int):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidContent(f"{path} is {value!r}: not a JSON number", field="context")
+        return
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidContent(f"{path} is not valid UTF-8", field="context") from exc
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidContent(
+                    f"{path} has a key of type {type(key).__name__}: keys are text",
+                    field="context",
+                )
+            _check_json(key, f"{path} key", depth + 1)
+            _check_json(item, f"{path}[{key[:40]!r}]" if depth < 3 else path, depth + 1)
+        return
+    if isinstance(value, list | tuple):
+        for item in value:
+            _check_json(item, f"{path}[]" if depth < 3 else path, depth + 1)
+        return
+    raise InvalidContent(
+        f"{path} holds a {type(value).__name__}: only text, numbers, booleans, null, lists "
+        "and objects travel as JSON",
+        field="context",
+    )

@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # v2: thresholds calibrated for the default model on its validation split (modq policy calibrate)
@@ -24,7 +24,11 @@ class Settings(BaseSettings):
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0", description="Redis for the result cache (and default broker)."
     )
-    broker_url: str | None = Field(None, description="Celery broker; defaults to redis_url.")
+    broker_url: str | None = Field(
+        None,
+        description="Celery broker; defaults to redis_url. amqp://… for RabbitMQ "
+        "(docs/rabbitmq.md): results stay in Redis.",
+    )
     result_backend_url: str | None = Field(
         None, description="Celery result backend; defaults to a Redis broker_url, else redis_url."
     )
@@ -46,6 +50,30 @@ class Settings(BaseSettings):
         ge=0,
         description="How often a worker re-resolves model_uri's alias (0 = never; a "
         "`modq model promote` broadcast wakes it at once anyway).",
+    )
+    model_breaker_failures: int = Field(
+        5,
+        ge=0,
+        description="Consecutive failed model calls (or loads) that open the model's circuit "
+        "breaker (0 = no breaker): a failing model is rested, not called by every retry.",
+    )
+    model_breaker_window_s: float = Field(
+        30.0,
+        gt=0,
+        description="Those failures count only within this window (a slow drip never opens it).",
+    )
+    model_probe_interval_s: float = Field(
+        5.0,
+        gt=0,
+        description="While the breaker is open, a tiny inference this often; one that works "
+        "closes it (a few seconds: recovery is noticed fast, a probe costs ~1 ms).",
+    )
+    model_fallback: str = Field(
+        "auto",
+        pattern="^(auto|cpu|none)$",
+        description="While the breaker is open: auto = serve from a CPU copy of the model when "
+        "the primary ran on a GPU, else park jobs; cpu = always a CPU copy; none = park jobs "
+        "(they retry with ModelCircuitOpen).",
     )
 
     # --- registry -------------------------------------------------------------------------
@@ -97,6 +125,11 @@ class Settings(BaseSettings):
     # --- input limits ---------------------------------------------------------------------
     max_content_chars: int = Field(20_000, ge=1, description="Longer content is refused.")
     max_items_per_message: int = Field(1_000, ge=1, description="Cap for moderate_many.")
+    max_context_bytes: int = Field(
+        65_536,
+        ge=2,
+        description="A job's context is refused (InvalidContent) when its UTF-8 JSON is longer.",
+    )
 
     # --- cache ----------------------------------------------------------------------------
     cache_ttl_s: int = Field(86_400, ge=1, description="Life of a cached decision in Redis.")
@@ -123,12 +156,73 @@ class Settings(BaseSettings):
         description="An idle worker looks at its queues this often for jobs that rang no "
         "doorbell (stock Celery producers, restored jobs); one Redis round trip per look.",
     )
+    dead_letters_url: str | None = Field(
+        None,
+        description="Redis holding the dead-letter queue (docs/dead-letters.md); defaults to "
+        "redis_url, the cache/result Redis, whatever the broker is.",
+    )
     result_expires_s: int = Field(86_400, ge=60, description="Celery results kept this long.")
     prefetch_multiplier: int = Field(
         1, ge=1, description="Messages reserved per worker slot; low keeps urgent work unblocked."
     )
     worker_threads: int = Field(
         32, ge=1, description="Task threads per worker process: the jobs that can share a batch."
+    )
+    publish_retry_s: float = Field(
+        5.0,
+        ge=0,
+        le=300,
+        description="A producer retries a publish this long while the broker refuses "
+        "connections (a Redis restart), then raises BrokerUnavailable (docs/redis.md); "
+        "20 with RabbitMQ, whose node restart takes longer (docs/rabbitmq.md).",
+    )
+    result_store_retry_s: float = Field(
+        60.0,
+        ge=1,
+        le=3_600,
+        description="Workers retry storing a result, and callers reading a state, this long "
+        "through a result-store outage; .get() reconnects until its own timeout.",
+    )
+    allow_volatile_broker: bool = Field(
+        False,
+        description="Let a worker start on a Redis with neither AOF nor RDB (a restart loses "
+        "every queued job); off: such a worker refuses to start (docs/redis.md).",
+    )
+    max_countdown_s: float | None = Field(
+        None,
+        ge=0,
+        description="Longest countdown/ETA a producer may ask for; None = the visibility "
+        "timeout (a job held longer is redelivered while it waits, and runs in copies).",
+    )
+
+    # --- retries and the storage breaker (docs/storage-faults.md) ---------------------------
+    retry_budget_s: float = Field(
+        600.0,
+        gt=0,
+        description="A job failing with a retryable error (StorageUnavailable, "
+        "ModelUnavailable) is retried for at least this long before it ends FAILURE: the "
+        "outage a job outlives (jittered delays never add up to less).",
+    )
+    retry_delay_base_s: float = Field(
+        1.0, gt=0, description="Nominal delay before the first retry; doubles each retry."
+    )
+    retry_delay_max_s: float = Field(
+        60.0,
+        gt=0,
+        description="Longest nominal delay between two retries (the doubling stops here); "
+        "must stay far below visibility_timeout_s.",
+    )
+    storage_breaker_failures: int = Field(
+        5,
+        ge=0,
+        description="Consecutive storage failures (database down) that open the worker's "
+        "storage breaker: it stops consuming until the database answers; 0 = no breaker.",
+    )
+    storage_breaker_probe_s: float = Field(
+        2.0,
+        gt=0,
+        description="While the storage breaker is open, the database is probed (SELECT 1) "
+        "this often; the first answer closes it and the worker consumes again.",
     )
 
     # --- policy ---------------------------------------------------------------------------
@@ -170,8 +264,8 @@ class Settings(BaseSettings):
     queue_depth_cache_ms: float = Field(
         200.0,
         ge=0,
-        description="A producer re-reads a queue's depth (LLEN) at most this often; "
-        "0 = on every enqueue.",
+        description="Unused: admission is one atomic check in Redis on every enqueue "
+        "(docs/backpressure.md); kept so environments that set it still start.",
     )
     metrics_key_prefix: str = Field(
         "modq:metrics:",
@@ -222,6 +316,69 @@ class Settings(BaseSettings):
         True,
         description="On CUDA, bind inputs from numpy and outputs on the device, copying "
         "scores back once per batch; CPU runs never bind.",
+    )
+
+    # --- HTTP API (`modq api`) ---------------------------------------------------------------
+    api_max_body_bytes: int = Field(
+        8_388_608,
+        ge=1_024,
+        description="Largest request body the API reads (413 beyond): 8 MiB fits a batch of "
+        "1,000 items of ~8 KB each.",
+    )
+    api_result_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="How long a synchronous request waits for its result when it names no "
+        "timeout_s (503 with the job id after it; the job goes on).",
+    )
+    api_readiness_cache_s: float = Field(
+        2.0,
+        ge=0,
+        description="/readyz and the no-worker check reuse one answer this long (each fresh "
+        "answer is a broadcast to the workers and a SQL round trip).",
+    )
+    api_retry_after_s: int = Field(
+        1, ge=1, description="Retry-After of a 503 (overloaded, no worker ready, deadline)."
+    )
+
+    # --- API keys, rate limits, webhooks ----------------------------------------------------
+    api_key_cache_s: float = Field(
+        5.0,
+        ge=0,
+        description="An API process trusts a key lookup this long: a revoked key stops "
+        "working within this bound (0 = read SQL on every request).",
+    )
+    rate_limit_per_min: float = Field(
+        600.0,
+        ge=0,
+        description="Requests per minute each API key may make, kept in Redis across every "
+        "API process (a token bucket); 0 = unlimited.",
+    )
+    rate_limit_burst: int = Field(
+        60, ge=1, description="Requests a key may make at once before its rate applies."
+    )
+    webhook_secret: SecretStr | None = Field(
+        None,
+        description="HMAC-SHA256 key that signs webhooks (MODQ_WEBHOOK_SECRET); unset = jobs "
+        "with a callback_url are refused.",
+    )
+    webhook_allowed_hosts: str = Field(
+        "",
+        description="Comma-separated hosts webhooks may go to (exact, or *.example.com); "
+        "empty = any host whose addresses are all public (no loopback, private, link-local).",
+    )
+    webhook_max_attempts: int = Field(
+        8, ge=1, description="Deliveries tried per webhook before it is given up (logged)."
+    )
+    webhook_backoff_base_s: float = Field(
+        2.0, gt=0, description="Wait before the 2nd attempt; doubles each time (with jitter)."
+    )
+    webhook_backoff_max_s: float = Field(
+        600.0, gt=0, description="Longest wait between two attempts."
+    )
+    webhook_timeout_s: float = Field(
+        10.0, gt=0, description="Connect + read timeout of one delivery attempt."
     )
 
     @property

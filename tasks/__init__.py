@@ -6,5 +6,13 @@ from tasks.app import app
 from tasks.moderate import moderate, moderate_many
 from tasks.reviews import record_review
 from tasks.shadow import moderate_shadow
+from tasks.webhooks import deliver_webhook
 
-__all__ = ["app", "moderate", "moderate_many", "moderate_shadow", "record_review"]
+__all__ = [
+    "app",
+    "deliver_webhook",
+    "moderate",
+    "moderate_many",
+    "moderate_shadow",
+    "record_review",
+]

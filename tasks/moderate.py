@@ -13,27 +13,22 @@ from celery import Task
 from celery.exceptions import Ignore
 
 from modq.contract import MODERATE, MODERATE_MANY, QUEUES
-from modq.errors import RETRYABLE
+from modq.errors import InvalidContent
 from modq.producer.messages import ModerateMany, ModerateOne
 from modq.producer.task import validate_job
 from modq.schemas import ModerationRequest
 from tasks.app import app
+from tasks.retry_policy import RETRY_POLICY
 
 log = logging.getLogger(__name__)
 
-RETRY_BACKOFF_MAX_S = 60
-MAX_RETRIES = 10
 
-_RETRY = {
-    "autoretry_for": RETRYABLE,
-    "retry_backoff": True,
-    "retry_backoff_max": RETRY_BACKOFF_MAX_S,
-    "max_retries": MAX_RETRIES,
-}
-
-
-def validate_message(fields: Mapping[str, Any]) -> ModerationRequest:
-    """One job's fields as a validated request (``InvalidContent`` on the first problem)."""
+def validate_message(fields: object) -> ModerationRequest:
+    """One job's fields as the worker receives them, validated again as the producer does
+    (``InvalidContent`` on the first problem, never a bare ``TypeError``): for messages from
+    producers that skipped the check (``send_task``, ``celery call``, a foreign client)."""
+    if not isinstance(fields, Mapping):
+        raise InvalidContent(f"a job is an object of fields, got {type(fields).__name__}")
     return validate_job(fields)
 
 
@@ -58,7 +53,7 @@ def forward_if_misrouted(task: Task, priority: str, message: dict[str, Any]) -> 
     raise Ignore()
 
 
-@app.task(base=ModerateOne, name=MODERATE, bind=True, shared=False, **_RETRY)
+@app.task(base=ModerateOne, name=MODERATE, bind=True, shared=False, **RETRY_POLICY)
 def moderate(
     self: Task,
     content_id: str,
@@ -72,7 +67,7 @@ def moderate(
     """Moderate one piece of content; returns a ``ModerationResult`` as a dict."""
     from tasks.pipeline import get_pipeline
 
-    request = validate_job(
+    request = validate_message(
         {
             "content_id": content_id,
             "content": content,
@@ -91,7 +86,7 @@ def moderate(
     return result.to_dict()
 
 
-@app.task(base=ModerateMany, name=MODERATE_MANY, bind=True, shared=False, **_RETRY)
+@app.task(base=ModerateMany, name=MODERATE_MANY, bind=True, shared=False, **RETRY_POLICY)
 def moderate_many(
     self: Task,
     items: list[dict[str, Any]],
@@ -103,7 +98,7 @@ def moderate_many(
 
     message, checked_priority = self.prepare({"items": items, "priority": priority})
     forward_if_misrouted(self, checked_priority.value, message)
-    requests = [validate_job(item) for item in message["items"]]
+    requests = [validate_message(item) for item in message["items"]]
     results, shadows = get_pipeline().moderate_routed(requests, enqueued_at_s=enqueued_at_s)
     if shadows:
         from tasks.shadow import publish_shadow_work

@@ -26,7 +26,8 @@ from db.results import ResultRepository
 from db.session import make_engine
 from db.user_history import UserHistoryRepository
 from experiments.assignment import unit_of
-from gpu_worker.batcher import BatcherClosed
+from gpu_worker.batcher import BatcherClosed, describe_error
+from gpu_worker.guard import FALLBACK, GuardConfig
 from gpu_worker.model_source import ResolvedModel
 from gpu_worker.runtime import (
     Engine,
@@ -35,11 +36,13 @@ from gpu_worker.runtime import (
     get_variant_engine,
     retire_variant_engines,
 )
+from modq.errors import ModelUnavailable, ModerationError
 from modq.experiment import Experiment, Variant
 from modq.schemas import ModerationRequest, ModerationResult, Priority
 from modq.settings import Settings, get_settings
 from policy import Policy, UserFeatures, apply_user_history, decide, load_policy
 from policy.user_history import describe as describe_user_features
+from tasks import storage_breaker
 from tasks.routing import ExperimentRouter, PolicyBook
 from tasks.user_features import UserFeatureSource
 from tasks.worker_metrics import metrics
@@ -65,6 +68,12 @@ def engine_config(settings: Settings) -> EngineConfig:
         max_batch_tokens=settings.max_batch_tokens,
         max_wait_ms=settings.max_wait_ms,
         batch_overhead_tokens=settings.batch_overhead_tokens,
+        guard=GuardConfig(
+            failure_threshold=settings.model_breaker_failures,
+            window_s=settings.model_breaker_window_s,
+            probe_interval_s=settings.model_probe_interval_s,
+            fallback=settings.model_fallback,
+        ),
     )
 
 
@@ -104,8 +113,10 @@ class ModerationPipeline:
         )
         self._database = make_engine(settings.database_url)
         self.results = ResultRepository(self._database)
+        # the database breaker: after repeated failed writes the worker stops consuming
+        self.storage = storage_breaker.install(self._database, settings)
         # concurrent jobs share transactions; each still returns only once its rows are in
-        self._writer: GroupCommitter[StoreGroup] = GroupCommitter(self.results.store_groups)
+        self._writer: GroupCommitter[StoreGroup] = GroupCommitter(self._store_groups)
         self.router = ExperimentRouter(self._database, settings.experiment_refresh_s)
         self.user_features = UserFeatureSource(UserHistoryRepository(self._database))
         self._engine_config = engine_config(settings)
@@ -114,8 +125,13 @@ class ModerationPipeline:
     def close(self) -> None:
         """Release database and Redis connections (the shared model stays loaded)."""
         self._writer.close()
+        self.storage.close()
         self._database.dispose()
         self.cache.close()
+
+    def _store_groups(self, groups: Sequence[StoreGroup]) -> int:
+        """One group transaction, through the database breaker (fails fast while open)."""
+        return self.storage.call(lambda: self.results.store_groups(groups))
 
     @property
     def database(self) -> SqlEngine:
@@ -231,9 +247,9 @@ class ModerationPipeline:
             engine = self.engine() if variant is None else self.variant_engine(variant)
             try:
                 return self._submit_on(engine, policy, requests)
-            except BatcherClosed:
+            except BatcherClosed as exc:
                 if attempt == SWAP_ATTEMPTS - 1:
-                    raise
+                    raise ModelUnavailable(f"the model was swapped {SWAP_ATTEMPTS} times") from exc
         raise AssertionError("unreachable")
 
     def _submit_on(
@@ -255,6 +271,8 @@ class ModerationPipeline:
             future = engine.batcher.submit([texts[i] for i in misses], urgent=urgent)
         return _Pending(
             model,
+            engine.role,
+            engine.backend.device,
             engine.backend.categories,
             policy,
             requests,
@@ -272,7 +290,7 @@ class ModerationPipeline:
         started_s = time.time()
         # the user history lookup (policy [user_history]) overlaps the model's work
         features = [self.user_features.for_requests(p.policy, p.requests) for p in pendings]
-        matrices = [p.future.result(timeout=MODEL_WAIT_S) if p.future else None for p in pendings]
+        matrices = [_scores(p.future) if p.future else None for p in pendings]
         now = datetime.now(UTC).isoformat()
         since_s = enqueued_at_s if enqueued_at_s is not None else started_s
         latency_ms = round((time.time() - since_s) * 1000.0, 3)
@@ -326,6 +344,8 @@ class ModerationPipeline:
                     ),
                 )
             )
+            if pending.role == FALLBACK and hit is None:  # scored by the fallback engine
+                results[-1].extra["engine"] = {"role": FALLBACK, "device": pending.device}
         writes = {pending.keys[i]: {"scores": results[i].scores} for i in pending.misses}
         return Scored(results, writes)
 
@@ -335,6 +355,8 @@ class _Pending:
     """One group of requests handed to a batcher: what deciding them needs once scored."""
 
     model: ResolvedModel
+    role: str  # the engine's: primary, or the fallback serving while the breaker is open
+    device: str
     categories: Sequence[str]
     policy: Policy
     requests: Sequence[ModerationRequest]
@@ -343,6 +365,19 @@ class _Pending:
     cached: list[dict[str, Any] | None]
     misses: list[int]
     future: Future[Any] | None
+
+
+def _scores(future: Future[Any]) -> Any:
+    """A batch's scores; a model that failed or hung is ``ModelUnavailable`` (retried), never
+    an engine's own error type."""
+    try:
+        return future.result(timeout=MODEL_WAIT_S)
+    except ModerationError:
+        raise
+    except TimeoutError as exc:
+        raise ModelUnavailable(f"the model did not answer within {MODEL_WAIT_S:.0f} s") from exc
+    except Exception as exc:  # onnxruntime, torch and CUDA raise their own untyped errors
+        raise ModelUnavailable(f"model call failed: {describe_error(exc)}") from exc
 
 
 def _assignment(

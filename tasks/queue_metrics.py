@@ -27,7 +27,8 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from redis.exceptions import RedisError
 
 from modq.broker.backpressure import OVERLOADED_KEY, bounds_from
-from modq.broker.queues import BrokerQueues
+from modq.broker.queues import QueueReader
+from modq.errors import BrokerUnavailable
 from modq.schemas import Priority
 from modq.settings import Settings
 from tasks.wait_time import read_waits, text
@@ -42,7 +43,7 @@ class QueueCollector(Collector):
 
     def __init__(
         self,
-        queues: BrokerQueues,
+        queues: QueueReader,
         settings: Settings,
         *,
         names: Sequence[str] = QUEUES,
@@ -64,7 +65,7 @@ class QueueCollector(Collector):
             oldest = self.queues.oldest_enqueued_at_s(self.names)
             waits = read_waits(self.queues, self.prefix, self.names)
             refused = self.queues.redis.hgetall(self.prefix + OVERLOADED_KEY)
-        except RedisError as exc:
+        except (RedisError, BrokerUnavailable) as exc:
             log.warning("modq: scrape could not read the broker: %s", exc)
             up.add_metric([], 0)
             yield up
@@ -107,7 +108,7 @@ class QueueCollector(Collector):
         yield from (depth, age, bound, wait, overloaded)
 
 
-def make_registry(queues: BrokerQueues, settings: Settings) -> CollectorRegistry:
+def make_registry(queues: QueueReader, settings: Settings) -> CollectorRegistry:
     """A registry holding only the queue collector (the exporter's own process is not news)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(QueueCollector(queues, settings))

@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Any
 
 from modq.contract import RECORD_REVIEW
-from modq.errors import StorageUnavailable, UnknownContent
+from modq.errors import UnknownContent
 from modq.producer.messages import REVIEW_QUEUE, RecordReview
 from tasks.app import app
+from tasks.retry_policy import RETRY_POLICY
 
 __all__ = ["REVIEW_QUEUE", "record_review"]
 
@@ -17,10 +18,7 @@ __all__ = ["REVIEW_QUEUE", "record_review"]
     base=RecordReview,
     name=RECORD_REVIEW,
     shared=False,
-    autoretry_for=(StorageUnavailable,),
-    retry_backoff=True,
-    retry_backoff_max=60,
-    max_retries=10,
+    **RETRY_POLICY,
 )
 def record_review(
     content_id: str,

@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 
-from modq.broker.backpressure import get_admission
+from modq.broker.backpressure import charge_headers, get_admission
 from modq.broker.queues import ENQUEUED_AT_HEADER
 from modq.contract import MODERATE_SHADOW
-from modq.errors import RETRYABLE, ModerationError
+from modq.errors import ModerationError
 from modq.schemas import Priority
 from tasks.app import app
+from tasks.retry_policy import RETRY_POLICY
 
 if TYPE_CHECKING:  # the pipeline (models, SQL) loads in workers only
     from tasks.pipeline import ShadowWork
@@ -38,9 +39,10 @@ def publish_shadow_work(shadows: Sequence[ShadowWork]) -> int:
     admission = get_admission(app) if shadows else None
     for work in shadows:
         enqueued_at_s = time.time()
+        charged = 0
         try:
             if admission is not None:
-                admission.admit(SHADOW_QUEUE, len(work.requests))
+                charged = admission.admit(SHADOW_QUEUE, len(work.requests))
             moderate_shadow.apply_async(
                 kwargs={
                     "experiment_id": work.experiment_id,
@@ -50,10 +52,15 @@ def publish_shadow_work(shadows: Sequence[ShadowWork]) -> int:
                     "enqueued_at_s": enqueued_at_s,
                 },
                 queue=SHADOW_QUEUE,
-                headers={ENQUEUED_AT_HEADER: enqueued_at_s},
+                headers={
+                    ENQUEUED_AT_HEADER: enqueued_at_s,
+                    **charge_headers(SHADOW_QUEUE, charged),
+                },
             )
             sent += 1
         except (ModerationError, KombuOperationalError, RedisError) as exc:
+            if admission is not None:
+                admission.release(SHADOW_QUEUE, charged)  # nothing sent: give the places back
             log.warning(
                 "modq: shadow work of %s/%s dropped (%d items): %s",
                 work.experiment_id,
@@ -67,10 +74,7 @@ def publish_shadow_work(shadows: Sequence[ShadowWork]) -> int:
 @app.task(
     name=SHADOW_TASK,
     shared=False,
-    autoretry_for=RETRYABLE,
-    retry_backoff=True,
-    retry_backoff_max=60,
-    max_retries=10,
+    **RETRY_POLICY,
 )
 def moderate_shadow(
     experiment_id: str,

@@ -9,8 +9,10 @@ import os
 from typing import Any
 
 from celery.signals import (
+    after_setup_logger,
     task_postrun,
     task_prerun,
+    task_received,
     worker_init,
     worker_process_init,
     worker_process_shutdown,
@@ -90,6 +92,17 @@ def _refuse_autoscale(sender: Any = None, **_: Any) -> None:
 
 
 @worker_init.connect
+def _startup_checks(sender: Any = None, **_: Any) -> None:
+    """Refuse a volatile broker; check the visibility timeout (tasks/startup_checks.py)."""
+    if sender is None:
+        return
+    from modq.settings import get_settings
+    from tasks.startup_checks import run_startup_checks
+
+    run_startup_checks(sender.app, get_settings())
+
+
+@worker_init.connect
 def _state_db_folder(sender: Any = None, **_: Any) -> None:
     """The folder of the worker's state db (revoked ids kept across restarts) exists."""
     statedb = getattr(sender, "statedb", None)
@@ -127,6 +140,22 @@ def _serve_metrics(sender: Any = None, **_: Any) -> None:
             f"modq: cannot serve worker metrics on {host}:{port} ({exc.strerror or exc}); "
             "set MODQ_WORKER_METRICS_PORT (or --metrics-port) to a free port, or 0 for none"
         ) from exc
+
+
+@after_setup_logger.connect
+def _mask_urls_in_logs(logger: Any = None, **_: Any) -> None:
+    """Every worker log line has URL passwords masked (a net under the masked messages)."""
+    from modq.redact_urls import install_log_masking
+
+    install_log_masking(logger)
+
+
+@task_received.connect
+def _release_admission(sender: Any = None, request: Any = None, **_: Any) -> None:
+    """A message left its queue: give back the items its producer charged against the bound."""
+    from modq.broker.backpressure import release_delivery
+
+    release_delivery(sender.app, getattr(request, "request_dict", None))
 
 
 @task_prerun.connect

@@ -17,7 +17,7 @@ from typing import Any
 from celery.signals import task_prerun
 from redis.exceptions import RedisError
 
-from modq.broker.queues import BrokerQueues
+from modq.broker.queues import QueueReader, queue_reader
 from modq.errors import BrokerUnavailable
 from modq.settings import get_settings
 
@@ -44,7 +44,7 @@ def bucket_for(wait_s: float) -> str:
     return INF
 
 
-def record_wait(queues: BrokerQueues, prefix: str, queue: str, wait_s: float) -> None:
+def record_wait(queues: QueueReader, prefix: str, queue: str, wait_s: float) -> None:
     """Add one job's wait to ``queue``'s histogram."""
     wait_s = max(0.0, wait_s)  # clocks of two hosts may disagree by a little
     key = wait_key(prefix, queue)
@@ -56,7 +56,7 @@ def record_wait(queues: BrokerQueues, prefix: str, queue: str, wait_s: float) ->
 
 
 def read_waits(
-    queues: BrokerQueues, prefix: str, names: Iterable[str]
+    queues: QueueReader, prefix: str, names: Iterable[str]
 ) -> dict[str, tuple[list[tuple[str, float]], float]]:
     """Per queue: cumulative buckets ``[(le, count), ..., ("+Inf", total)]`` and the sum."""
     names = list(names)
@@ -83,15 +83,15 @@ def text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-_queues: BrokerQueues | None = None
+_queues: QueueReader | None = None
 _disabled = False
 
 
-def _worker_queues(app: Any) -> BrokerQueues | None:
+def _worker_queues(app: Any) -> QueueReader | None:
     global _queues, _disabled
     if _queues is None and not _disabled:
         try:
-            _queues = BrokerQueues.from_app(app)
+            _queues = queue_reader(app)
         except BrokerUnavailable as exc:
             log.warning("modq: wait times not recorded: %s", exc)
             _disabled = True

@@ -21,6 +21,10 @@ lookups and decisions, Celery's task signals the jobs; ``tasks.worker_server`` s
     modq_worker_model_loaded               gauge      1 once the primary model serves
     modq_worker_model_info                 info       {name, version, device, backend,
                                                        policy_version} of the primary model
+    modq_worker_model_breaker_state        gauge      the primary model's circuit breaker:
+                                                      0 closed, 1 half-open, 2 open
+    modq_worker_fallback_texts_total       counter    texts scored by the CPU fallback engine
+                                                      while the breaker was open
 
 Under the prefork pool the children write to prometheus-client's multiprocess files
 (``PROMETHEUS_MULTIPROC_DIR``, set by the pool's parent before it forks) and the parent serves
@@ -41,6 +45,7 @@ from prometheus_client import values as prometheus_values
 
 from gpu_worker.batcher import BatchReport
 from gpu_worker.runtime import Engine
+from modq.circuit import BreakerSnapshot
 from modq.schemas import ModerationResult
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -148,6 +153,17 @@ class WorkerMetrics:
                 "modq_worker_model", "The primary model this process serves.", registry=registry
             )
         )
+        self.model_breaker_state = Gauge(
+            "modq_worker_model_breaker_state",
+            "The primary model's circuit breaker: 0 closed, 1 half-open, 2 open.",
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        self.fallback_texts = Counter(
+            "modq_worker_fallback_texts",
+            "Texts scored by the CPU fallback engine while the model's breaker was open.",
+            registry=registry,
+        )
         self._serving: tuple[str, ...] | None = None
         self._lock = threading.Lock()
 
@@ -173,10 +189,16 @@ class WorkerMetrics:
     def served(self, results: Iterable[ModerationResult]) -> None:
         """Results handed to callers: their decisions and the categories that tripped."""
         for result in results:
+            if "engine" in result.extra:  # scored by the fallback (pipeline._decide)
+                self.fallback_texts.inc()
             labels = (result.model_name, result.model_version, result.policy_version)
             self.decisions.labels(result.decision.value, *labels).inc()
             for reason in result.tripped:
                 self.tripped.labels(reason.category, reason.action.value, *labels).inc()
+
+    def breaker_changed(self, snapshot: BreakerSnapshot) -> None:
+        """The primary model's breaker changed state."""
+        self.model_breaker_state.set(snapshot.state.gauge_value)
 
     def job_started(self) -> None:
         self.jobs_in_flight.inc()
@@ -273,7 +295,7 @@ def install() -> None:
     serving). Idempotent; call before the model loads."""
     from gpu_worker.runtime import add_hooks
 
-    add_hooks(after_batch=_after_batch, on_serving=_on_serving)
+    add_hooks(after_batch=_after_batch, on_serving=_on_serving, on_breaker=_on_breaker)
 
 
 def _after_batch(report: BatchReport) -> None:
@@ -285,3 +307,7 @@ def _on_serving(engine: Engine) -> None:
 
     pipeline = current_pipeline()
     metrics().serving(engine, pipeline.policy.version if pipeline is not None else "unknown")
+
+
+def _on_breaker(snapshot: BreakerSnapshot) -> None:
+    metrics().breaker_changed(snapshot)

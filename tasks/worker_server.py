@@ -9,9 +9,11 @@ an orchestrator's probes. One server per worker process, on ``MODQ_WORKER_METRIC
   drops its live gauges; the folder goes when the worker stops.
 
 ``/healthz`` answers 200 when the process is up, its model is loaded (under prefork: in at least
-one child) and the broker answers a ping; otherwise 503, with every check and the reason of
-each failure as JSON. ``/livez`` answers 200 while the process serves HTTP at all (a liveness
-probe must not restart workers for a broker outage).
+one child), the broker answers a ping and no circuit breaker is open (``model_breaker``: the
+model failed repeatedly; under prefork: open in any child; ``storage_breaker``: writes to
+the database failed repeatedly, tasks/storage_breaker.py); otherwise 503, with every check and
+the reason of each failure as JSON. ``/livez`` answers 200 while the process serves HTTP at all
+(a liveness probe must not restart workers for a broker outage).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,6 +42,7 @@ REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
 OK = "ok"
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+BreakerCheck = Callable[[], tuple[str, str]]  # () -> (check name, "ok" or why it is open)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,15 +88,25 @@ class BrokerPing:
 
 
 class HealthProbe:
-    """Process up (it answers), model loaded, broker reachable."""
+    """Process up (it answers), model loaded, broker reachable, no circuit breaker open."""
 
-    def __init__(self, model_loaded: Callable[[], bool], broker: Callable[[], str]) -> None:
+    def __init__(
+        self,
+        model_loaded: Callable[[], bool],
+        broker: Callable[[], str],
+        breakers: Sequence[BreakerCheck] = (),
+    ) -> None:
         self.model_loaded = model_loaded
         self.broker = broker
+        self.breakers = list(breakers)
 
     def check(self) -> Health:
         model = OK if self.model_loaded() else "not loaded"
-        return Health({"process": OK, "model": model, "broker": self.broker()})
+        checks = {"process": OK, "model": model, "broker": self.broker()}
+        for breaker in self.breakers:
+            name, outcome = breaker()
+            checks[name] = outcome
+        return Health(checks)
 
 
 def make_app(
@@ -162,6 +175,42 @@ def multiprocess_registry(path: str) -> CollectorRegistry:
     return registry
 
 
+def children_gauge_max(path: str, name: str) -> float:
+    """The highest value live children wrote for gauge ``name`` under ``path`` (0 if none)."""
+    for family in MultiProcessCollector(None, path=path).collect():
+        if family.name == name:
+            return max((sample.value for sample in family.samples), default=0.0)
+    return 0.0
+
+
+def model_breaker_check() -> tuple[str, str]:
+    """This process's model breaker: ``ok`` while closed (or before any job), else why."""
+    from gpu_worker.runtime import model_guard
+
+    guard = model_guard()
+    if guard is None or guard.breaker.closed:
+        return "model_breaker", OK
+    snapshot = guard.snapshot()
+    serving = "serving on the cpu fallback" if guard.fallback_exists() else "jobs parked (retried)"
+    return "model_breaker", (
+        f"{snapshot.state.value} after {snapshot.consecutive_failures} failures "
+        f"(last: {snapshot.last_error}); {serving}; next probe in {snapshot.retry_after_s:.1f} s"
+    )
+
+
+def children_breaker_check(path: str) -> BreakerCheck:
+    """Under prefork: the model breaker of every live child, from their gauges."""
+
+    def check() -> tuple[str, str]:
+        value = children_gauge_max(path, "modq_worker_model_breaker_state")
+        if value < 1:
+            return "model_breaker", OK
+        state = "open" if value >= 2 else "half_open"
+        return "model_breaker", f"{state} in a child (see its log for the last error)"
+
+    return check
+
+
 def children_loaded(path: str) -> bool:
     """True if a live child wrote ``modq_worker_model_loaded`` 1 under ``path``."""
     for family in MultiProcessCollector(None, path=path).collect():
@@ -189,8 +238,14 @@ def start(*, host: str, port: int, broker_url: str, prefork: bool) -> WorkerServ
     else:
         metrics()  # registered now, so the first scrape shows every metric
         served = registry()
+    from tasks.dead_letters import register_gauge
+
+    register_gauge(served)  # modq_dead_letters, read from the store at each scrape
     model_loaded = _children_loaded(shared) if prefork and shared else _engine_loaded
-    probe = HealthProbe(model_loaded, BrokerPing(broker_url))
+    model_breaker = children_breaker_check(shared) if prefork and shared else model_breaker_check
+    from tasks.storage_breaker import readiness_check as storage_breaker
+
+    probe = HealthProbe(model_loaded, BrokerPing(broker_url), [model_breaker, storage_breaker])
     server = WorkerServer(host, port, make_app(served, probe), owned)
     log.info("modq: worker metrics and health on http://%s:%d", host, server.port)
     return server

@@ -22,6 +22,7 @@ LAYERS = {
     "experiments": 3,
     "reviews": 3,
     "tasks": 4,
+    "api": 5,  # the HTTP front: a producer through `from modq import moderate` (the client)
     "cli": 6,
 }
 # modq/__init__.py re-exports the client lazily (on first attribute access)

@@ -6,9 +6,11 @@
 -- ARGV[1]: the time to index a message under (the visibility timeout counts from it).
 -- ARGV[2]: one character per queue list, '1' where its consumer acknowledges (the message is
 -- recorded in unacked), '0' for a no-ack consumer (a control reply: popped like stock kombu).
--- Returns {queue key, message} or false. Redis runs a script alone: no other client sees a
--- message in neither place. The stored entry is what kombu's QoS.append writes:
--- [message, exchange, routing_key], which its restore paths read back.
+-- Returns {queue key, message}, {parked list key, item, queue key} for an item that is not a
+-- kombu message (kept on the parked list until the transport has dead-lettered it), or false.
+-- Redis runs a script alone: no other client sees a message in neither place. The stored
+-- entry is what kombu's QoS.append writes: [message, exchange, routing_key], which its
+-- restore paths read back.
 local function text(value)
   if type(value) == 'string' then return value end
   return ''
@@ -16,7 +18,7 @@ end
 for i = 4, #KEYS do
   local acked = string.sub(ARGV[2], i - 3, i - 3) ~= '0'
   local item = redis.call('RPOP', KEYS[i])
-  while item do
+  if item then
     if not acked then return {KEYS[i], item} end
     local ok, message = pcall(cjson.decode, item)
     local properties = ok and type(message) == 'table' and message.properties
@@ -30,7 +32,7 @@ for i = 4, #KEYS do
       return {KEYS[i], item}
     end
     redis.call('LPUSH', KEYS[3], item)
-    item = redis.call('RPOP', KEYS[i])
+    return {KEYS[3], item, KEYS[i]}
   end
 end
 return false

@@ -13,12 +13,14 @@ import json
 import os
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from kombu.transport.redis import PRIORITY_STEPS, Channel
 from redis import Redis
 
+from modq.broker.amqp import AmqpQueues, is_amqp
 from modq.errors import BrokerUnavailable
+from modq.redact_urls import mask_url
 
 ENQUEUED_AT_HEADER = "modq_enqueued_at_s"  # set by the producer (tasks/moderate.py)
 REDIS_SOCKET_TIMEOUT_S = 2.0  # same as the producer's broker_connection_timeout
@@ -28,11 +30,17 @@ def redis_url_from_broker_url(broker_url: str) -> str:
     """The redis-py URL of a kombu Redis broker URL; ``BrokerUnavailable`` if it is not Redis."""
     scheme, sep, rest = broker_url.partition("://")
     if not sep:
-        raise BrokerUnavailable(f"not a broker URL: {broker_url!r}")
+        raise BrokerUnavailable(f"not a broker URL: {mask_url(broker_url)!r}")
     if scheme in ("redis", "rediss"):
         return broker_url
     if scheme in ("redis+socket", "socket"):
         return f"unix://{rest}"
+    if is_amqp(broker_url):
+        raise BrokerUnavailable(
+            "on RabbitMQ producers do not count queued items (MODQ_MAX_QUEUE_DEPTH_* bound "
+            "Redis queues); bound RabbitMQ's with a max-length policy (docs/rabbitmq.md)",
+            scheme=scheme,
+        )
     raise BrokerUnavailable(
         f"queue depth is read from a Redis broker only, not {scheme}://",
         scheme=scheme,
@@ -122,3 +130,25 @@ def enqueued_at_s(raw: bytes | str | None) -> float | None:
         return float(value) if isinstance(value, int | float) else None
     except (ValueError, TypeError, KeyError, AttributeError):
         return None  # a foreign or malformed message carries no modq timestamp
+
+
+class QueueReader(Protocol):
+    """What the metrics read of a broker's queues: ``BrokerQueues`` (Redis) or
+    ``AmqpQueues`` (RabbitMQ); ``redis`` holds the wait-time histogram and refusal counters."""
+
+    key_prefix: str
+
+    @property
+    def redis(self) -> Redis: ...
+
+    def depths(self, queues: Iterable[str]) -> dict[str, int]: ...
+
+    def oldest_enqueued_at_s(self, queues: Iterable[str]) -> dict[str, float | None]: ...
+
+
+def queue_reader(app: Any) -> QueueReader:
+    """The reader of ``app``'s broker queues: RabbitMQ's for an AMQP URL, else Redis lists
+    (``BrokerUnavailable`` for any other broker)."""
+    if is_amqp(str(app.conf.broker_url)):
+        return AmqpQueues.from_app(app)
+    return BrokerQueues.from_app(app)

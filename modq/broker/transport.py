@@ -23,11 +23,22 @@ commands on its ``hz`` clock, every 100 ms by default.) Outside an event loop (a
 
 No-ack consumers (Celery's control replies) have nothing to lose: their lists are popped
 without an ``unacked`` entry and blocked on directly, and control replies ring no doorbell.
+
+A poison message never reaches past this transport as an exception (stock kombu lets one end
+the worker with ``Unrecoverable error``, and the message, in ``unacked``, then comes back to
+kill the next worker): an item the script cannot read as a kombu message (not JSON, no delivery
+tag, a lone surrogate escape cjson refuses) waits on the parked list until the transport has
+dead-lettered it; a message that fails later (its JSON object hooks, kombu's ``Message`` — bad
+base64, an unknown body encoding, ``headers`` that are no dict — or Celery's handling of it) is
+dead-lettered and taken out of ``unacked``. Connection errors still propagate (the consumer
+reconnects; the message comes back after the visibility timeout). See docs/dead-letters.md.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 from time import monotonic, time
@@ -40,7 +51,10 @@ from kombu.utils.json import dumps, loads
 from redis import Redis
 from redis.exceptions import NoScriptError
 
+from modq.broker import dead_letters
 from modq.contract import QUEUES
+
+log = logging.getLogger(__name__)
 
 DOORBELL_PREFIX = "_modq.doorbell."
 DOORBELL_TOKENS = 64  # enough to wake every consumer of a queue; older tokens are trimmed
@@ -48,7 +62,9 @@ DOORBELL_TOKENS = 64  # enough to wake every consumer of a queue; older tokens a
 # most such a message waits on an idle worker. Each look is one round trip (look.lua, a few
 # LLENs). Transport option ``look_interval`` (seconds) overrides it.
 LOOK_INTERVAL_S = 0.01
-PARKED_KEY = "_modq.undecodable"  # items that are not a kombu message: kept, never delivered
+# items that are not a kombu message: kept here until dead-lettered, never delivered
+PARKED_KEY = "_modq.undecodable"
+FOLD_BATCH = 100  # parked items moved to the dead-letter queue when a channel starts fetching
 CONTROL_SUFFIX = ".pidbox"  # Celery's control queues (``<id>.reply.celery.pidbox``): no bell
 
 
@@ -145,6 +161,62 @@ class Channel(kombu_redis.Channel):
             for script in (FETCH, LOOK):
                 client.script_load(script.source)
             self._scripts_loaded = True
+            self._fold_parked(client)
+
+    def _fold_parked(self, client: Any) -> None:
+        """Items left on the parked list (by an older modq, or a worker that died before it
+        dead-lettered them) go to the dead-letter queue."""
+        for item in client.lrange(self._prefixed(PARKED_KEY), 0, FOLD_BATCH - 1):
+            self._dead_letter_parked(item, None)
+
+    def _dead_letter_parked(self, item: bytes, queue: str | None) -> None:
+        """An item the fetch script could not read as a kombu message: dead-lettered, then
+        taken off the parked list (where it stays if the dead-letter store is away)."""
+        job = dead_letters.read_raw(item)
+        why = job.problem or "JSON that the broker's decoder refuses (a lone surrogate escape?)"
+        if job.problem is None and not (job.task_id or job.task):
+            why = "not a kombu message (no delivery tag)"
+        entry = dead_letters.poison_entry(
+            item, queue=queue, reason="undecodable", error=f"undecodable message: {why}"
+        )
+        try:
+            dead_letters.park(entry)
+        except Exception as exc:  # kept on the parked list, folded later
+            log.error(
+                "modq: cannot dead-letter an undecodable message yet (%s)", type(exc).__name__
+            )
+            return
+        with self.conn_or_acquire() as client:
+            client.lrem(self._prefixed(PARKED_KEY), 1, item)
+
+    def _deliver_or_park(self, item: bytes, dest: str) -> None:
+        """Hand a fetched item to its consumer; a poison message (anything but a connection
+        error on the way) is dead-lettered instead, and leaves ``unacked``."""
+        try:
+            self.connection._deliver(loads(bytes_to_str(item)), dest)
+        except self.connection_errors:
+            raise
+        except Exception as exc:  # any poison: park it, never crash
+            self._dead_letter_fetched(item, dest, exc)
+
+    def _dead_letter_fetched(self, item: bytes, dest: str, exc: Exception) -> None:
+        tag = _delivery_tag(item)
+        entry = dead_letters.poison_entry(
+            item, queue=dest, reason="bad_envelope", error=dead_letters.describe(exc)
+        )
+        try:
+            dead_letters.park(entry)
+            parked = True
+        except Exception as store_exc:
+            # left in unacked: it comes back after the visibility timeout and is parked then
+            log.error(
+                "modq: cannot dead-letter a poison message yet (%s)", type(store_exc).__name__
+            )
+            parked = False
+        if tag is not None:
+            self.qos._delivered.pop(tag, None)  # no longer counts against the prefetch
+            if parked and dest not in self._no_ack_queues:
+                self.qos._remove_from_indices(tag).execute()
 
     def _brpop_start(self, timeout: float | None = None) -> None:
         queues = self._consumed()
@@ -190,11 +262,15 @@ class Channel(kombu_redis.Channel):
             if rang or not reply:
                 raise kombu_redis.Empty()  # a ring or a timeout: fetch next; empty: wait
             item = reply[1]  # a prefixed client strips global_keyprefix from a BRPOP reply
+            if key in (PARKED_KEY, self._prefixed(PARKED_KEY)) and len(reply) > 2:
+                source = bytes_to_str(reply[2]).removeprefix(self.global_keyprefix or "")
+                self._dead_letter_parked(item, source.rsplit(self.sep, 1)[0])
+                raise kombu_redis.Empty()  # fetch the next one
             dest = key.rsplit(self.sep, 1)[0]
             self._queue_cycle.rotate(dest)
             self.delivering_fetched = True  # in unacked already, or a no-ack message
             try:
-                self.connection._deliver(loads(bytes_to_str(item)), dest)
+                self._deliver_or_park(item, dest)
             finally:
                 self.delivering_fetched = False
             return True
@@ -244,6 +320,16 @@ class Channel(kombu_redis.Channel):
             pipe = client.pipeline(transaction=False)
             pipe.lpush(key, dumps(message)).lpush(bell, 1).ltrim(*trim)
             pipe.execute()
+
+
+def _delivery_tag(item: bytes) -> str | None:
+    """The delivery tag the fetch script read from ``item`` (it reads JSON alike), if any."""
+    try:
+        properties = json.loads(item).get("properties")
+        tag = properties.get("delivery_tag")
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        return None
+    return tag if isinstance(tag, str) else None
 
 
 class Transport(kombu_redis.Transport):

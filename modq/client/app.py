@@ -8,11 +8,15 @@ from typing import Any
 
 from celery import Celery
 
+from modq.broker.amqp import amqp_celery_config, is_amqp
 from modq.broker.config import shared_celery_config, transport_for
+from modq.broker.result_store import RESULT_BACKENDS
 from modq.settings import get_settings
 
 app = Celery("modq", set_as_current=False, loader="celery.loaders.app:AppLoader")
 app.conf.update(shared_celery_config(get_settings()))
+# redis:// results through modq's backend, whose waiters outlive a Redis restart
+app.loader.override_backends = RESULT_BACKENDS
 
 
 def configure(
@@ -28,6 +32,9 @@ def configure(
     if broker_url is not None:
         changes["broker_url"] = broker_url
         changes.setdefault("broker_transport", transport_for(broker_url))
+        if is_amqp(broker_url):  # RabbitMQ: modq's quorum queues and confirms, as workers
+            for key, value in amqp_celery_config(settings).items():
+                changes.setdefault(key, value)
         if result_backend is None and settings.result_backend_url is None:
             # as with the environment: a Redis broker is the result store too
             result_backend = settings.model_copy(

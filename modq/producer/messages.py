@@ -74,5 +74,10 @@ class RecordReview(ProducerTask):
             "source": "task",
             **arguments,
         }
-        review_outcomes(**fields)  # raises InvalidReview on the first problem
+        outcomes = review_outcomes(**fields)  # raises InvalidReview on the first problem
+        # plain JSON on the wire, whatever mapping or datetime the caller passed
+        labels = fields["labels"]
+        when = outcomes[0].reviewed_at
+        fields["labels"] = None if labels is None else dict(labels)
+        fields["reviewed_at"] = None if when is None else when.isoformat()
         return fields, REVIEW_QUEUE

@@ -21,8 +21,10 @@ from celery.result import AsyncResult
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 
-from modq.broker.backpressure import get_admission
+from modq.broker.backpressure import CHARGED_ITEMS_HEADER, CHARGED_QUEUE_HEADER, get_admission
+from modq.broker.config import check_schedule
 from modq.broker.queues import ENQUEUED_AT_HEADER
+from modq.broker.urls import check_broker_url
 from modq.errors import BrokerUnavailable, InvalidContent
 from modq.schemas import ModerationRequest, Priority, parse_priority, validate_request
 from modq.settings import get_settings
@@ -74,10 +76,19 @@ def validate_job(fields: Mapping[str, Any]) -> ModerationRequest:
     """One job's fields as a validated request (``InvalidContent`` on the first problem)."""
     unknown = set(fields) - JOB_FIELDS
     if unknown:
-        raise InvalidContent(f"unknown fields {sorted(unknown)}", field=sorted(unknown)[0])
+        names = sorted(map(repr, unknown))  # keys need not be text, nor comparable
+        raise InvalidContent(f"unknown fields [{', '.join(names)}]", field=min(map(str, unknown)))
     if "content_id" not in fields or "content" not in fields:
         raise InvalidContent("content_id and content are required")
-    return validate_request(**fields, max_content_chars=get_settings().max_content_chars)
+    settings = get_settings()
+    try:
+        return validate_request(
+            **fields,
+            max_content_chars=settings.max_content_chars,
+            max_context_bytes=settings.max_context_bytes,
+        )
+    except TypeError as exc:  # a field name that is not text (a mapping with int keys)
+        raise InvalidContent(f"bad job fields: {exc}") from exc
 
 
 def job_priority_option(value: object) -> tuple[int | None, Priority | None]:
@@ -212,21 +223,36 @@ class ProducerTask(Task):
                 "job goes on the queue named by its priority",
                 field="queue",
             )
+        check_schedule(options, get_settings())  # countdown/eta within the visibility timeout
+        check_broker_url(self.app.conf.broker_url)  # typed, password masked
         admission = get_admission(self.app)
+        charged = 0
         if admission is not None and not options.get("retries"):  # a retry was admitted once
-            admission.admit(queue, self.cost(message))
+            charged = admission.admit(queue, self.cost(message))
         enqueued_at_s = time.time()
         if "enqueued_at_s" in inspect.signature(self.run).parameters:
             message["enqueued_at_s"] = enqueued_at_s
         # the same stamp as a header: `modq metrics serve` reads a queue's oldest message
         # without decoding its body
-        options["headers"] = {**(options.get("headers") or {}), ENQUEUED_AT_HEADER: enqueued_at_s}
+        # and what was charged against the queue's bound, which the receiving worker releases
+        # (a retry copies its request's headers: it charges, and releases, nothing)
+        options["headers"] = {
+            **(options.get("headers") or {}),
+            ENQUEUED_AT_HEADER: enqueued_at_s,
+            CHARGED_QUEUE_HEADER: queue,
+            CHARGED_ITEMS_HEADER: charged,
+        }
         if not get_settings().events_show_content:
             options.setdefault("argsrepr", "()")
             options.setdefault("kwargsrepr", redacted_arguments(message))
         route_callbacks(options)
-        with broker_errors():
-            return super().apply_async((), message, **options)
+        try:
+            with broker_errors():
+                return super().apply_async((), message, **options)
+        except BaseException:
+            if admission is not None and charged:
+                admission.release(queue, charged)  # nothing was sent: give the places back
+            raise
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the body (on a worker); a message of the wrong shape (a stock producer's unknown

@@ -62,6 +62,7 @@ def test_errors_are_one_line_and_exit_1(cli_env: dict[str, str], model_dir: Path
     assert code == 1 and "no alias 'production'" in out
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_eval_prints_held_out_metrics_and_logs_them_to_mlflow(
     cli_env: dict[str, str], model_dir: Path

@@ -36,7 +36,6 @@ def test_workers_start_with_few_malloc_arenas_and_a_fixed_mmap_threshold(tmp_pat
         stop_worker(process)
 
 
-
 def initial_environ(pid: int) -> list[bytes]:
     """The environment ``pid`` was started with. Popen returns once exec has closed the
     child's close-on-exec pipe, which is before the kernel has laid out the new image's

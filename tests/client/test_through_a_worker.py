@@ -153,7 +153,7 @@ def test_a_chord_callback_reaches_the_apps_own_queue(worker, shop):
     [
         ({"content": "x", "foo": 1}, "unexpected keyword argument 'foo'"),
         ({}, "missing a required argument: 'content'"),
-        ({"content": "x", "enqueued_at_s": "yesterday"}, "enqueued_at_s must be a number"),
+        ({"content": "x", "enqueued_at_s": "yesterday"}, "enqueued_at_s is a string"),
     ],
 )
 def test_a_stock_message_of_the_wrong_shape_fails_with_a_typed_error(

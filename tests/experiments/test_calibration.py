@@ -56,6 +56,7 @@ def test_reports_after_the_plan_would_have_peeked_without_the_freeze() -> None:
     assert rates.rate(rates.naive) > rates.rate(rates.significant) + 0.03, rates
 
 
+@pytest.mark.long
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(DESIGNS))
 def test_a_a_false_positives_over_many_runs(name: str) -> None:
@@ -68,6 +69,7 @@ def test_a_a_false_positives_over_many_runs(name: str) -> None:
         assert always.rate(always.significant) <= 0.05 and always.upper(always.significant) <= 0.07
 
 
+@pytest.mark.long
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(DESIGNS))
 def test_planted_power_over_many_runs(name: str) -> None:

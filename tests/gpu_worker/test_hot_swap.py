@@ -101,6 +101,7 @@ def _rss_mb() -> float:
     raise AssertionError("no VmRSS")  # pragma: no cover
 
 
+@pytest.mark.long
 def test_memory_stays_flat_across_repeated_swaps(
     registry_config: EngineConfig, model_registry: ModelRegistry
 ) -> None:

@@ -117,6 +117,7 @@ def test_a_corrupt_checkpoint_is_a_typed_error(imported, tmp_path):
         TorchBackend(broken)
 
 
+@pytest.mark.long
 @pytest.mark.integration
 @pytest.mark.slow
 def test_a_worker_serves_the_imported_model_with_the_torch_backend(imported, tmp_path):

@@ -13,6 +13,7 @@ import pytest
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 from redis import Redis
 
+from modq.broker.dead_letters import get_dead_letters
 from modq.broker.transport import DOORBELL_PREFIX, PARKED_KEY, Transport, doorbell_key
 from tasks import app
 from tests.polling import wait_until
@@ -97,8 +98,12 @@ def test_an_idle_consumer_is_woken_by_the_doorbell_not_its_timeout(broker_url):
     assert tokens <= 1  # one ring was spent waking the consumer
 
 
-def test_an_item_that_is_no_kombu_message_is_parked_and_the_next_one_delivered(broker_url):
+def test_an_item_that_is_no_kombu_message_is_dead_lettered_and_the_next_one_delivered(
+    broker_url,
+):
     raw = Redis.from_url(broker_url)
+    store = get_dead_letters()
+    store.purge()
     received: list[dict[str, object]] = []
     with connect(broker_url) as connection:
         publish(connection, {"job": 3})
@@ -106,9 +111,13 @@ def test_an_item_that_is_no_kombu_message_is_parked_and_the_next_one_delivered(b
         with Consumer(
             connection.channel(), queues=[QUEUE], callbacks=[lambda b, m: received.append(b)]
         ):
-            connection.drain_events(timeout=10)
+            while not received:
+                connection.drain_events(timeout=10)
     assert received == [{"job": 3}]
-    assert raw.lrange(PARKED_KEY, 0, -1) == [b"\xffnot json"]
+    assert raw.llen(PARKED_KEY) == 0  # parked only until it is in the dead-letter queue
+    (entry,) = store.entries()
+    assert entry.reason == "undecodable" and entry.raw() == b"\xffnot json"
+    store.purge()
 
 
 def _queue(name: str) -> Queue:

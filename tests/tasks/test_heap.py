@@ -29,6 +29,7 @@ def test_trim_returns_freed_pages_that_glibc_would_keep() -> None:
     assert len(survivors) == 1_000
 
 
+@pytest.mark.long
 @pytest.mark.integration
 def test_workers_trim_after_tasks_at_most_every_interval(model_dir, database, tmp_path) -> None:  # type: ignore[no-untyped-def]
     env = {"MODQ_DATABASE_URL": database, "MODQ_MALLOC_TRIM_INTERVAL_S": "0.01"}

@@ -104,6 +104,7 @@ def live_stack(
     engine.dispose()
 
 
+@pytest.mark.long
 def test_promote_and_rollback_under_load(
     live_stack: tuple[ModelRegistry, AliasHistory, str], exact_folders: dict[str, Path]
 ) -> None:

@@ -88,6 +88,7 @@ def _snapshot(redis: Redis) -> dict[str, Any]:
     }
 
 
+@pytest.mark.long
 def test_a_thousand_control_calls_leave_no_keys_nothing_unacked_and_no_memory(worker):
     redis = Redis.from_url(os.environ["MODQ_REDIS_URL"])
 

@@ -18,10 +18,10 @@ from prometheus_client.registry import CollectorRegistry
 from redis import Redis
 
 from cli.services import free_port
+from modq.broker.queues import ENQUEUED_AT_HEADER, BrokerQueues, enqueued_at_s
 from modq.errors import Overloaded
 from modq.settings import get_settings
 from tasks import app, moderate, moderate_many
-from modq.broker.queues import ENQUEUED_AT_HEADER, BrokerQueues, enqueued_at_s
 from tasks.queue_metrics import QueueCollector, make_registry, serve
 from tests.workers import flush_private_redis, running_worker
 

@@ -6,6 +6,9 @@ The worker serves a tiny model with 2 task threads and a 10 ms batch wait, so th
 (100 ``moderate_many`` messages of 10 items, or 1,000 one-item messages where a retry's
 backoff or a restart needs a longer backlog) takes seconds to drain while an urgent job takes
 milliseconds.
+
+Every test runs on both brokers (the ``broker`` fixture): the session's private Redis, and a
+private RabbitMQ node (tests/rabbitmq/fixtures.py) with modq's quorum queues.
 """
 
 from __future__ import annotations
@@ -23,10 +26,13 @@ from celery import Celery
 
 import migrations
 from modq import moderate, moderate_many
+from modq.broker.amqp import AmqpQueues, amqp_queue, is_amqp
 from modq.broker.queues import BrokerQueues
 from tasks import app
 from tests.conftest import postgres_database
-from tests.workers import WorkerHandle, flush_private_redis, running_worker, wait_for_retry
+from tests.rabbitmq.fixtures import rabbit_node, rabbitmq_vhost  # noqa: F401  # fixture
+from tests.workers import WorkerHandle, running_worker, wait_for_retry
+from tests.workers import flush_private_redis as _flush_redis
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -44,8 +50,34 @@ def _env(model_dir: Path, database_url: str) -> dict[str, str]:
     }
 
 
+@pytest.fixture(scope="module", params=["redis", "rabbitmq"])
+def broker(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The broker URL every test of the module runs on: the private Redis, then RabbitMQ."""
+    if request.param == "redis":
+        yield os.environ["MODQ_REDIS_URL"]
+        return
+    with rabbitmq_vhost(request.getfixturevalue("rabbit_node")) as url:
+        yield url
+
+
+def flush_private_redis() -> None:
+    """Empty the private Redis (results, and the queues when it is the broker) and, on
+    RabbitMQ, the three queues."""
+    _flush_redis()
+    if is_amqp(str(app.conf.broker_url)):
+        app.control.purge()
+
+
+def _waiting(queue: str) -> int:
+    if is_amqp(str(app.conf.broker_url)):
+        return AmqpQueues.from_app(app).depths([queue])[queue]
+    return BrokerQueues.from_app(app).depths([queue])[queue]
+
+
 @pytest.fixture(scope="class")
-def worker(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def worker(
+    broker: str, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
     """One worker for the tests of a class (stopped before the tests that start their own)."""
     flush_private_redis()
     root = tmp_path_factory.mktemp("urgency")
@@ -57,11 +89,16 @@ def worker(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 @pytest.fixture(scope="module")
-def stock() -> Iterator[Celery]:
-    """An app with only celery, the broker URL and JSON."""
-    url = os.environ["MODQ_REDIS_URL"]
-    stock_app = Celery("stock", broker=url, backend=url, set_as_current=False)
+def stock(broker: str) -> Iterator[Celery]:
+    """An app with only celery, the broker URL and JSON (on RabbitMQ also modq's queue
+    declarations, which RabbitMQ requires to match: docs/rabbitmq.md)."""
+    backend = os.environ["MODQ_REDIS_URL"]
+    stock_app = Celery("stock", broker=broker, backend=backend, set_as_current=False)
     stock_app.conf.update(task_serializer="json", accept_content=["json"])
+    if is_amqp(broker):
+        stock_app.conf.update(
+            task_queues=[amqp_queue(name) for name in ("urgent", "normal", "bulk")]
+        )
     yield stock_app
     stock_app.close()
 
@@ -101,9 +138,11 @@ def _assert_urgent_first(urgent: list[Any], sent_s: float, operation: str) -> No
     for job in urgent:
         job.get(timeout=120)
         finished_ms.append((time.monotonic() - sent_s) * 1000)
-    waiting = BrokerQueues.from_app(app).depths(["bulk"])["bulk"]
+    waiting = _waiting("bulk")
+    scheme = str(app.conf.broker_url).partition(":")[0]
     print(
-        f"\n{operation}: {len(urgent)} urgent done, p50 {statistics.median(finished_ms):.0f} ms, "
+        f"\n{scheme} {operation}: {len(urgent)} urgent done, "
+        f"p50 {statistics.median(finished_ms):.0f} ms, "
         f"last {max(finished_ms):.0f} ms after sending; bulk messages still waiting: {waiting}"
     )
     assert waiting > 0, f"{operation}: the bulk backlog drained before the urgent jobs finished"
@@ -129,8 +168,12 @@ class TestOnOneWorker:
 
     def test_urgent_at_message_priority_9_stays_first(self, worker, stock):
         """On Redis 9 is the lowest message priority; a stock producer's urgent job sent with it
-        still comes before bulk work at priority 0."""
+        still comes before bulk work at priority 0. The backlog is queued in full first: sending
+        100 confirmed messages to RabbitMQ takes long enough for the worker to drain most of it
+        meanwhile."""
+        _control("cancel_consumer", "bulk", worker)
         backlog = _bulk_backlog()
+        _control("add_consumer", "bulk", worker)
         sent_s = time.monotonic()
         urgent = [
             stock.send_task(
@@ -145,7 +188,7 @@ class TestOnOneWorker:
         backlog[-1].get(timeout=120)
 
 
-def test_a_retried_urgent_job_stays_first(tiny_model_dir, tmp_path):
+def test_a_retried_urgent_job_stays_first(broker, tiny_model_dir, tmp_path):
     """Urgent jobs that fail on a database outage are retried (Celery's autoretry, backoff);
     once the database is back they finish before a bulk backlog queued meanwhile."""
     flush_private_redis()
@@ -167,7 +210,7 @@ def test_a_retried_urgent_job_stays_first(tiny_model_dir, tmp_path):
     flush_private_redis()
 
 
-def test_a_restarted_worker_takes_urgent_first(tiny_model_dir, tmp_path):
+def test_a_restarted_worker_takes_urgent_first(broker, tiny_model_dir, tmp_path):
     """A worker stopped mid-backlog (warm shutdown) and started again: the urgent jobs sent
     while it was down run before the rest of the backlog."""
     flush_private_redis()

@@ -8,6 +8,7 @@ from training.baselines import run_baselines
 from training.datasets import COVERED_CATEGORIES
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_baselines_score_the_held_out_split_sanely():
     report = run_baselines(load_policy(get_settings().policy_path))

@@ -15,6 +15,7 @@ from training.export import PARITY_TOLERANCE
 from training.finetune import FineTuneConfig, bucketed_batches
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_a_few_steps_train_and_export_one_graph(fp32_model_dir, tmp_path):
     pytest.importorskip("torch")

@@ -9,6 +9,7 @@ from gpu_worker.backends.onnx import OnnxBackend
 from training.datasets import COVERED_CATEGORIES, load_examples, unescape_comment
 
 
+@pytest.mark.long
 def test_exported_graph_matches_the_torch_model(fp32_model_dir):
     torch = pytest.importorskip("torch")  # the build extra is part of dev installs
     from tokenizers import Tokenizer

@@ -16,7 +16,8 @@ from training.datasets import COVERED_CATEGORIES
 from training.evaluate import held_out_examples, score_folder
 from training.quantize import CPU_DEFAULT_MAX_AUC_DROP, is_cpu_default, quantize_model
 
-pytestmark = pytest.mark.slow  # the int8 fixture scores validation and evaluation (~1 min)
+# the int8 fixture scores validation and evaluation (~2 min): make test-all
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 SAMPLE_SIZE = 300  # fixed: the first held-out rows, every source represented
 

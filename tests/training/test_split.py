@@ -37,6 +37,7 @@ def test_the_split_is_ten_ten_eighty():
     assert abs(counts[VALIDATION] / 20_000 - 0.10) < 0.01
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_packaged_rows_never_share_a_text_across_splits():
     from training.datasets import load_examples

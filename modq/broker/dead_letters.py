@@ -1,0 +1,309 @@
+"""The dead-letter queue: messages a worker could not decode or validate (poison) and jobs that
+ran out of retries, parked with the reason instead of crashing a worker or vanishing.
+
+Kept in the cache/result Redis (``MODQ_DEAD_LETTERS_URL``, default ``MODQ_REDIS_URL``), so it
+works whatever the broker is (Redis or RabbitMQ), and the worker that parks an entry already
+holds a connection there. Two keys: a hash ``modq:dlq:entries`` (id -> entry as JSON) and a
+sorted set ``modq:dlq:index`` (id -> parked time), which orders ``list`` and sizes the
+``modq_dead_letters`` gauge. docs/dead-letters.md says why Redis and not SQL.
+
+An entry keeps the original message as it came (poison: the raw broker item; a job out of
+retries: its task name and arguments), so ``modq dlq retry`` can send it again through the
+producer. Nothing here logs a message's content.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from redis import Redis
+
+from modq.errors import UnknownJob
+
+log = logging.getLogger(__name__)
+
+ENTRIES_KEY = "modq:dlq:entries"
+INDEX_KEY = "modq:dlq:index"
+FIRST_ERROR_PREFIX = "modq:dlq:first:"  # a job's first retryable error, until it ends
+FIRST_ERROR_TTL_S = 7 * 24 * 3600
+ERROR_CHARS = 500  # an error text is cut here: a reason, not a dump
+
+POISON = "poison"  # a message no worker could decode or validate
+EXHAUSTED = "exhausted"  # a job whose retryable error outlasted its retries
+
+
+@dataclass
+class DeadLetter:
+    """One parked message: why, how often it was tried, and the message itself."""
+
+    kind: str  # POISON or EXHAUSTED
+    reason: str  # a stable code: undecodable, bad_envelope, bad_arguments, storage_unavailable…
+    error: str  # the last error, as text (no content)
+    queue: str | None = None
+    task: str | None = None  # the task name, when the message names one
+    task_id: str | None = None
+    attempts: int = 1
+    first_error: str = ""
+    first_at_s: float = 0.0
+    last_at_s: float = 0.0
+    message: str = ""  # the original message (see ``message_encoding``)
+    message_encoding: str = "utf-8"  # or "base64" for bytes that are not UTF-8
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    parked_at_s: float = field(default_factory=time.time)
+    retry_error: str | None = None  # why the last `modq dlq retry` of it failed
+
+    def __post_init__(self) -> None:
+        self.error = clip(self.error)
+        self.first_error = clip(self.first_error or self.error)
+        self.first_at_s = self.first_at_s or self.parked_at_s
+        self.last_at_s = self.last_at_s or self.parked_at_s
+
+    def raw(self) -> bytes:
+        """The original message as bytes."""
+        if self.message_encoding == "base64":
+            return base64.b64decode(self.message)
+        return self.message.encode("utf-8", "surrogatepass")
+
+    def summary(self) -> dict[str, Any]:
+        """Everything but the message: what ``modq dlq list`` shows."""
+        shown = asdict(self)
+        shown.pop("message")
+        shown.pop("message_encoding")
+        return shown
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> DeadLetter:
+        fields = json.loads(text)
+        known = {name for name in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in fields.items() if k in known})
+
+
+def clip(text: str) -> str:
+    return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 1] + "…"
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as one line of text: its type, then its message (cut)."""
+    return clip(f"{type(exc).__name__}: {exc}")
+
+
+def encode_raw(item: bytes | str) -> tuple[str, str]:
+    """``(message, message_encoding)`` for a raw broker item."""
+    if isinstance(item, str):
+        return item, "utf-8"
+    try:
+        return item.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return base64.b64encode(item).decode("ascii"), "base64"
+
+
+@dataclass(frozen=True)
+class RawJob:
+    """What can be read back from a raw kombu message, as far as it can be read."""
+
+    task: str | None = None
+    task_id: str | None = None
+    args: list[Any] | None = None
+    kwargs: dict[str, Any] | None = None
+    reply_to: str | None = None
+    problem: str | None = None  # why the arguments could not be read (None: they were)
+
+
+def read_raw(item: bytes | str) -> RawJob:
+    """The task name, id and arguments of a raw kombu message (Celery protocol 2), with plain
+    JSON (no object hooks): as much as the message yields, ``problem`` saying what did not."""
+    try:
+        envelope = json.loads(item)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return RawJob(problem=f"not JSON: {describe(exc)}")
+    if not isinstance(envelope, dict):
+        return RawJob(problem="not a JSON object")
+    headers = envelope.get("headers")
+    headers = headers if isinstance(headers, dict) else {}
+    properties = envelope.get("properties")
+    properties = properties if isinstance(properties, dict) else {}
+    task = _text(headers.get("task"))
+    task_id = _text(headers.get("id")) or _text(properties.get("correlation_id"))
+    known = RawJob(task=task, task_id=task_id, reply_to=_text(properties.get("reply_to")))
+    body = envelope.get("body")
+    try:
+        if properties.get("body_encoding") == "base64" and isinstance(body, str):
+            body = base64.b64decode(body, validate=True)
+        decoded = json.loads(body) if isinstance(body, str | bytes) else body
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+        return _with(known, problem=f"body does not decode: {describe(exc)}")
+    if not (
+        isinstance(decoded, list)
+        and len(decoded) == 3
+        and isinstance(decoded[0], list)
+        and isinstance(decoded[1], dict)
+    ):
+        return _with(known, problem="body is not [args, kwargs, embed]")
+    return _with(known, args=decoded[0], kwargs=decoded[1])
+
+
+def poison_entry(item: bytes | str, *, queue: str | None, reason: str, error: str) -> DeadLetter:
+    """The entry for a raw broker item no worker could take (``error``: why, no content)."""
+    job = read_raw(item)
+    message, encoding = encode_raw(item)
+    return DeadLetter(
+        kind=POISON,
+        reason=reason,
+        error=error,
+        queue=queue,
+        task=job.task,
+        task_id=job.task_id,
+        message=message,
+        message_encoding=encoding,
+    )
+
+
+def _with(job: RawJob, **changes: Any) -> RawJob:
+    return RawJob(**{**asdict(job), **changes})
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+class DeadLetters:
+    """The dead-letter store on one Redis."""
+
+    def __init__(self, client: Redis) -> None:
+        self.client = client
+
+    def park(self, entry: DeadLetter) -> str:
+        """Store ``entry``; returns its id."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(ENTRIES_KEY, entry.id, entry.to_json())
+        pipe.zadd(INDEX_KEY, {entry.id: entry.parked_at_s})
+        pipe.execute()
+        return entry.id
+
+    def size(self) -> int:
+        return int(self.client.zcard(INDEX_KEY))
+
+    def ids(self, *, limit: int | None = None) -> list[str]:
+        """Entry ids, oldest first."""
+        end = -1 if limit is None else limit - 1
+        found: list[Any] = list(self.client.zrange(INDEX_KEY, 0, end))
+        return [_str(i) for i in found]
+
+    def entries(self, *, limit: int | None = None) -> Iterator[DeadLetter]:
+        """Entries, oldest first."""
+        ids = self.ids(limit=limit)
+        for text in self.client.hmget(ENTRIES_KEY, ids) if ids else []:
+            if text is not None:
+                yield DeadLetter.from_json(text)
+
+    def get(self, entry_id: str) -> DeadLetter:
+        """One entry; ``UnknownJob`` if there is none with that id."""
+        text = self.client.hget(ENTRIES_KEY, entry_id)
+        if text is None:
+            raise UnknownJob(f"no dead letter with id {entry_id!r}")
+        return DeadLetter.from_json(text)
+
+    def update(self, entry: DeadLetter) -> None:
+        self.client.hset(ENTRIES_KEY, entry.id, entry.to_json())
+
+    def remove(self, entry_id: str) -> bool:
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hdel(ENTRIES_KEY, entry_id)
+        pipe.zrem(INDEX_KEY, entry_id)
+        removed, _ = pipe.execute()
+        return bool(removed)
+
+    def purge(self) -> int:
+        """Remove every entry; returns how many there were."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.zcard(INDEX_KEY)
+        pipe.delete(ENTRIES_KEY, INDEX_KEY)
+        count, _ = pipe.execute()
+        return int(count)
+
+    def note_attempt(self, task_id: str, error: str) -> None:
+        """Remember a job's first retryable error (kept only if it is the first)."""
+        memo = json.dumps({"error": clip(error), "at_s": time.time()})
+        self.client.set(FIRST_ERROR_PREFIX + task_id, memo, nx=True, ex=FIRST_ERROR_TTL_S)
+
+    def first_attempt(self, task_id: str) -> tuple[str, float] | None:
+        """``(error, at_s)`` of a job's first retryable error, and forgets it."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.get(FIRST_ERROR_PREFIX + task_id)
+        pipe.delete(FIRST_ERROR_PREFIX + task_id)
+        text, _ = pipe.execute()
+        if text is None:
+            return None
+        memo = json.loads(text)
+        return str(memo["error"]), float(memo["at_s"])
+
+
+def _str(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+_stores: dict[str, DeadLetters] = {}
+_lock = threading.Lock()
+
+
+def get_dead_letters(url: str | None = None) -> DeadLetters:
+    """The store at ``url`` (default: the settings' dead-letter Redis), one per URL."""
+    if url is None:
+        from modq.settings import get_settings
+
+        settings = get_settings()
+        url = settings.dead_letters_url or settings.redis_url
+    with _lock:
+        store = _stores.get(url)
+        if store is None:
+            client = Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+            store = _stores[url] = DeadLetters(client)
+        return store
+
+
+# --- what a worker does besides storing: log, store a FAILURE result (tasks/dead_letters) ---
+
+Listener = Callable[[DeadLetter], None]
+_listeners: list[Listener] = []
+
+
+def add_listener(listener: Listener) -> None:
+    """Call ``listener`` with every entry this process parks (once per listener)."""
+    if listener not in _listeners:
+        _listeners.append(listener)
+
+
+def park(entry: DeadLetter, store: DeadLetters | None = None) -> str:
+    """Park ``entry``, log it (no content) and tell the listeners; returns its id. Raises
+    what the store raises: a message that could not be parked must stay where it was."""
+    entry_id = (store or get_dead_letters()).park(entry)
+    log.error(
+        "modq: dead-lettered %s message %s (reason %s, task %s, id %s, queue %s, "
+        "attempts %d): %s",  # the error's type only: a message may echo its input
+        entry.kind,
+        entry.id,
+        entry.reason,
+        entry.task,
+        entry.task_id,
+        entry.queue,
+        entry.attempts,
+        entry.error.split(":", 1)[0],
+    )
+    for listener in list(_listeners):
+        try:
+            listener(entry)
+        except Exception:  # a listener must never turn a parked message into a crash
+            log.exception("modq: dead-letter listener %r failed", listener)
+    return entry_id
