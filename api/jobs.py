@@ -1,0 +1,59 @@
+"""Which API key submitted which job: one small Redis record per job, so ``GET /v1/jobs/{id}``
+answers only the key that sent it (404 to any other, as for an id that never existed) and tells
+a queued job from an unknown one (Celery alone calls both PENDING)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from modq.errors import BrokerUnavailable, UnknownJob
+
+KEY_PREFIX = "modq:api:job:"
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    job_id: str
+    key_id: str
+    kind: str  # moderate | moderate_many | review
+    priority: str
+    created_at_s: float
+
+
+class JobStore:
+    """Job records in Redis, kept as long as Celery keeps results (``result_expires_s``)."""
+
+    def __init__(self, redis_url: str, *, ttl_s: int) -> None:
+        self._redis: Redis = Redis.from_url(redis_url)
+        self._ttl_s = ttl_s
+
+    async def record(self, job_id: str, key_id: str, kind: str, priority: str) -> JobRecord:
+        record = JobRecord(job_id, key_id, kind, priority, time.time())
+        body = json.dumps(
+            {"key_id": key_id, "kind": kind, "priority": priority, "at": record.created_at_s}
+        )
+        try:
+            await self._redis.set(KEY_PREFIX + job_id, body, ex=self._ttl_s)
+        except RedisError as exc:
+            raise BrokerUnavailable(f"cannot record the job: {type(exc).__name__}") from exc
+        return record
+
+    async def get(self, job_id: str, key_id: str) -> JobRecord:
+        """The record of ``job_id`` if ``key_id`` submitted it; UnknownJob otherwise."""
+        try:
+            raw = await self._redis.get(KEY_PREFIX + job_id)
+        except RedisError as exc:
+            raise BrokerUnavailable(f"cannot read the job: {type(exc).__name__}") from exc
+        data: dict[str, Any] = json.loads(raw) if raw is not None else {}
+        if data.get("key_id") != key_id:
+            raise UnknownJob(f"no job {job_id!r} for this API key", job_id=job_id)
+        return JobRecord(job_id, key_id, data["kind"], data["priority"], float(data["at"]))
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()

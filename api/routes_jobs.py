@@ -1,0 +1,91 @@
+"""Asynchronous jobs: ``POST /v1/jobs`` (202 and a job id, optional webhook) and
+``GET /v1/jobs/{job_id}`` (only for the key that submitted it)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from celery import states
+from fastapi import APIRouter, Path, Request, Response
+
+import modq
+from api.auth import require_priority
+from api.deps import Caller, Producer
+from api.models import JobAccepted, JobBody, JobError, JobOut, ReviewOut, result_out
+from api.problems import problem_responses, status_of
+from api.producer import new_job_id
+from api.webhooks import webhook_options
+from modq.errors import ModerationError
+
+router = APIRouter(prefix="/v1", tags=["jobs"])
+JOB_ID = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+@router.post(
+    "/jobs",
+    response_model=JobAccepted,
+    status_code=202,
+    responses=problem_responses(400, 401, 403, 413, 422, 429, 503),
+)
+async def submit_job(
+    body: JobBody, principal: Caller, producer: Producer, request: Request, response: Response
+) -> JobAccepted:
+    """Enqueue one piece of content on its priority queue and return at once (202). With
+    ``callback_url`` the result is also POSTed there, signed (HMAC-SHA256), with retries."""
+    require_priority(principal, body.priority.value)  # 403 before any check of the URL
+    job = body.model_dump(mode="json", exclude={"callback_url"})
+    job_id = new_job_id()
+    options: dict[str, Any] = {"task_id": job_id}
+    if body.callback_url is not None:
+        # signed delivery by the worker that finishes the job (api.webhooks, tasks/webhooks.py)
+        options = webhook_options(
+            body.callback_url, priority=body.priority.value, job_id=job_id, app=modq.app
+        )
+    await producer.submit(principal, job, **options)
+    status_url = str(request.url_for("get_job", job_id=job_id).path)
+    response.headers["Location"] = status_url
+    return JobAccepted(
+        job_id=job_id, status="queued", priority=body.priority, status_url=status_url
+    )
+
+
+@router.get(
+    "/jobs/{job_id}",
+    response_model=JobOut,
+    responses=problem_responses(400, 401, 404, 422, 429, 503),
+)
+async def get_job(job_id: JOB_ID, principal: Caller, producer: Producer) -> JobOut:
+    """A job's state (queued, retrying, succeeded, failed) and, once done, its result. 404 for
+    an id this key never submitted (or one past ``MODQ_RESULT_EXPIRES_S``)."""
+    record = await producer.jobs.get(job_id, principal.key_id)
+    meta = await producer.waiter.meta(job_id)
+    job = JobOut(
+        job_id=job_id,
+        kind=record.kind,
+        status="queued",
+        priority=record.priority,
+        created_at=datetime.fromtimestamp(record.created_at_s, UTC),
+    )
+    state = None if meta is None else meta.get("status")
+    if state == states.RETRY:
+        job.status = "retrying"
+    elif state in states.READY_STATES:
+        assert meta is not None
+        try:
+            value = producer.waiter.outcome(meta)
+        except ModerationError as error:
+            job.status = "failed"
+            job.error = JobError(code=error.code, detail=error.message, status=status_of(error))
+        else:
+            job.status = "succeeded"
+            job.result = _result_of(record.kind, value)
+    return job
+
+
+def _result_of(kind: str, value: Any) -> Any:
+    if kind == "moderate_many":
+        return [result_out(item) for item in value]
+    if kind == "review":
+        return ReviewOut.model_validate(value)
+    return result_out(value)
