@@ -158,10 +158,14 @@ def _control(command: str, queue: str, worker: WorkerHandle) -> None:
 class TestOnOneWorker:
     def test_urgent_re_added_by_add_consumer_stays_first(self, worker):
         """cancel_consumer + add_consumer (the CLI's and Flower's buttons) leave urgent last in
-        Celery's list of queues; the worker still drains it first."""
+        Celery's list of queues; the worker still drains it first. The backlog is queued in
+        full first, as in the next test (on RabbitMQ the worker drained all of it while the
+        confirmed messages were being sent: 0 waiting when the urgent jobs finished)."""
         _control("cancel_consumer", "urgent", worker)
-        _control("add_consumer", "urgent", worker)
+        _control("cancel_consumer", "bulk", worker)
         backlog = _bulk_backlog()
+        _control("add_consumer", "bulk", worker)
+        _control("add_consumer", "urgent", worker)  # last in the list, after bulk
         sent_s = time.monotonic()
         _assert_urgent_first(_urgent(), sent_s, "add_consumer")
         backlog[-1].get(timeout=120)
