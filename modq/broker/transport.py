@@ -49,6 +49,7 @@ from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import dumps, loads
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
 from modq.broker import dead_letters
@@ -122,12 +123,23 @@ class Channel(kombu_redis.Channel):
     delivering_fetched = False  # True while a fetched message goes to its consumer
     _waiting_on_doorbell = False  # the command in flight is a doorbell BRPOP, not the script
     _scripts_loaded = False  # this channel has sent SCRIPT LOAD (Redis keeps them until restart)
+    _blocked_bells: tuple[str, ...] = ()  # the doorbells the BRPOP in flight waits on
     _in_poll: Any  # kombu's: the connection a fetch is in flight on (False/None when none)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._no_ack_queues: set[str] = set()
         self._look_client: Redis | None = None
         super().__init__(*args, **kwargs)
+
+    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
+        # kombu builds a pool from the transport's client, which a collected connection has
+        # dropped; Celery's consumer then closes the channel (restoring unacked messages
+        # through that pool) ignoring connection errors only: an AttributeError there ended
+        # the worker ("Unrecoverable error", seen during a Redis restart)
+        if self.connection.client is None:
+            raise RedisConnectionError("the broker connection is closed")
+        params: dict[str, Any] = super()._connparams(asynchronous=asynchronous)
+        return params
 
     def _prefixed(self, key: str) -> str:
         return f"{self.global_keyprefix}{key}" if self.global_keyprefix else key
@@ -232,9 +244,11 @@ class Channel(kombu_redis.Channel):
             wait_s = self.brpop_timeout if looking or not acked else self.look_interval
             if timeout:
                 wait_s = min(wait_s, timeout)
-            keys = [*(doorbell_key(queue) for queue in acked), *no_ack_lists]
+            self._blocked_bells = tuple(doorbell_key(queue) for queue in acked)
+            keys = [*self._blocked_bells, *no_ack_lists]
             command: list[Any] = ["BRPOP", *map(self._prefixed, keys), wait_s or 0]
         else:
+            self._blocked_bells = ()
             self._load_scripts(self.client)
             lists = [(key, q in acked) for q in queues for key in self._lists(q)]  # queue-major
             keys = [self.unacked_key, self.unacked_index_key, PARKED_KEY, *(k for k, _ in lists)]
@@ -287,9 +301,14 @@ class Channel(kombu_redis.Channel):
         acked = [queue for queue in self._consumed() if queue not in self._no_ack_queues]
         if not acked:
             return
-        keys = [key for q in acked for key in (doorbell_key(q), *self._lists(q))]
         if self._look_client is None:  # plain: the keys below carry their prefix already
             self._look_client = Redis(connection_pool=self.pool)
+        if self._blocked_bells and not {doorbell_key(q) for q in acked} <= set(self._blocked_bells):
+            # a queue added (add_consumer) after the BRPOP was sent: its bell would ring
+            # unheard until the BRPOP timeout; a token on a bell it hears wakes it to fetch
+            self._look_client.lpush(self._prefixed(self._blocked_bells[0]), 1)
+            return
+        keys = [key for q in acked for key in (doorbell_key(q), *self._lists(q))]
         per_queue = len(self._lists(acked[0]))
         args: list[Any] = [len(keys), *map(self._prefixed, keys), per_queue, DOORBELL_TOKENS]
         try:

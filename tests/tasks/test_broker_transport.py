@@ -267,3 +267,66 @@ def test_in_an_event_loop_the_idle_look_wakes_the_consumer_for_an_un_belled_mess
         consumer.cancel()
         hub.close()
     assert got and got[0] - sent_s < 0.5, "found by the 60 s BRPOP timeout, not the look"
+
+
+def test_a_queue_added_while_the_consumer_is_blocked_is_served_within_the_look_interval(
+    broker_url,
+):
+    """add_consumer (Celery's control command, Flower's button) on an idle worker: the BRPOP in
+    flight waits on the old queues' bells only, for up to 60 s; the next look wakes it, so a
+    message on the added queue arrives at once."""
+    from kombu.asynchronous import Hub
+
+    added = _queue("transport-added")
+    got: list[float] = []
+    hub = Hub()
+    with connect(broker_url) as consumer_side:
+        channel = consumer_side.default_channel
+        channel.brpop_timeout = 60
+        on_message = [lambda b, m: (got.append(time.monotonic()), m.ack())]
+        first = Consumer(channel, queues=[QUEUE], callbacks=on_message)
+        first.consume()
+        consumer_side.register_with_event_loop(hub)
+        loop = hub.create_loop()
+
+        def spin(seconds: float) -> None:
+            deadline = time.monotonic() + seconds
+            while not got and time.monotonic() < deadline:
+                next(loop)
+
+        spin(0.3)  # idle: blocked on the first queue's bell
+        second = Consumer(channel, queues=[added], callbacks=on_message)
+        second.consume()
+        sent_s = time.monotonic()
+        _send(consumer_side, "transport-added", {"job": "added"})
+        spin(10)
+        first.cancel()
+        second.cancel()
+        hub.close()
+    assert got and got[0] - sent_s < 0.5, "found by the 60 s BRPOP timeout, not the look"
+
+
+def test_a_channel_closed_after_its_transport_lost_the_client_raises_a_connection_error(
+    broker_url,
+):
+    """Celery's consumer, on a lost broker, collects the connection and then closes it,
+    ignoring connection errors only. When the channel's first close failed on the dead server,
+    the collect still drops the transport's client, and the second close, restoring the
+    unacked message, built a pool from that missing client: ``AttributeError: 'NoneType' object
+    has no attribute 'hostname'`` ended a worker with ``Unrecoverable error`` during a Redis
+    restart (seen in CI). It is a connection error now; the message stays in ``unacked`` on
+    the server, for the visibility-timeout sweep."""
+    from kombu.common import ignore_errors
+
+    connection = connect(broker_url)
+    channel = connection.channel()
+    held: list[object] = []
+    Consumer(channel, queues=[QUEUE], callbacks=[lambda b, m: held.append(m)]).consume()
+    publish(connection, {"job": 1})
+    connection.drain_events(timeout=5)  # delivered, never acked
+    assert held
+    channel._disconnect_pools()  # what the failed first close did, then the collect:
+    channel.connection.client = None  # kombu's Connection._do_close_transport
+    ignore_errors(connection, channel.close)  # raised AttributeError before
+    assert channel.closed
+    assert Redis.from_url(broker_url).hlen("unacked") == 1
