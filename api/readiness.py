@@ -66,7 +66,9 @@ class ReadinessProbe:
         """A fresh answer (blocking: run it in a thread)."""
         checks = {"broker": self._broker(), "database": self._database()}
         ready = self._workers_ready() if checks["broker"] == OK else 0
-        checks["workers"] = OK if ready else "no worker with a model loaded answered"
+        checks["workers"] = (
+            OK if ready else "no serving worker (model loaded, breaker not open) answered"
+        )
         now_s = time.monotonic()
         if ready:
             self._worker_seen_at_s = now_s
@@ -93,7 +95,7 @@ class ReadinessProbe:
         seen = self._worker_seen_at_s
         if last.workers_ready == 0 and (seen is None or time.monotonic() - seen > WORKER_GRACE_S):
             raise ModelUnavailable(
-                "no worker with a model loaded is ready; retry later", reason=last.checks["workers"]
+                "no worker serving a model is ready; retry later", reason=last.checks["workers"]
             )
 
     def _broker(self) -> str:
@@ -120,8 +122,16 @@ class ReadinessProbe:
             1
             for reply in replies or []
             for stats in reply.values()
-            if isinstance(stats, dict) and stats.get("model_loaded")
+            if isinstance(stats, dict) and _serves(stats)
         )
 
     def close(self) -> None:
         self._redis.close()
+
+
+def _serves(stats: dict[str, Any]) -> bool:
+    """A worker serves jobs when its model is loaded and its model breaker is not open, or is
+    open with a CPU fallback serving (``modq_stats``)."""
+    if not stats.get("model_loaded"):
+        return False
+    return stats.get("model_breaker") != "open" or bool(stats.get("model_fallback"))

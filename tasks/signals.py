@@ -193,10 +193,25 @@ def _close(**_: Any) -> None:
         _server.stop()
 
 
+def _breaker_stats() -> dict[str, Any]:
+    """The circuit breakers of this process: ``closed``, ``half_open`` or ``open``; whether a
+    CPU fallback serves while the model's is open."""
+    from gpu_worker.runtime import model_guard
+    from tasks import storage_breaker
+
+    guard = model_guard()
+    return {
+        "model_breaker": guard.snapshot().state.value if guard is not None else "closed",
+        "model_fallback": guard is not None and guard.serving_fallback() is not None,
+        "storage_breaker": storage_breaker.current_state(),
+    }
+
+
 @inspect_command(name="modq_stats")
 def modq_stats(state: Any) -> dict[str, Any]:
     """`celery -A tasks inspect modq_stats`: model calls, batch and cache counters (the batch
-    and cache counts are the process's Prometheus counters: the numbers /metrics shows)."""
+    and cache counts are the process's Prometheus counters: the numbers /metrics shows) and
+    the circuit breakers' states."""
     from gpu_worker import runtime
     from gpu_worker.runtime import current_engine
     from tasks.pipeline import current_pipeline
@@ -223,6 +238,7 @@ def modq_stats(state: Any) -> dict[str, Any]:
     from tasks import heap
 
     stats["heap_trims"] = heap.trims_done
+    stats.update(_breaker_stats())
     stats["python_objects"] = len(gc.get_objects())  # a leak shows here first
     stats["variant_models"] = [
         {

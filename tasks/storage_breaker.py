@@ -260,3 +260,8 @@ def install(engine: Engine, settings: Settings) -> StorageBreaker:
 def readiness_check() -> tuple[str, str]:
     """/healthz: the database breaker of this process (``ok`` before any job)."""
     return _current.readiness() if _current is not None else (READINESS_CHECK, "ok")
+
+
+def current_state() -> str:
+    """This process's database breaker state (``closed`` before any job), for ``modq_stats``."""
+    return _current.breaker.state.value if _current is not None else "closed"

@@ -56,3 +56,22 @@ def test_the_api_process_loads_no_model_runtime(api_server: ApiServer, api_key: 
         assert client.post("/v1/moderate", json={"content": "hello"}).status_code == 200
     maps = Path(f"/proc/{api_server.process.pid}/maps").read_text()
     assert "onnxruntime" not in maps and "libtorch" not in maps
+
+
+@pytest.mark.parametrize(
+    ("stats", "serves"),
+    [
+        ({"model_loaded": True, "model_breaker": "closed"}, True),
+        ({"model_loaded": True, "model_breaker": "half_open"}, True),
+        ({"model_loaded": True, "model_breaker": "open", "model_fallback": False}, False),
+        ({"model_loaded": True, "model_breaker": "open", "model_fallback": True}, True),
+        ({"model_loaded": False, "model_breaker": "closed"}, False),
+        ({"model_loaded": True}, True),  # a worker of an older modq: no breaker field
+    ],
+)
+def test_readyz_counts_a_worker_whose_model_breaker_is_open_only_with_a_fallback(
+    stats: dict[str, object], serves: bool
+) -> None:
+    from api.readiness import _serves
+
+    assert _serves(stats) is serves

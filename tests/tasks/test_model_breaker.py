@@ -63,7 +63,7 @@ def test_a_model_file_that_will_not_load_parks_jobs_until_it_is_mended(
         "MODQ_MODEL_DIR": str(folder),
         "MODQ_DATABASE_URL": database,
     }
-    with running_worker(env, log_dir=tmp_path, threads=4, expect_model=False):
+    with running_worker(env, log_dir=tmp_path, threads=4, expect_model=False) as worker:
         jobs = [moderate.delay(content_id=f"file-{i}", content=text(i)) for i in range(20)]
         wait_until(lambda: breaker_open(port), timeout_s=60, message="breaker never opened")
         status, body = healthz(port)
@@ -71,6 +71,9 @@ def test_a_model_file_that_will_not_load_parks_jobs_until_it_is_mended(
         assert "jobs parked" in body["checks"]["model_breaker"]
         assert "cannot load ONNX model" in body["checks"]["model_breaker"]
         assert gauge(port, GAUGE) == 2
+        stats = worker.stats()  # `celery inspect modq_stats`, what the API's /readyz reads
+        assert (stats["model_breaker"], stats["model_fallback"]) == ("open", False)
+        assert stats["storage_breaker"] == "closed"
 
         loads, retried, since_s = events(events_file, "load"), jobs_retried(port), time.monotonic()
         assert BREAKER_FAILURES <= loads <= BREAKER_FAILURES + 2  # those that opened it
@@ -85,6 +88,7 @@ def test_a_model_file_that_will_not_load_parks_jobs_until_it_is_mended(
         (folder / "model.onnx").write_bytes(whole)
         wait_until(lambda: healthz(port)[0] == 200, timeout_s=30, message="breaker never closed")
         assert gauge(port, GAUGE) == 0
+        assert worker.stats()["model_breaker"] == "closed"
         results = [job.get(timeout=60) for job in jobs]
     assert {r["content_id"] for r in results} == {f"file-{i}" for i in range(20)}
     stored, duplicated = stored_rows(database, "file")
@@ -99,7 +103,7 @@ def test_a_faulting_gpu_engine_hands_its_jobs_to_the_cpu_copy(
         **fault_env(events=events_file, trigger=trigger, fallback="auto", metrics_port=port),
         "MODQ_DATABASE_URL": database,
     }
-    with running_worker(env, log_dir=tmp_path, threads=4):
+    with running_worker(env, log_dir=tmp_path, threads=4) as worker:
         before = [moderate.delay(content_id=f"gpu-a{i}", content=text(i)) for i in range(5)]
         served_before = [job.get(timeout=60) for job in before]
         assert all("engine" not in r["extra"] for r in served_before)
@@ -118,6 +122,8 @@ def test_a_faulting_gpu_engine_hands_its_jobs_to_the_cpu_copy(
         assert fallback, "no job was served by the fallback"
         assert all(r["extra"]["engine"] == {"role": "fallback", "device": "cpu"} for r in fallback)
         assert (gauge(port, "modq_worker_fallback_texts_total") or 0) >= len(fallback)
+        stats = worker.stats()  # the API counts this worker as serving (api/readiness.py)
+        assert stats["model_breaker"] in ("open", "half_open") and stats["model_fallback"]
 
         primary_runs, since_s = events(events_file, "run primary"), time.monotonic()
         time.sleep(OPEN_WINDOW_S)
