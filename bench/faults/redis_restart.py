@@ -2,8 +2,10 @@
 on the same port and data while producers send and callers wait in ``.get()``.
 
 ``run`` returns two rows (a list): Redis with AOF (``appendonly yes``, ``everysec``), where
-nothing may be lost, and Redis with no persistence at all, where every job queued or in
-flight at the kill is gone (the row shows it: lost > 0). A producer refused with
+nothing may be lost, and Redis with no persistence at all, where every job queued at the
+kill is gone (the row shows it: lost >= queued > 0). The worker is stopped (SIGSTOP) for
+``BACKLOG_PAUSE_S`` just before the kill, so a backlog is always queued behind it; a worker
+that keeps up with the producers would leave nothing queued to lose. A producer refused with
 ``BrokerUnavailable`` while Redis is down, or within ``MODQ_PUBLISH_RETRY_S`` after it is
 back, is inside the documented window (docs/redis.md) and re-sends; every other caller
 error (a ``.get()`` that raised, or that timed out on a job that was never answered) is
@@ -13,6 +15,7 @@ counted in ``caller_errors``.
 from __future__ import annotations
 
 import os
+import signal
 import time
 import uuid
 from dataclasses import dataclass, replace
@@ -20,6 +23,7 @@ from pathlib import Path
 
 from bench.faults import FaultRow
 from bench.faults import load as callers
+from modq.contract import QUEUES
 
 REPO = Path(__file__).resolve().parents[2]
 BROKER_NAMES = {"aof": "redis (AOF)", "none": "redis (volatile)", "rdb": "redis (RDB)"}
@@ -37,6 +41,8 @@ class Load:
 QUICK = Load(jobs=300, producers=3, send_s=6, down_s=3, wait_s=45)
 FULL = Load(jobs=2_000, producers=4, send_s=25, down_s=10, wait_s=90)
 VISIBILITY_TIMEOUT_S = 10  # jobs in flight at the kill come back this long after it
+BACKLOG_PAUSE_S = 1.5  # the worker is stopped this long before the kill: a backlog queues
+BACKLOG_WAIT_S = 5.0  # and at most this much longer while the queues are still empty
 
 
 def worker_env(redis_url: str, database_url: str) -> dict[str, str]:
@@ -53,6 +59,19 @@ def worker_env(redis_url: str, database_url: str) -> dict[str, str]:
         "MODQ_WORKER_METRICS_PORT": "0",
         "PYTHONUNBUFFERED": "1",
     }
+
+
+def queued_jobs(redis_url: str) -> int:
+    """Jobs waiting in the queues' lists (not those a worker has fetched)."""
+    from redis import Redis
+
+    from bench.faults.backpressure_flood import items_waiting
+
+    client = Redis.from_url(redis_url)
+    try:
+        return sum(items_waiting(client, queue) for queue in QUEUES)
+    finally:
+        client.close()
 
 
 def wait_for_rows(database_url: str, prefix: str, count: int, timeout_s: float) -> int:
@@ -93,10 +112,20 @@ def scenario(workdir: Path, persistence: str, load: Load) -> FaultRow:
             send_s=load.send_s,
             wait_s=load.wait_s,
         )
-        # kill once the worker is serving and a backlog is queued behind it
+        # kill once the worker is serving and a backlog is queued behind it: the worker is
+        # stopped (SIGSTOP, a busy worker) for a moment, so the kill finds jobs queued
         wait_for_rows(database_url, prefix, max(5, load.jobs // 10), timeout_s=180)
-        killed_at = time.time()
-        server.kill()
+        os.killpg(worker.pid, signal.SIGSTOP)
+        try:
+            time.sleep(BACKLOG_PAUSE_S)
+            queued, deadline = queued_jobs(server.url), time.monotonic() + BACKLOG_WAIT_S
+            while queued == 0 and time.monotonic() < deadline:  # the producers still send
+                time.sleep(0.1)
+                queued = queued_jobs(server.url)
+            killed_at = time.time()
+            server.kill()
+        finally:
+            os.killpg(worker.pid, signal.SIGCONT)
         time.sleep(load.down_s)  # the outage itself
         server.start()
         back_at = time.time()
@@ -123,10 +152,12 @@ def scenario(workdir: Path, persistence: str, load: Load) -> FaultRow:
         caller_errors=caller_errors,
         seconds=round(time.monotonic() - started, 1),
         notes=(
-            f"SIGKILL, down {load.down_s:.0f} s; {len(in_window)} BrokerUnavailable inside "
+            f"SIGKILL with {queued} jobs queued, down {load.down_s:.0f} s; "
+            f"{len(in_window)} BrokerUnavailable inside "
             f"the window (re-sent); {report.timeouts} .get() timeouts"
         ),
         extra={
+            "queued_at_kill": queued,
             "refused_in_window": len(in_window),
             "refused_outside_window": outside,
             "get_timeouts": report.timeouts,

@@ -19,6 +19,7 @@ from bench.faults.redis_restart import Load, wait_for_rows, worker_env
 
 QUICK = Load(jobs=300, producers=3, send_s=5, down_s=1, wait_s=45)
 FULL = Load(jobs=2_000, producers=4, send_s=20, down_s=1, wait_s=90)
+HOLDING_WAIT_S = 10.0  # the longest wait for a moment when the worker holds jobs
 
 
 def unacked(redis_url: str) -> int:
@@ -29,6 +30,15 @@ def unacked(redis_url: str) -> int:
         return int(client.hlen("unacked"))
     finally:
         client.close()
+
+
+def wait_until_holding(redis_url: str, *, timeout_s: float) -> None:
+    """Return once a worker holds fetched, unacknowledged jobs (or after ``timeout_s``): a
+    worker that keeps up with the producers holds none most of the time, and a kill then would
+    test nothing."""
+    deadline = time.monotonic() + timeout_s
+    while unacked(redis_url) == 0 and time.monotonic() < deadline:
+        time.sleep(0.002)
 
 
 def one_round(workdir: Path, redis_url: str, database_url: str, load: Load, n: int) -> dict:
@@ -54,6 +64,7 @@ def one_round(workdir: Path, redis_url: str, database_url: str, load: Load, n: i
             wait_s=load.wait_s,
         )
         wait_for_rows(database_url, prefix, max(5, load.jobs // 5), timeout_s=180)
+        wait_until_holding(redis_url, timeout_s=HOLDING_WAIT_S)
         os.killpg(first.pid, signal.SIGKILL)  # mid-batch: jobs reserved, none acknowledged
         first.wait(10)
         in_flight = unacked(redis_url)  # jobs the dead worker held: they must come back
