@@ -161,7 +161,7 @@ def test_without_a_fallback_jobs_are_parked_at_once(
     for _ in range(100):
         with pytest.raises(ModelCircuitOpen) as caught:
             slot.get(config)
-    assert time.monotonic() - started_s < 1.0  # no model call, no load: a quick refusal
+    assert time.monotonic() - started_s < 5.0  # no load: 100 model loads would take minutes
     assert fake_gpu.runs == runs
     assert isinstance(caught.value, ModelUnavailable)  # retryable, like any model outage
     assert 0 < float(caught.value.details["retry_after_s"]) <= 30.0  # type: ignore[arg-type]
