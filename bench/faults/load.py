@@ -24,6 +24,8 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 
+from bench.faults import FaultRow
+
 REPO = Path(__file__).resolve().parents[2]
 RESEND_PAUSE_S = 0.2
 
@@ -153,6 +155,52 @@ def stored_rows(database_url: str, prefix: str) -> tuple[set[str], int]:
     finally:
         engine.dispose()
     return {row[0] for row in counts}, sum(int(row[1]) - 1 for row in counts)
+
+
+def restart_row(
+    report: LoadReport,
+    database_url: str,
+    prefix: str,
+    *,
+    scenario: str,
+    broker: str,
+    down_at: float,
+    window_end: float,
+    started: float,
+    outage: str,
+    extra: Mapping[str, Any],
+) -> FaultRow:
+    """A broker-restart scenario's ``FaultRow``: a refusal from 1 s before the outage
+    (``down_at``) to ``window_end`` is inside the documented window (the load re-sent it);
+    any other refusal, a ``.get()`` error or timeout, or an untyped send error is a caller
+    error. ``outage`` opens the notes (what happened, how long)."""
+    stored_ids, duplicated = stored_rows(database_url, prefix)
+    in_window = sum(1 for t in report.refused_at if down_at - 1.0 <= t <= window_end)
+    outside = len(report.refused_at) - in_window
+    accepted = set(report.accepted)
+    return FaultRow(
+        scenario=scenario,
+        broker=broker,
+        sent=len(accepted),
+        stored=len(stored_ids & accepted),
+        lost=len(accepted - stored_ids),
+        duplicated=duplicated,
+        caller_errors=outside + len(report.get_errors) + len(report.send_errors) + report.timeouts,
+        seconds=round(time.monotonic() - started, 1),
+        notes=(
+            f"{outage}; {in_window} BrokerUnavailable inside the window (re-sent); "
+            f"{report.timeouts} .get() timeouts"
+        ),
+        extra={
+            **extra,
+            "refused_in_window": in_window,
+            "refused_outside_window": outside,
+            "get_timeouts": report.timeouts,
+            "get_errors": report.get_errors[:5],
+            "send_errors": report.send_errors[:5],
+            "answered": report.answered,
+        },
+    )
 
 
 def main() -> None:

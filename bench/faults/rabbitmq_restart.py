@@ -113,35 +113,17 @@ def scenario(workdir: Path, load: Load, *, crash: bool) -> FaultRow:
             stop_worker(worker)
         node.close()
         results.stop()
-    stored_ids, duplicated = callers.stored_rows(database_url, prefix)
-    window_end = back_at + PUBLISH_RETRY_S + 2.0
-    in_window = [t for t in report.refused_at if down_at - 1.0 <= t <= window_end]
-    outside = len(report.refused_at) - len(in_window)
-    accepted = set(report.accepted)
-    caller_errors = outside + len(report.get_errors) + len(report.send_errors) + report.timeouts
-    return FaultRow(
+    return callers.restart_row(
+        report,
+        database_url,
+        prefix,
         scenario="rabbitmq restart",
         broker="rabbitmq (quorum)",
-        sent=len(accepted),
-        stored=len(stored_ids & accepted),
-        lost=len(accepted - stored_ids),
-        duplicated=duplicated,
-        caller_errors=caller_errors,
-        seconds=round(time.monotonic() - started, 1),
-        notes=(
-            f"{'SIGKILL' if crash else 'rabbitmqctl stop'}, down {back_at - down_at:.0f} s; "
-            f"{len(in_window)} BrokerUnavailable inside the window (re-sent); "
-            f"{report.timeouts} .get() timeouts"
-        ),
-        extra={
-            "down_s": round(back_at - down_at, 1),
-            "refused_in_window": len(in_window),
-            "refused_outside_window": outside,
-            "get_timeouts": report.timeouts,
-            "get_errors": report.get_errors[:5],
-            "send_errors": report.send_errors[:5],
-            "answered": report.answered,
-        },
+        down_at=down_at,
+        window_end=back_at + PUBLISH_RETRY_S + 2.0,
+        started=started,
+        outage=f"{'SIGKILL' if crash else 'rabbitmqctl stop'}, down {back_at - down_at:.0f} s",
+        extra={"down_s": round(back_at - down_at, 1)},
     )
 
 

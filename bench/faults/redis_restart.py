@@ -136,35 +136,17 @@ def scenario(workdir: Path, persistence: str, load: Load) -> FaultRow:
     finally:
         stop_worker(worker)
         server.stop()
-    stored_ids, duplicated = callers.stored_rows(database_url, prefix)
-    window_end = back_at + get_settings().publish_retry_s + 2.0
-    in_window = [t for t in report.refused_at if killed_at - 1.0 <= t <= window_end]
-    outside = len(report.refused_at) - len(in_window)
-    accepted = set(report.accepted)
-    caller_errors = outside + len(report.get_errors) + len(report.send_errors) + report.timeouts
-    return FaultRow(
+    return callers.restart_row(
+        report,
+        database_url,
+        prefix,
         scenario="redis restart",
         broker=BROKER_NAMES[persistence],
-        sent=len(accepted),
-        stored=len(stored_ids & accepted),
-        lost=len(accepted - stored_ids),
-        duplicated=duplicated,
-        caller_errors=caller_errors,
-        seconds=round(time.monotonic() - started, 1),
-        notes=(
-            f"SIGKILL with {queued} jobs queued, down {load.down_s:.0f} s; "
-            f"{len(in_window)} BrokerUnavailable inside "
-            f"the window (re-sent); {report.timeouts} .get() timeouts"
-        ),
-        extra={
-            "queued_at_kill": queued,
-            "refused_in_window": len(in_window),
-            "refused_outside_window": outside,
-            "get_timeouts": report.timeouts,
-            "get_errors": report.get_errors[:5],
-            "send_errors": report.send_errors[:5],
-            "answered": report.answered,
-        },
+        down_at=killed_at,
+        window_end=back_at + get_settings().publish_retry_s + 2.0,
+        started=started,
+        outage=f"SIGKILL with {queued} jobs queued, down {load.down_s:.0f} s",
+        extra={"queued_at_kill": queued},
     )
 
 
