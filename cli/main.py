@@ -95,6 +95,16 @@ def db_upgrade(url: str | None) -> None:
     "MODQ_WORKER_METRICS_PORT); with --processes N, process i gets this port + i.",
 )
 @click.option(
+    "--hostname",
+    "-n",
+    default=None,
+    metavar="NAME[@HOST]",
+    help="This worker's node name (%h: this host; NAME alone is NAME@%h); with --processes N, "
+    "NAME-1 ... NAME-N. Refused if a worker on this host runs under it. Default: the first "
+    "free of modq@%h, modq-2@%h, ... (modq-1@%h, ... for a group), so workers started side "
+    "by side never share a name and a restarted one gets its own back.",
+)
+@click.option(
     "--autoscale",
     default=None,
     metavar="MAX,MIN",
@@ -109,11 +119,13 @@ def worker(
     nice: int,
     processes: str,
     metrics_port: int | None,
+    hostname: str | None,
     autoscale: str | None,
 ) -> None:
     """Run a worker (a thin wrapper over `celery -A tasks worker`)."""
     from cli.services import WORKER_ENV_DEFAULTS, parse_queues, worker_command
-    from cli.worker_group import hostnames, metrics_ports, processes_for, run_group
+    from cli.worker_group import metrics_ports, processes_for, run_group
+    from cli.worker_names import NameTaken, claim_names, expanded
     from modq.settings import get_settings
 
     settings = get_settings()
@@ -135,26 +147,35 @@ def worker(
         from tasks.signals import AUTOSCALE_REFUSED
 
         raise click.BadParameter(AUTOSCALE_REFUSED.format(pool=pool), param_hint="--autoscale")
+    try:
+        claims = claim_names(count, hostname)  # held on this host while the workers run
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--hostname") from exc
+    except NameTaken as exc:
+        raise click.UsageError(str(exc)) from exc
     extra = ["--autoscale", autoscale] if autoscale else []
     commands = [
         worker_command(
             threads or settings.worker_threads,
-            hostname=hostname,
+            hostname=name,
             loglevel=loglevel,
             pool=pool,
             queues=queue_list,
         )
         + extra
-        for hostname in hostnames(count)
+        for name in claims.names
     ]
     if nice:
         os.nice(nice)
     env = {**WORKER_ENV_DEFAULTS, **os.environ}
     envs = [{**env, "MODQ_WORKER_METRICS_PORT": str(port)} for port in ports]
+    names = ", ".join(expanded(name) for name in claims.names)
     if count == 1:
+        click.echo(f"modq: worker {names}", err=True)
+        claims.inherit()  # the Celery process keeps the claim until it exits
         os.execve(commands[0][0], commands[0], envs[0])
-    click.echo(f"modq: {count} worker processes ({', '.join(hostnames(count))})", err=True)
-    sys.exit(run_group(commands, envs))
+    click.echo(f"modq: {count} worker processes ({names})", err=True)
+    sys.exit(run_group(commands, envs, keep_fds=[[s.fileno()] for s in claims.sockets]))
 
 
 @main.command()

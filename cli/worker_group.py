@@ -43,13 +43,6 @@ def processes_for(choice: str, *, device: str, cores: int | None = None) -> int:
     return max(1, cores if cores is not None else os.cpu_count() or 1)
 
 
-def hostnames(count: int, base: str = "modq") -> list[str]:
-    """Celery node names: ``modq@%h`` alone, ``modq-1@%h``... for a group."""
-    if count == 1:
-        return [f"{base}@%h"]
-    return [f"{base}-{index}@%h" for index in range(1, count + 1)]
-
-
 def metrics_ports(base: int, count: int) -> list[int]:
     """Each process's metrics port: ``base + i`` for process i (all 0 when ``base`` is 0: off)."""
     if base == 0:
@@ -60,15 +53,21 @@ def metrics_ports(base: int, count: int) -> list[int]:
 
 
 def run_group(
-    commands: Sequence[Sequence[str]], envs: Sequence[Mapping[str, str]], *, poll_s: float = 0.5
+    commands: Sequence[Sequence[str]],
+    envs: Sequence[Mapping[str, str]],
+    *,
+    keep_fds: Sequence[Sequence[int]] = (),
+    poll_s: float = 0.5,
 ) -> int:
-    """Run the worker commands side by side, each with its environment. SIGTERM and SIGINT go
-    to each (a warm shutdown: each finishes and acknowledges what it holds); when one exits on
-    its own, the others are stopped too, so a supervisor sees the group fail and restarts it
-    whole. Returns 0 if all exited cleanly, else the first non-zero status."""
+    """Run the worker commands side by side, each with its environment (and the file
+    descriptors in ``keep_fds[i]``: its node name's claim, cli/worker_names.py). SIGTERM and
+    SIGINT go to each (a warm shutdown: each finishes and acknowledges what it holds); when one
+    exits on its own, the others are stopped too, so a supervisor sees the group fail and
+    restarts it whole. Returns 0 if all exited cleanly, else the first non-zero status."""
+    fds = list(keep_fds) or [()] * len(commands)
     children = [
-        subprocess.Popen(list(command), env=dict(env))
-        for command, env in zip(commands, envs, strict=True)
+        subprocess.Popen(list(command), env=dict(env), pass_fds=tuple(kept))
+        for command, env, kept in zip(commands, envs, fds, strict=True)
     ]
 
     signalled = False  # a second SIGTERM would cut a child's warm shutdown short

@@ -174,7 +174,8 @@ class Settings(BaseSettings):
         le=300,
         description="A producer retries a publish this long while the broker refuses "
         "connections (a Redis restart), then raises BrokerUnavailable (docs/redis.md); "
-        "20 with RabbitMQ, whose node restart takes longer (docs/rabbitmq.md).",
+        "60 with RabbitMQ, whose node takes up to 25 s to restart, longer after a crash "
+        "(docs/rabbitmq.md).",
     )
     result_store_retry_s: float = Field(
         60.0,

@@ -8,14 +8,18 @@ import socket
 import subprocess
 import sys
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from cli.services import free_port, worker_stats
-from cli.worker_group import hostnames, metrics_ports, processes_for
+from cli.worker_group import metrics_ports, processes_for
+from cli.worker_names import NameTaken, claim_names, expanded, full_name
+from tests.cli.side_by_side import check_two_workers_on_one_host
 from tests.polling import wait_until
+from tests.tasks.conftest import tiny_model_dir  # noqa: F401  # a fixture: the tiny model
 
 MODQ = str(Path(sys.executable).parent / "modq")
 
@@ -33,9 +37,64 @@ def test_processes_must_be_auto_or_a_positive_count(choice):
         processes_for(choice, device="cpu")
 
 
-def test_a_group_names_each_node():
-    assert hostnames(1) == ["modq@%h"]
-    assert hostnames(2) == ["modq-1@%h", "modq-2@%h"]
+def _node(name: str) -> str:
+    return name.split("@")[0]
+
+
+def test_workers_on_one_host_never_share_a_default_name():
+    """The first free of modq, modq-2, ... (modq-1, ... for a group), held while it runs:
+    other sessions on this machine may hold some, so the names are compared, not spelled."""
+    first, second, group = claim_names(1), claim_names(1), claim_names(2)
+    try:
+        names = [*first.names, *second.names, *group.names]
+        assert len(set(names)) == 4
+        assert all(name.endswith("@%h") for name in names)
+        assert all(_node(name) == "modq" or _node(name).startswith("modq-") for name in names)
+        freed = first.names[0]
+        first.release()
+        again = claim_names(1)  # a restarted worker gets its own name back
+        assert again.names == [freed]
+        again.release()
+    finally:
+        for claims in (first, second, group):
+            claims.release()
+
+
+def test_an_asked_for_name_is_used_as_given_and_refused_when_taken():
+    name = f"urgent{uuid.uuid4().hex[:6]}"
+    one = claim_names(1, name)
+    try:
+        assert one.names == [f"{name}@%h"]  # NAME alone is NAME@%h (Celery reads it as a host)
+        with pytest.raises(NameTaken, match=expanded(f"{name}@%h")):
+            claim_names(1, f"{name}@%h")
+        group = claim_names(2, f"{name}-g")
+        assert group.names == [f"{name}-g-1@%h", f"{name}-g-2@%h"]
+        group.release()
+    finally:
+        one.release()
+    for bad in ("", "@host", "name@"):
+        with pytest.raises(ValueError, match="NAME@HOST"):
+            full_name(bad)
+
+
+def test_the_command_refuses_a_name_a_worker_on_this_host_holds():
+    name = f"taken{uuid.uuid4().hex[:6]}"
+    held = claim_names(1, name)
+    try:
+        done = subprocess.run(
+            [MODQ, "worker", "-n", name], capture_output=True, text=True, timeout=60
+        )
+    finally:
+        held.release()
+    assert done.returncode == 2, done.stderr
+    assert f"already runs as {name}@" in done.stderr
+
+
+@pytest.mark.integration
+def test_two_workers_on_one_host_on_redis(cli_env, tiny_model_dir, tmp_path):  # noqa: F811
+    """README's layout (a worker and a dedicated urgent one) on one host: two nodes, not one
+    name answered twice (RabbitMQ: tests/rabbitmq/test_worker_names.py)."""
+    check_two_workers_on_one_host({**cli_env, "MODQ_MODEL_DIR": str(tiny_model_dir)}, tmp_path)
 
 
 def test_each_process_of_a_group_gets_its_own_metrics_port():
@@ -119,7 +178,7 @@ def test_two_processes_serve_jobs_and_stop_together_on_sigterm(start_group, metr
 
     group = start_group()
     nodes = _group_nodes(2)
-    assert {name.split("@")[0] for name in nodes} == {"modq-1", "modq-2"}
+    assert len(nodes) == 2 and all(_node(name).startswith("modq-") for name in nodes)
     assert len({stats["pid"] for stats in nodes.values()}) == 2  # two models, two processes
     results = [
         moderate.delay(content_id=f"group-{i}", content=f"hello number {i}") for i in range(8)

@@ -4,8 +4,12 @@ exchanges, persistent messages, publisher confirms, results kept in Redis; the c
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
+from bench.faults.rabbitmq_restart import PUBLISH_RETRY_S
 from modq.broker.amqp import AMQP_TRANSPORT, is_amqp
 from modq.broker.config import shared_celery_config, transport_for
 from modq.settings import Settings
@@ -57,3 +61,13 @@ def test_configure_with_a_rabbitmq_url_declares_modq_quorum_queues():
         assert not is_amqp(app.conf.result_backend)
     finally:
         app.conf.update(before)
+
+
+def test_one_publish_retry_window_for_rabbitmq_in_the_docs_the_setting_and_the_faults():
+    """docs/rabbitmq.md advises MODQ_PUBLISH_RETRY_S=60 (what the restart scenario runs with,
+    a node down 20 s and its own start); the setting's description said 20."""
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "rabbitmq.md").read_text()
+    advised = {float(s) for s in re.findall(r"MODQ_PUBLISH_RETRY_S=(\d+)", docs)}
+    described = Settings.model_fields["publish_retry_s"].description or ""
+    said = {float(s) for s in re.findall(r"(\d+) with RabbitMQ", described)}
+    assert advised == said == {PUBLISH_RETRY_S}, (advised, said, PUBLISH_RETRY_S)
