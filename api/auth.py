@@ -19,6 +19,7 @@ from db.session import make_engine
 from modq.errors import Forbidden, Unauthenticated
 from modq.settings import get_settings
 
+UNKNOWN_OR_REVOKED = "unknown or revoked API key"
 _CACHE_MAX_ITEMS = 10_000  # a full cache is emptied: lookups are cheap, memory stays bounded
 
 
@@ -31,6 +32,18 @@ class Principal:
     allowed_priorities: frozenset[str]
     may_review: bool
     rate_limit_per_min: float | None = None  # this key's own limit; None = the server's
+
+    @classmethod
+    def of(cls, record: ApiKeyRecord) -> Principal:
+        """The caller behind ``record``: every setting the key carries, none dropped (the
+        scopes are checked by ``require_*``, the rate by ``RateLimiter.admit``)."""
+        return cls(
+            key_id=record.key_id,
+            name=record.name,
+            allowed_priorities=record.priorities,
+            may_review=record.may_review,
+            rate_limit_per_min=record.rate_limit_per_min,
+        )
 
 
 class KeyAuthenticator:
@@ -54,17 +67,10 @@ class KeyAuthenticator:
         Blocking (SQL on a cache miss): call it from a thread, as ``authenticate`` does.
         """
         record = self._record(key)
-        if record is None:
-            raise Unauthenticated("unknown API key")
-        if not record.active:
-            raise Unauthenticated("revoked API key")
-        return Principal(
-            key_id=record.key_id,
-            name=record.name,
-            allowed_priorities=record.priorities,
-            may_review=record.may_review,
-            rate_limit_per_min=record.rate_limit_per_min,
-        )
+        if record is None or not record.active:
+            # one wording for both: a caller cannot tell a revoked key from one never issued
+            raise Unauthenticated(UNKNOWN_OR_REVOKED)
+        return Principal.of(record)
 
     def _record(self, key: str) -> ApiKeyRecord | None:
         now = time.monotonic()

@@ -13,8 +13,9 @@ from api.producer import ApiProducer
 async def caller(
     request: Request, principal: Annotated[Principal, Depends(authenticate)]
 ) -> Principal:
-    """The authenticated caller, charged one request against its key's rate (429 past it)."""
-    await request.app.state.rate_limiter.acheck(principal.key_id)
+    """The authenticated caller, charged one request against its key's own rate (the key's
+    ``--rate-per-min``, else the server's; 429 past it)."""
+    await request.app.state.rate_limiter.admit(principal)
     return principal
 
 

@@ -11,6 +11,7 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import RedisError
 
+from api.auth import Principal
 from modq.errors import RateLimited, StorageUnavailable
 from modq.settings import get_settings
 
@@ -41,7 +42,8 @@ return tostring(wait)
 
 
 class RateLimiter:
-    """``check(key_id)`` (blocking) or ``await acheck(key_id)``: RateLimited when over budget.
+    """``await admit(principal)`` (the routes), ``check(key_id)`` (blocking) or
+    ``await acheck(key_id)``: RateLimited when over budget.
 
     ``per_min`` 0 turns limiting off; a key's own limit, passed to each check, wins. A Redis
     failure raises StorageUnavailable (503): the broker is that Redis too, so a request could
@@ -83,6 +85,12 @@ class RateLimiter:
         except RedisError as exc:
             raise StorageUnavailable(f"rate limiter unreachable: {type(exc).__name__}") from exc
         _raise_if_waiting(wait_s)
+
+    async def admit(self, principal: Principal) -> None:
+        """Charge one request to the caller's bucket at the caller's own rate (the key's
+        ``--rate-per-min`` when it has one, else the server's): the one check the routes use,
+        so no route can forget the key's limit."""
+        await self.acheck(principal.key_id, per_min=principal.rate_limit_per_min)
 
     async def acheck(self, key_id: str, *, per_min: float | None = None) -> None:
         """``check`` without blocking the event loop."""

@@ -29,7 +29,7 @@ async def _principal(request: Request) -> Principal:
     found = await authenticate(request)
     limiter: RateLimiter | None = getattr(request.app.state, "limiter", None)
     if limiter is not None:
-        await limiter.acheck(found.key_id)
+        await limiter.admit(found)
     return found
 
 
