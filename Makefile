@@ -40,6 +40,7 @@ test: model
 test-all: model
 	$(BIN)/python -m pytest -m ""
 
+# CI (.ci/run) runs it before the tests: all three must pass
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
