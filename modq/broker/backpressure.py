@@ -21,13 +21,17 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from redis.commands.core import Script
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from modq.broker.config import PUBLISH_RETRY_PAUSE_MAX_S
 from modq.broker.queues import BrokerQueues
 from modq.errors import BrokerUnavailable, Overloaded
 from modq.schemas import Priority
@@ -68,9 +72,17 @@ class Admission:
     """Admits or refuses messages per queue against its bound, atomically across processes."""
 
     def __init__(
-        self, queues: BrokerQueues, bounds: Mapping[str, int], *, metrics_key_prefix: str
+        self,
+        queues: BrokerQueues,
+        bounds: Mapping[str, int],
+        *,
+        metrics_key_prefix: str,
+        retry_s: float = 0.0,
     ) -> None:
+        """``retry_s``: how long a check retries while the broker refuses connections (a
+        Redis restart), as the publish after it does (``MODQ_PUBLISH_RETRY_S``)."""
         self.queues = queues
+        self.retry_s = retry_s
         self.bounds = dict(bounds)
         self.overloaded_key = metrics_key_prefix + OVERLOADED_KEY
         self._admit = Script(None, _ADMIT_LUA.encode())  # type: ignore[arg-type]  # client per call
@@ -87,17 +99,28 @@ class Admission:
         if bound <= 0:
             return 0
         counter = self.reserved_key(queue)
-        try:
-            admitted, depth = self._admit(
-                keys=[counter, counter + RESERVED_AT_SUFFIX, *self.queues.keys(queue)],
-                args=[cost, bound, RESERVE_GRACE_MS],
-                client=self.queues.redis,
-            )
-        except RedisError as exc:
-            raise BrokerUnavailable(
-                f"cannot read the depth of queue {queue!r}, nothing was enqueued: "
-                f"{type(exc).__name__}"
-            ) from exc
+        pauses = retry_pauses(self.retry_s)
+        while True:
+            try:
+                admitted, depth = self._admit(
+                    keys=[counter, counter + RESERVED_AT_SUFFIX, *self.queues.keys(queue)],
+                    args=[cost, bound, RESERVE_GRACE_MS],
+                    client=self.queues.redis,
+                )
+                break
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                pause_s = next(pauses, None)  # a restart: retry as the publish would
+                if pause_s is None:
+                    raise BrokerUnavailable(
+                        f"cannot read the depth of queue {queue!r} for {self.retry_s:g} s, "
+                        f"nothing was enqueued: {type(exc).__name__}"
+                    ) from exc
+                time.sleep(pause_s)
+            except RedisError as exc:
+                raise BrokerUnavailable(
+                    f"cannot read the depth of queue {queue!r}, nothing was enqueued: "
+                    f"{type(exc).__name__}"
+                ) from exc
         if not admitted:
             self._count_refusal(queue)
             raise Overloaded(
@@ -137,6 +160,16 @@ class Admission:
             self.queues.redis.hincrby(self.overloaded_key, queue, 1)
         except RedisError as exc:  # a metric must never hide the Overloaded error
             log.debug("modq: cannot count a refusal on %s: %s", queue, exc)
+
+
+def retry_pauses(window_s: float) -> Iterator[float]:
+    """The pauses between tries of a broker call retried through ``window_s`` (the publish
+    retry policy's: 0, 0.5, 1, 1, ... s, adding up to ``window_s``)."""
+    slept_s, pause_s = 0.0, 0.0
+    while slept_s < window_s:
+        yield pause_s
+        slept_s += pause_s
+        pause_s = min(pause_s + 0.5, PUBLISH_RETRY_PAUSE_MAX_S)
 
 
 def release_delivery(app: Any, headers: Mapping[str, Any] | None) -> None:
@@ -181,6 +214,7 @@ def get_admission(app: Any) -> Admission | None:
                     queues,
                     bounds_from(settings),
                     metrics_key_prefix=settings.metrics_key_prefix,
+                    retry_s=settings.publish_retry_s,
                 )
         return _admissions[key]
 
