@@ -159,7 +159,30 @@ class Settings(BaseSettings):
     dead_letters_url: str | None = Field(
         None,
         description="Redis holding the dead-letter queue (docs/dead-letters.md); defaults to "
-        "redis_url, the cache/result Redis, whatever the broker is.",
+        "the broker the message came from when it is Redis, else redis_url.",
+    )
+    dead_letter_max_bytes: int = Field(
+        262_144,
+        ge=1_024,
+        description="A dead-letter entry keeps at most this many bytes of its message (the "
+        "rest is cut, and the entry says so): a flood of huge poison stays small.",
+    )
+    dead_letter_max_entries: int = Field(
+        10_000,
+        ge=1,
+        description="The dead-letter queue keeps the newest this many entries (older dropped, "
+        "logged): with dead_letter_max_bytes, at most ~2.6 GB by default.",
+    )
+    dead_letter_max_age_s: int = Field(
+        1_209_600,
+        ge=60,
+        description="Dead-letter entries older than this (default 14 days) are dropped.",
+    )
+    max_message_bytes: int = Field(
+        16_777_216,
+        ge=1_024,
+        description="A worker refuses a broker item longer than this (bytes, 16 MiB) before "
+        "decoding it, and dead-letters it (too_large); above the largest job you send.",
     )
     result_expires_s: int = Field(86_400, ge=60, description="Celery results kept this long.")
     prefetch_multiplier: int = Field(

@@ -1,11 +1,14 @@
 """The dead-letter queue: messages a worker could not decode or validate (poison) and jobs that
 ran out of retries, parked with the reason instead of crashing a worker or vanishing.
 
-Kept in the cache/result Redis (``MODQ_DEAD_LETTERS_URL``, default ``MODQ_REDIS_URL``), so it
-works whatever the broker is (Redis or RabbitMQ), and the worker that parks an entry already
-holds a connection there. Two keys: a hash ``modq:dlq:entries`` (id -> entry as JSON) and a
-sorted set ``modq:dlq:index`` (id -> parked time), which orders ``list`` and sizes the
-``modq_dead_letters`` gauge. docs/dead-letters.md says why Redis and not SQL.
+Kept in Redis: ``MODQ_DEAD_LETTERS_URL`` if set, else the broker the message came from when it
+is Redis (the transport parks through its own connection), else ``MODQ_REDIS_URL`` (a RabbitMQ
+broker). Two keys: a hash ``modq:dlq:entries`` (id -> entry as JSON) and a sorted set
+``modq:dlq:index`` (id -> parked time), which orders ``list`` and sizes the ``modq_dead_letters``
+gauge. It is bounded: an entry keeps at most ``MODQ_DEAD_LETTER_MAX_BYTES`` of its message, and
+the store the newest ``MODQ_DEAD_LETTER_MAX_ENTRIES`` entries younger than
+``MODQ_DEAD_LETTER_MAX_AGE_S``, so a flood of poison cannot grow Redis without limit.
+docs/dead-letters.md says why Redis and not SQL.
 
 An entry keeps the original message as it came (poison: the raw broker item; a job out of
 retries: its task name and arguments), so ``modq dlq retry`` can send it again through the
@@ -15,14 +18,14 @@ producer. Nothing here logs a message's content.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import logging
+import re
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from redis import Redis
@@ -36,6 +39,10 @@ INDEX_KEY = "modq:dlq:index"
 FIRST_ERROR_PREFIX = "modq:dlq:first:"  # a job's first retryable error, until it ends
 FIRST_ERROR_TTL_S = 7 * 24 * 3600
 ERROR_CHARS = 500  # an error text is cut here: a reason, not a dump
+# the defaults of the settings (modq/settings.py) that bound the store
+MAX_ENTRY_BYTES = 262_144
+MAX_ENTRIES = 10_000
+MAX_AGE_S = 14 * 24 * 3600
 
 POISON = "poison"  # a message no worker could decode or validate
 EXHAUSTED = "exhausted"  # a job whose retryable error outlasted its retries
@@ -60,6 +67,7 @@ class DeadLetter:
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
     parked_at_s: float = field(default_factory=time.time)
     retry_error: str | None = None  # why the last `modq dlq retry` of it failed
+    message_bytes: int = 0  # the original message's size, when ``message`` keeps only its head
 
     def __post_init__(self) -> None:
         self.error = clip(self.error)
@@ -72,6 +80,20 @@ class DeadLetter:
         if self.message_encoding == "base64":
             return base64.b64decode(self.message)
         return self.message.encode("utf-8", "surrogatepass")
+
+    @property
+    def truncated(self) -> bool:
+        return self.message_bytes > 0
+
+    def capped(self, max_bytes: int) -> DeadLetter:
+        """This entry with at most ``max_bytes`` of its message (the head; ``message_bytes``
+        keeps the original size)."""
+        raw = self.raw()
+        if len(raw) <= max_bytes:
+            return self
+        message, encoding = encode_raw(raw[:max_bytes])
+        size = self.message_bytes or len(raw)
+        return replace(self, message=message, message_encoding=encoding, message_bytes=size)
 
     def summary(self) -> dict[str, Any]:
         """Everything but the message: what ``modq dlq list`` shows."""
@@ -96,7 +118,11 @@ def clip(text: str) -> str:
 
 def describe(exc: BaseException) -> str:
     """An exception as one line of text: its type, then its message (cut)."""
-    return clip(f"{type(exc).__name__}: {exc}")
+    try:
+        text = str(exc)
+    except Exception:  # an exception whose message cannot be made
+        text = "(no message)"
+    return clip(f"{type(exc).__name__}: {text}")
 
 
 def encode_raw(item: bytes | str) -> tuple[str, str]:
@@ -123,11 +149,25 @@ class RawJob:
 
 def read_raw(item: bytes | str) -> RawJob:
     """The task name, id and arguments of a raw kombu message (Celery protocol 2), with plain
-    JSON (no object hooks): as much as the message yields, ``problem`` saying what did not."""
+    JSON (no object hooks): as much as the message yields, ``problem`` saying what did not.
+    Total: whatever ``item`` holds (nested 5,000 deep, not JSON), it returns, never raises."""
+    try:
+        return _read_raw(item)
+    except Exception as exc:  # a reader of poison must not be poisoned by it
+        return RawJob(problem=f"unreadable: {describe(exc)}")
+
+
+def _read_raw(item: bytes | str) -> RawJob:
     try:
         envelope = json.loads(item)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return RawJob(problem=f"not JSON: {describe(exc)}")
+    except Exception as exc:  # ValueError, UnicodeDecodeError, RecursionError
+        # its task and id, read off the text where they can be, so its caller is answered
+        found = _fields(item.encode("utf-8", "surrogatepass") if isinstance(item, str) else item)
+        return RawJob(
+            task=found["task"],
+            task_id=found["id"] or found["correlation_id"],
+            problem=f"not JSON: {describe(exc)}",
+        )
     if not isinstance(envelope, dict):
         return RawJob(problem="not a JSON object")
     headers = envelope.get("headers")
@@ -142,16 +182,16 @@ def read_raw(item: bytes | str) -> RawJob:
         if properties.get("body_encoding") == "base64" and isinstance(body, str):
             body = base64.b64decode(body, validate=True)
         decoded = json.loads(body) if isinstance(body, str | bytes) else body
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
-        return _with(known, problem=f"body does not decode: {describe(exc)}")
+    except Exception as exc:  # binascii.Error, ValueError, RecursionError, ...
+        return replace(known, problem=f"body does not decode: {describe(exc)}")
     if not (
         isinstance(decoded, list)
         and len(decoded) == 3
         and isinstance(decoded[0], list)
         and isinstance(decoded[1], dict)
     ):
-        return _with(known, problem="body is not [args, kwargs, embed]")
-    return _with(known, args=decoded[0], kwargs=decoded[1])
+        return replace(known, problem="body is not [args, kwargs, embed]")
+    return replace(known, args=decoded[0], kwargs=decoded[1])
 
 
 def poison_entry(item: bytes | str, *, queue: str | None, reason: str, error: str) -> DeadLetter:
@@ -170,8 +210,41 @@ def poison_entry(item: bytes | str, *, queue: str | None, reason: str, error: st
     )
 
 
-def _with(job: RawJob, **changes: Any) -> RawJob:
-    return RawJob(**{**asdict(job), **changes})
+# what the text of an item no decoder reads says of it (an oversize item's tail: kombu puts
+# headers and properties after the body)
+_FIELDS = {
+    name: re.compile(rf'"{name}":\s*"([^"\\]{{1,200}})"'.encode())
+    for name in ("task", "id", "correlation_id")
+}
+
+
+def _fields(text: bytes) -> dict[str, str | None]:
+    """The last ``"task"``, ``"id"`` and ``"correlation_id"`` string values in ``text``."""
+    found: dict[str, str | None] = {}
+    for name, pattern in _FIELDS.items():
+        matches = pattern.findall(text)
+        found[name] = matches[-1].decode("utf-8", "replace") if matches else None
+    return found
+
+
+def oversize_entry(
+    head: bytes, tail: bytes, *, size: int, queue: str | None, error: str
+) -> DeadLetter:
+    """The entry for a broker item too large to decode: its ``head`` kept (``message_bytes``
+    says how big it was), its task and id read off its ``tail`` where they can be."""
+    found = _fields(tail)
+    message, encoding = encode_raw(head)
+    return DeadLetter(
+        kind=POISON,
+        reason="too_large",
+        error=error,
+        queue=queue,
+        task=found["task"],
+        task_id=found["id"] or found["correlation_id"],
+        message=message,
+        message_encoding=encoding,
+        message_bytes=size,
+    )
 
 
 def _text(value: object) -> str | None:
@@ -179,18 +252,59 @@ def _text(value: object) -> str | None:
 
 
 class DeadLetters:
-    """The dead-letter store on one Redis."""
+    """The dead-letter store on one Redis, bounded: at most ``max_entry_bytes`` of a message
+    per entry, the newest ``max_entries`` entries, none older than ``max_age_s``."""
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        max_entry_bytes: int = MAX_ENTRY_BYTES,
+        max_entries: int = MAX_ENTRIES,
+        max_age_s: float = MAX_AGE_S,
+    ) -> None:
         self.client = client
+        self.max_entry_bytes = max_entry_bytes
+        self.max_entries = max_entries
+        self.max_age_s = max_age_s
 
     def park(self, entry: DeadLetter) -> str:
-        """Store ``entry``; returns its id."""
+        """Store ``entry`` (its message cut to ``max_entry_bytes``), then drop what is past the
+        store's bounds; returns its id."""
+        entry = entry.capped(self.max_entry_bytes)
         pipe = self.client.pipeline(transaction=True)
         pipe.hset(ENTRIES_KEY, entry.id, entry.to_json())
         pipe.zadd(INDEX_KEY, {entry.id: entry.parked_at_s})
         pipe.execute()
+        try:
+            self.trim()
+        except Exception as exc:  # parked all the same: the next park trims
+            log.warning("modq: cannot trim the dead-letter queue (%s)", type(exc).__name__)
         return entry.id
+
+    def trim(self) -> int:
+        """Drop entries older than ``max_age_s`` and the oldest beyond ``max_entries``;
+        returns how many went (logged)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zrangebyscore(INDEX_KEY, "-inf", f"({time.time() - self.max_age_s}")
+        pipe.zrange(INDEX_KEY, 0, -(self.max_entries + 1))
+        expired, overflow = pipe.execute()
+        dropped = set(expired) | set(overflow)
+        if not dropped:
+            return 0
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hdel(ENTRIES_KEY, *dropped)
+        pipe.zrem(INDEX_KEY, *dropped)
+        pipe.execute()
+        log.warning(
+            "modq: the dead-letter queue dropped %d entries (%d past %d s, %d past %d entries)",
+            len(dropped),
+            len(expired),
+            self.max_age_s,
+            len(overflow),
+            self.max_entries,
+        )
+        return len(dropped)
 
     def size(self) -> int:
         return int(self.client.zcard(INDEX_KEY))
@@ -216,7 +330,7 @@ class DeadLetters:
         return DeadLetter.from_json(text)
 
     def update(self, entry: DeadLetter) -> None:
-        self.client.hset(ENTRIES_KEY, entry.id, entry.to_json())
+        self.client.hset(ENTRIES_KEY, entry.id, entry.capped(self.max_entry_bytes).to_json())
 
     def remove(self, entry_id: str) -> bool:
         pipe = self.client.pipeline(transaction=True)
@@ -258,19 +372,50 @@ _stores: dict[str, DeadLetters] = {}
 _lock = threading.Lock()
 
 
-def get_dead_letters(url: str | None = None) -> DeadLetters:
-    """The store at ``url`` (default: the settings' dead-letter Redis), one per URL."""
-    if url is None:
-        from modq.settings import get_settings
+def default_url() -> str:
+    """Where entries go by default: ``MODQ_DEAD_LETTERS_URL``, else a Redis broker (where the
+    transport parks what it fetched), else ``MODQ_REDIS_URL``."""
+    from modq.settings import get_settings
 
-        settings = get_settings()
-        url = settings.dead_letters_url or settings.redis_url
+    settings = get_settings()
+    broker = settings.effective_broker_url
+    if settings.dead_letters_url:
+        return settings.dead_letters_url
+    return broker if broker.partition("://")[0] in ("redis", "rediss") else settings.redis_url
+
+
+def _bounds() -> dict[str, Any]:
+    from modq.settings import get_settings
+
+    settings = get_settings()
+    return {
+        "max_entry_bytes": settings.dead_letter_max_bytes,
+        "max_entries": settings.dead_letter_max_entries,
+        "max_age_s": settings.dead_letter_max_age_s,
+    }
+
+
+def get_dead_letters(url: str | None = None) -> DeadLetters:
+    """The store at ``url`` (default: ``default_url()``), one per URL, bounded as the
+    settings say."""
+    url = url or default_url()
     with _lock:
         store = _stores.get(url)
         if store is None:
             client = Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
-            store = _stores[url] = DeadLetters(client)
+            store = _stores[url] = DeadLetters(client, **_bounds())
         return store
+
+
+def store_for_broker(client: Redis) -> DeadLetters:
+    """The store for what a Redis broker's transport parks: ``MODQ_DEAD_LETTERS_URL`` if set,
+    else that broker itself (``client``, a plain client on the transport's own pool), so an
+    item is dead-lettered into the Redis it came from, whatever ``MODQ_REDIS_URL`` says."""
+    from modq.settings import get_settings
+
+    if get_settings().dead_letters_url:
+        return get_dead_letters()
+    return DeadLetters(client, **_bounds())
 
 
 # --- what a worker does besides storing: log, store a FAILURE result (tasks/dead_letters) ---

@@ -24,14 +24,29 @@ commands on its ``hz`` clock, every 100 ms by default.) Outside an event loop (a
 No-ack consumers (Celery's control replies) have nothing to lose: their lists are popped
 without an ``unacked`` entry and blocked on directly, and control replies ring no doorbell.
 
-A poison message never reaches past this transport as an exception (stock kombu lets one end
-the worker with ``Unrecoverable error``, and the message, in ``unacked``, then comes back to
-kill the next worker): an item the script cannot read as a kombu message (not JSON, no delivery
-tag, a lone surrogate escape cjson refuses) waits on the parked list until the transport has
-dead-lettered it; a message that fails later (its JSON object hooks, kombu's ``Message`` — bad
-base64, an unknown body encoding, ``headers`` that are no dict — or Celery's handling of it) is
-dead-lettered and taken out of ``unacked``. Connection errors still propagate (the consumer
-reconnects; the message comes back after the visibility timeout). See docs/dead-letters.md.
+No item stops a worker. ``fetch.lua`` decodes nothing: it records every item it pops in
+``unacked`` under a tag of its own (``modq-<n>``), whatever the item's bytes, so Python's decoder
+alone says what is a message (Redis's cjson and Python's json disagree on control bytes, ``nan``,
+lone surrogates and nesting depth; an item one accepted and the other refused was once left in
+``unacked`` for good, and ended every worker that swept it). An item over the worker's
+``MODQ_MAX_MESSAGE_BYTES`` comes back as its head and its size only, never decoded. Every
+``unacked`` entry can be removed (by that tag) and restored (its bytes go back to the list they
+came from, with no decoder on the way) whatever it holds.
+
+What happens to an item Python cannot take depends on who consumes it:
+
+- **A modq worker's task channel** (the ``PoisonGuard`` bootstep of ``tasks/dead_letters.py``
+  calls ``Channel.guard_poison``): any failure on the way to the consumer (too large, not JSON,
+  nested too deep, kombu's ``Message`` refusing it, Celery's handling of it: any exception but a
+  connection error) dead-letters the item, byte for byte, into the Redis it came from (or
+  ``MODQ_DEAD_LETTERS_URL``), and takes it out of ``unacked``. If the store cannot take it, it
+  stays in ``unacked`` and comes back after the visibility timeout.
+- **Everyone else** (a plain kombu consumer on this transport, Celery's control replies): as
+  stock kombu, the exception is raised from ``drain_events`` and the message is kept (in
+  ``unacked``; a message its callback failed on is restored when the channel closes).
+
+Connection errors always propagate (the consumer reconnects; the message comes back after the
+visibility timeout). See docs/dead-letters.md.
 """
 
 from __future__ import annotations
@@ -40,6 +55,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from time import monotonic, time
 from typing import Any
@@ -52,8 +68,9 @@ from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
-from modq.broker import dead_letters
+from modq.broker import dead_letters, unacked
 from modq.contract import QUEUES
+from modq.errors import TooLarge
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +80,12 @@ DOORBELL_TOKENS = 64  # enough to wake every consumer of a queue; older tokens a
 # most such a message waits on an idle worker. Each look is one round trip (look.lua, a few
 # LLENs). Transport option ``look_interval`` (seconds) overrides it.
 LOOK_INTERVAL_S = 0.01
-# items that are not a kombu message: kept here until dead-lettered, never delivered
+FETCH_COUNTER_KEY = "_modq.fetched"  # fetch.lua's tags: modq-<INCR of this>
+# items waiting to be dead-lettered: left by an older modq, or an unacked entry nothing could
+# restore to a queue; a guarded channel folds them into the dead-letter queue when it starts
 PARKED_KEY = "_modq.undecodable"
-FOLD_BATCH = 100  # parked items moved to the dead-letter queue when a channel starts fetching
+FOLD_BATCH = 100
+HEAD_BYTES = 8_192  # of an item over the size limit: its head and tail come back, to park it
 CONTROL_SUFFIX = ".pidbox"  # Celery's control queues (``<id>.reply.celery.pidbox``): no bell
 
 
@@ -79,6 +99,14 @@ class Script:
 
 FETCH = Script("fetch.lua")
 LOOK = Script("look.lua")
+
+
+@dataclass(frozen=True)
+class PoisonGuard:
+    """What a guarded channel (a modq worker's task channel) does with an item it cannot
+    deliver: dead-letter it. Items over ``max_message_bytes`` are refused undecoded."""
+
+    max_message_bytes: int
 
 
 def doorbell_key(queue: str) -> str:
@@ -100,8 +128,11 @@ def rings_doorbell(queue: str) -> bool:
     return not queue.endswith(CONTROL_SUFFIX)
 
 
-class QoS(kombu_redis.QoS):
-    """Records in ``unacked`` only what was not fetched by ``fetch.lua`` (which did it)."""
+class AtomicQoS(kombu_redis.QoS):
+    """Records in ``unacked`` only what was not fetched by ``fetch.lua`` (which did it), and
+    restores an entry without decoding it (``Channel.restore_entry``)."""
+
+    channel: Channel
 
     def append(self, message: Any, delivery_tag: str) -> None:
         if self.channel.delivering_fetched:
@@ -109,17 +140,30 @@ class QoS(kombu_redis.QoS):
         else:
             super().append(message, delivery_tag)
 
+    def restore_by_tag(self, tag: Any, client: Any = None, leftmost: bool = False) -> None:
+        def restore_transaction(pipe: Any) -> None:
+            entry = pipe.hget(self.unacked_key, tag)
+            pipe.multi()
+            self._remove_from_indices(tag, pipe)
+            if entry:
+                self.channel.restore_entry(entry, pipe, leftmost)
+
+        with self.channel.conn_or_acquire(client) as client:
+            client.transaction(restore_transaction, self.unacked_key)
+
 
 class Channel(kombu_redis.Channel):
     """Consumes with ``fetch.lua``, doorbells and idle looks, queues in modq's drain order;
     publishes a message and its token."""
 
-    QoS = QoS
+    QoS = AtomicQoS
+    qos: AtomicQoS
     from_transport_options = (  # type: ignore[assignment]  # one more than kombu's
         *kombu_redis.Channel.from_transport_options,
         "look_interval",
     )
     look_interval: float = LOOK_INTERVAL_S
+    poison_guard: PoisonGuard | None = None  # set on a modq worker's task channel only
     delivering_fetched = False  # True while a fetched message goes to its consumer
     _waiting_on_doorbell = False  # the command in flight is a doorbell BRPOP, not the script
     _scripts_loaded = False  # this channel has sent SCRIPT LOAD (Redis keeps them until restart)
@@ -129,7 +173,16 @@ class Channel(kombu_redis.Channel):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._no_ack_queues: set[str] = set()
         self._look_client: Redis | None = None
+        self._dead_letters: dead_letters.DeadLetters | None = None
         super().__init__(*args, **kwargs)
+
+    def guard_poison(self, *, max_message_bytes: int) -> None:
+        """Dead-letter what this channel cannot deliver, instead of raising it (a modq worker's
+        task channel: the ``PoisonGuard`` bootstep calls this); fold the parked items in."""
+        self.poison_guard = PoisonGuard(max_message_bytes=max_message_bytes)
+        with self.conn_or_acquire() as client:
+            for item in client.lrange(PARKED_KEY, 0, FOLD_BATCH - 1):
+                self._dead_letter_parked(item)
 
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
         # kombu builds a pool from the transport's client, which a collected connection has
@@ -143,6 +196,9 @@ class Channel(kombu_redis.Channel):
 
     def _prefixed(self, key: str) -> str:
         return f"{self.global_keyprefix}{key}" if self.global_keyprefix else key
+
+    def _unprefixed(self, key: str) -> str:
+        return key.removeprefix(self.global_keyprefix or "")
 
     def basic_consume(self, queue: str, no_ack: bool, *args: Any, **kwargs: Any) -> Any:
         if no_ack:
@@ -173,62 +229,119 @@ class Channel(kombu_redis.Channel):
             for script in (FETCH, LOOK):
                 client.script_load(script.source)
             self._scripts_loaded = True
-            self._fold_parked(client)
 
-    def _fold_parked(self, client: Any) -> None:
-        """Items left on the parked list (by an older modq, or a worker that died before it
-        dead-lettered them) go to the dead-letter queue."""
-        for item in client.lrange(self._prefixed(PARKED_KEY), 0, FOLD_BATCH - 1):
-            self._dead_letter_parked(item, None)
+    # --- restoring: no decoder between an unacked entry and its queue ------------------------
 
-    def _dead_letter_parked(self, item: bytes, queue: str | None) -> None:
-        """An item the fetch script could not read as a kombu message: dead-lettered, then
-        taken off the parked list (where it stays if the dead-letter store is away)."""
-        job = dead_letters.read_raw(item)
-        why = job.problem or "JSON that the broker's decoder refuses (a lone surrogate escape?)"
-        if job.problem is None and not (job.task_id or job.task):
-            why = "not a kombu message (no delivery tag)"
-        entry = dead_letters.poison_entry(
-            item, queue=queue, reason="undecodable", error=f"undecodable message: {why}"
-        )
+    def _restore(self, message: Any, leftmost: bool = False) -> None:
+        self.qos.restore_by_tag(message.delivery_tag, leftmost=leftmost)
+
+    def restore_entry(self, entry: bytes, pipe: Any, leftmost: bool = False) -> None:
+        """Queue the commands that put an ``unacked`` entry's item back where it came from
+        (marked redelivered when it reads as a message). An entry that names no queue goes to
+        the parked list, to be dead-lettered: never an exception, never a loss."""
+        push = pipe.lpush if leftmost else pipe.rpush
         try:
-            dead_letters.park(entry)
-        except Exception as exc:  # kept on the parked list, folded later
-            log.error(
-                "modq: cannot dead-letter an undecodable message yet (%s)", type(exc).__name__
-            )
-            return
-        with self.conn_or_acquire() as client:
-            client.lrem(self._prefixed(PARKED_KEY), 1, item)
-
-    def _deliver_or_park(self, item: bytes, dest: str) -> None:
-        """Hand a fetched item to its consumer; a poison message (anything but a connection
-        error on the way) is dead-lettered instead, and leaves ``unacked``."""
-        try:
-            self.connection._deliver(loads(bytes_to_str(item)), dest)
+            targets, item = self._restore_targets(entry)
         except self.connection_errors:
             raise
-        except Exception as exc:  # any poison: park it, never crash
-            self._dead_letter_fetched(item, dest, exc)
+        except Exception as exc:  # any entry at all: parked rather than lost or fatal
+            log.error("modq: cannot read an unacked entry back (%s)", type(exc).__name__)
+            targets, item = [], entry
+        if not targets:
+            log.error("modq: an unacked entry names no queue: parked to be dead-lettered")
+            pipe.lpush(PARKED_KEY, entry)
+            return
+        for target in targets:
+            push(target, item)
 
-    def _dead_letter_fetched(self, item: bytes, dest: str, exc: Exception) -> None:
-        tag = _delivery_tag(item)
+    def _restore_targets(self, entry: bytes) -> tuple[list[str], bytes]:
+        fetched = unacked.split_entry(entry)
+        if fetched is not None:
+            key, item = fetched
+            return [self._unprefixed(key)], unacked.redelivered(item, unacked.readable(item))
+        kombu_entry = unacked.split_kombu(entry)
+        if kombu_entry is None:
+            return [], entry
+        item, exchange, routing_key = kombu_entry
+        message = unacked.readable(item)
+        priority = self._get_message_priority(message, reverse=False) if message else 0
+        queues = self._lookup(exchange, routing_key)
+        lists = [self._q_for_pri(queue, priority) for queue in queues]
+        return lists, unacked.redelivered(item, message)
+
+    # --- poison: dead-lettered on a guarded channel, raised elsewhere -------------------------
+
+    def _dead_letter_store(self) -> dead_letters.DeadLetters:
+        if self._dead_letters is None:
+            self._dead_letters = dead_letters.store_for_broker(Redis(connection_pool=self.pool))
+        return self._dead_letters
+
+    def _dead_letter_parked(self, item: bytes) -> None:
+        """An item from the parked list: dead-lettered, then taken off the list (where it stays
+        if the dead-letter store is away)."""
+        job = dead_letters.read_raw(item)
+        why = job.problem or "not a kombu message"
         entry = dead_letters.poison_entry(
-            item, queue=dest, reason="bad_envelope", error=dead_letters.describe(exc)
+            item, queue=None, reason="undecodable", error=f"undecodable message: {why}"
         )
         try:
-            dead_letters.park(entry)
-            parked = True
+            dead_letters.park(entry, self._dead_letter_store())
+        except Exception as exc:  # kept on the parked list, folded later
+            log.error("modq: cannot dead-letter a parked item yet (%s)", type(exc).__name__)
+            return
+        with self.conn_or_acquire() as client:
+            client.lrem(PARKED_KEY, 1, item)
+
+    def _deliver_fetched(self, reply: tuple[Any, ...], dest: str) -> None:
+        """Hand a fetched item to its consumer. On a guarded channel a poison item (anything
+        but a connection error on the way) is dead-lettered instead, and leaves ``unacked``;
+        elsewhere the error is raised, as stock kombu raises it, and the item is kept."""
+        item, tag = reply[1], (bytes_to_str(reply[2]) if len(reply) > 2 else None)
+        guard = self.poison_guard if tag is not None else None
+        reason = "undecodable"
+        try:
+            if len(reply) > 3:
+                reason = "too_large"
+                raise TooLarge(
+                    f"a broker item of {int(reply[3])} bytes, over the "
+                    f"{guard.max_message_bytes if guard else 0} of MODQ_MAX_MESSAGE_BYTES"
+                )
+            payload = loads(bytes_to_str(item))
+            reason = "bad_envelope"  # it decodes: from here on what fails is its envelope
+            if tag is not None:
+                payload["properties"]["delivery_tag"] = tag
+            self.connection._deliver(payload, dest)
+        except self.connection_errors:
+            raise
+        except Exception as exc:
+            if guard is None or tag is None:
+                raise
+            if reason == "undecodable" and _plain_json(item):
+                reason = "bad_envelope"  # JSON that kombu's object hooks refuse (a bad datetime)
+            self._dead_letter_fetched(reply, dest, tag, reason, exc)
+
+    def _dead_letter_fetched(
+        self, reply: tuple[Any, ...], dest: str, tag: str, reason: str, exc: Exception
+    ) -> None:
+        self.qos._delivered.pop(tag, None)  # type: ignore[attr-defined]  # off the prefetch
+        try:
+            error = dead_letters.describe(exc)
+            if reason == "too_large":
+                entry = dead_letters.oversize_entry(
+                    reply[1], reply[4], size=int(reply[3]), queue=dest, error=error
+                )
+            else:
+                entry = dead_letters.poison_entry(reply[1], queue=dest, reason=reason, error=error)
+            dead_letters.park(entry, self._dead_letter_store())
         except Exception as store_exc:
             # left in unacked: it comes back after the visibility timeout and is parked then
             log.error(
                 "modq: cannot dead-letter a poison message yet (%s)", type(store_exc).__name__
             )
-            parked = False
-        if tag is not None:
-            self.qos._delivered.pop(tag, None)  # no longer counts against the prefetch
-            if parked and dest not in self._no_ack_queues:
-                self.qos._remove_from_indices(tag).execute()
+            return
+        self.qos._remove_from_indices(tag).execute()
+
+    # --- fetching ------------------------------------------------------------------------------
 
     def _brpop_start(self, timeout: float | None = None) -> None:
         queues = self._consumed()
@@ -251,9 +364,12 @@ class Channel(kombu_redis.Channel):
             self._blocked_bells = ()
             self._load_scripts(self.client)
             lists = [(key, q in acked) for q in queues for key in self._lists(q)]  # queue-major
-            keys = [self.unacked_key, self.unacked_index_key, PARKED_KEY, *(k for k, _ in lists)]
+            keys = [self.unacked_key, self.unacked_index_key, FETCH_COUNTER_KEY]
+            keys += [key for key, _ in lists]
             flags = "".join("1" if is_acked else "0" for _, is_acked in lists)
-            command = ["EVALSHA", FETCH.sha, len(keys), *map(self._prefixed, keys), time(), flags]
+            limit = self.poison_guard.max_message_bytes if self.poison_guard else 0
+            args = [time(), flags, limit, HEAD_BYTES]
+            command = ["EVALSHA", FETCH.sha, len(keys), *map(self._prefixed, keys), *args]
         self._in_poll = self.client.connection
         self._brpop_sent_at = monotonic()  # type: ignore[assignment]  # kombu types it None
         self.client.connection.send_command(*command)
@@ -262,7 +378,7 @@ class Channel(kombu_redis.Channel):
         waited = self._waiting_on_doorbell
         try:
             try:
-                # both replies are BRPOP-shaped: [key, item] or nil
+                # both replies are BRPOP-shaped: [key, item, ...] or nil
                 reply = self.client.parse_response(self.client.connection, "BRPOP", **options)
             except self.connection_errors:
                 self.client.connection.disconnect()  # the next poll reconnects
@@ -275,16 +391,12 @@ class Channel(kombu_redis.Channel):
             self._waiting_on_doorbell = not waited and not reply
             if rang or not reply:
                 raise kombu_redis.Empty()  # a ring or a timeout: fetch next; empty: wait
-            item = reply[1]  # a prefixed client strips global_keyprefix from a BRPOP reply
-            if key in (PARKED_KEY, self._prefixed(PARKED_KEY)) and len(reply) > 2:
-                source = bytes_to_str(reply[2]).removeprefix(self.global_keyprefix or "")
-                self._dead_letter_parked(item, source.rsplit(self.sep, 1)[0])
-                raise kombu_redis.Empty()  # fetch the next one
+            # a prefixed client strips global_keyprefix from a BRPOP reply's key
             dest = key.rsplit(self.sep, 1)[0]
             self._queue_cycle.rotate(dest)
             self.delivering_fetched = True  # in unacked already, or a no-ack message
             try:
-                self._deliver_or_park(item, dest)
+                self._deliver_fetched(tuple(reply), dest)
             finally:
                 self.delivering_fetched = False
             return True
@@ -341,14 +453,13 @@ class Channel(kombu_redis.Channel):
             pipe.execute()
 
 
-def _delivery_tag(item: bytes) -> str | None:
-    """The delivery tag the fetch script read from ``item`` (it reads JSON alike), if any."""
+def _plain_json(item: bytes) -> bool:
+    """Whether ``item`` is JSON to Python's plain decoder (no object hooks)."""
     try:
-        properties = json.loads(item).get("properties")
-        tag = properties.get("delivery_tag")
-    except (ValueError, AttributeError, UnicodeDecodeError):
-        return None
-    return tag if isinstance(tag, str) else None
+        json.loads(item)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return False
+    return True
 
 
 class Transport(kombu_redis.Transport):

@@ -5,9 +5,11 @@ Each test uses its own Redis database number on that server and empties it after
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from kombu import Connection, Consumer, Exchange, Producer, Queue
@@ -98,40 +100,145 @@ def test_an_idle_consumer_is_woken_by_the_doorbell_not_its_timeout(broker_url):
     assert tokens <= 1  # one ring was spent waking the consumer
 
 
-def test_an_item_that_is_no_kombu_message_is_dead_lettered_and_the_next_one_delivered(
+def test_a_plain_consumer_gets_the_decoders_error_for_an_item_python_refuses_and_keeps_it(
     broker_url,
 ):
+    """Stock kombu raises a decoding error from ``drain_events``; so does a consumer on this
+    transport that is not a modq worker's task channel. Nothing is dead-lettered for it, and
+    the item, in ``unacked`` under the fetch's own tag, comes back after the visibility
+    timeout byte for byte (stock kombu loses it: it was popped and never recorded)."""
     raw = Redis.from_url(broker_url)
-    store = get_dead_letters()
-    store.purge()
-    received: list[dict[str, object]] = []
+    get_dead_letters().purge()
+    with connect(broker_url, visibility_timeout=1) as connection:
+        raw.rpush("transport-test", b"\xffnot json")
+        channel = connection.channel()
+        consumer = Consumer(channel, queues=[QUEUE], callbacks=[lambda b, m: None])
+        with consumer, pytest.raises(ValueError):  # kombu's json.loads: not JSON
+            connection.drain_events(timeout=10)
+        assert raw.hlen("unacked") == 1 and raw.llen("transport-test") == 0
+        time.sleep(1.2)  # past the visibility timeout
+        channel.qos.restore_visible(start=0, num=10, interval=1)
+    assert raw.lrange("transport-test", 0, -1) == [b"\xffnot json"]
+    assert raw.hlen("unacked") == 0 and raw.zcard("unacked_index") == 0
+    assert get_dead_letters().size() == get_dead_letters(broker_url).size() == 0
+
+
+def test_a_plain_consumer_sees_its_callbacks_error_and_the_message_is_kept(broker_url):
+    """As stock kombu: an exception in a plain consumer's callback is raised from
+    ``drain_events``, not swallowed and dead-lettered; the message goes back to its queue when
+    the channel closes."""
+    raw = Redis.from_url(broker_url)
+    get_dead_letters().purge()
+
+    def fails(body, message):
+        raise ValueError("the consumer's own bug")
+
     with connect(broker_url) as connection:
-        publish(connection, {"job": 3})
-        raw.rpush("transport-test", b"\xffnot json")  # the tail: popped first
+        publish(connection, {"job": "kept"})
+        with Consumer(connection.channel(), queues=[QUEUE], callbacks=[fails]):
+            with pytest.raises(ValueError, match="own bug"):
+                connection.drain_events(timeout=10)
+            assert raw.hlen("unacked") == 1
+    assert raw.llen("transport-test") == 1 and raw.hlen("unacked") == 0
+    assert json.loads(raw.lindex("transport-test", 0))["headers"]["redelivered"] is True
+    assert get_dead_letters().size() == get_dead_letters(broker_url).size() == 0
+
+
+def hostile_items(good: dict[str, Any]) -> dict[str, bytes]:
+    """Items Python's decoder refuses (or that are too large), built from a real message."""
+    control = json.dumps({**good, "headers": {"note": "CONTROL"}}).encode()
+    nan = json.dumps({**good, "headers": {"score": 12345.5}}).encode()
+    deep_headers = json.dumps({**good, "headers": {"x": "DEEP"}}).encode()
+    return {
+        "not JSON": b"\xffnot json",
+        "nested 5,000 deep": b"[" * 5_000 + b"]" * 5_000,
+        "headers nested 985 deep": deep_headers.replace(b'"DEEP"', b"[" * 985 + b"]" * 985),
+        "a bare 0x10 (cjson reads it)": control.replace(b"CONTROL", b"a\x10b"),
+        "nan (cjson reads it)": nan.replace(b"12345.5", b"nan"),
+        "too large": json.dumps({**good, "pad": "x" * 20_000}).encode(),
+    }
+
+
+def test_a_guarded_channel_dead_letters_every_hostile_item_into_its_own_broker(broker_url):
+    """A modq worker's task channel (``guard_poison``): items nested deeper than Python's
+    decoder goes, items Redis's cjson reads and Python refuses, an item over the size limit
+    (never decoded), are each dead-lettered into the Redis they came from (this test's
+    database, not ``MODQ_REDIS_URL``) and leave ``unacked``; the good message after them is
+    delivered."""
+    raw = Redis.from_url(broker_url)
+    get_dead_letters().purge()
+    store = get_dead_letters(broker_url)
+    received: list[object] = []
+    with connect(broker_url) as connection:
+        publish(connection, {"job": "good"})
+        good = json.loads(raw.lpop("transport-test"))
+        items = hostile_items(good)
+        raw.rpush("transport-test", *items.values())  # the tail is popped first: reversed
+        raw.lpush("transport-test", json.dumps(good))
+        channel = connection.channel()
+        channel.guard_poison(max_message_bytes=16_384)
         with Consumer(
-            connection.channel(), queues=[QUEUE], callbacks=[lambda b, m: received.append(b)]
+            channel,
+            queues=[QUEUE],
+            callbacks=[lambda body, message: (received.append(body), message.ack())],
         ):
             while not received:
                 connection.drain_events(timeout=10)
-    assert received == [{"job": 3}]
-    assert raw.llen(PARKED_KEY) == 0  # parked only until it is in the dead-letter queue
-    (entry,) = store.entries()
-    assert entry.reason == "undecodable" and entry.raw() == b"\xffnot json"
+    assert received == [{"job": "good"}]
+    entries = list(store.entries())
+    assert sorted(e.reason for e in entries) == ["too_large", *["undecodable"] * 5]
+    assert {e.raw() for e in entries if e.reason == "undecodable"} == {
+        raw_item for name, raw_item in items.items() if name != "too large"
+    }
+    (large,) = (e for e in entries if e.reason == "too_large")
+    assert large.truncated and large.message_bytes == len(items["too large"])
+    assert items["too large"].startswith(large.raw())
+    assert raw.hlen("unacked") == 0 and raw.zcard("unacked_index") == 0
+    assert get_dead_letters().size() == 0  # not in MODQ_REDIS_URL's database
     store.purge()
+
+
+def test_every_unacked_entry_is_restored_whatever_its_bytes(broker_url):
+    """The sweep used to decode each entry with Python's JSON: an entry written for an item
+    Redis's cjson read and Python refuses raised out of ``restore_visible`` ("Error in timer";
+    a worker started past the visibility timeout exited 1) and stopped the sweep there, so the
+    older jobs of a dead worker were never restored. Now each entry's bytes go back to their
+    queue, kombu's own entries and modq's alike; an entry that names no queue is parked."""
+    raw = Redis.from_url(broker_url)
+    with connect(broker_url, visibility_timeout=1) as connection:
+        publish(connection, {"job": "older"})
+        good = raw.lpop("transport-test")
+        control = json.loads(good)
+        control["headers"] = {"note": "CONTROL"}
+        lua_only = json.dumps(control).encode().replace(b"CONTROL", b"a\x10b")
+        deep = b"[" * 5_000 + b"]" * 5_000
+        old = time.time() - 100
+        entries = {  # tag -> (entry, indexed at)
+            "older-job": (b"[" + good + b', "transport-test", "transport-test"]', old - 10),
+            "lua-only": (b"[" + lua_only + b',"transport-test","transport-test"]', old),
+            "modq-1": (b"\0modq1 14 transport-test" + deep, old),
+            "garbage": (b"\x00\xff no entry at all", old),
+        }
+        for tag, (entry, at) in entries.items():
+            raw.hset("unacked", tag, entry)
+            raw.zadd("unacked_index", {tag: at})
+        connection.channel().qos.restore_visible(start=0, num=10, interval=1)
+    assert raw.hlen("unacked") == 0 and raw.zcard("unacked_index") == 0
+    restored = raw.lrange("transport-test", 0, -1)
+    assert lua_only in restored and deep in restored and len(restored) == 3
+    (older,) = (json.loads(item) for item in restored if item not in (lua_only, deep))
+    assert older["body"] == json.loads(good)["body"] and older["headers"]["redelivered"]
+    assert raw.lrange(PARKED_KEY, 0, -1) == [b"\x00\xff no entry at all"]
 
 
 def _queue(name: str) -> Queue:
     return Queue(name, Exchange(name, type="direct"), routing_key=name)
 
 
-def _send(connection: Connection, queue: str, body: dict[str, object], **options: object) -> None:
+def _send(connection: Connection, queue: str, body: dict[str, object], **options: Any) -> None:
+    options.setdefault("serializer", "json")
     Producer(connection.channel()).publish(
-        body,
-        exchange=queue,
-        routing_key=queue,
-        declare=[_queue(queue)],
-        serializer="json",
-        **options,
+        body, exchange=queue, routing_key=queue, declare=[_queue(queue)], **options
     )
 
 
@@ -330,3 +437,25 @@ def test_a_channel_closed_after_its_transport_lost_the_client_raises_a_connectio
     ignore_errors(connection, channel.close)  # raised AttributeError before
     assert channel.closed
     assert Redis.from_url(broker_url).hlen("unacked") == 1
+
+
+def test_a_control_reply_its_caller_cannot_decode_is_raised_as_kombu_raises_it(broker_url):
+    """Another app that uses pickle, on the same broker, answers a broadcast in pickle. Its
+    reply is not modq's: as stock kombu, the caller's ``drain_events`` raises
+    ``ContentDisallowed``; it used to be dead-lettered as ``bad_envelope``."""
+    from kombu.exceptions import ContentDisallowed
+
+    reply_queue = "0f1e2d.reply.celery.pidbox"
+    get_dead_letters().purge()
+    with connect(broker_url) as connection:
+        _send(connection, reply_queue, {"pong": "from a pickle app"}, serializer="pickle")
+        consumer = Consumer(
+            connection.channel(),
+            queues=[_queue(reply_queue)],
+            no_ack=True,
+            accept=["json"],
+            callbacks=[lambda b, m: None],
+        )
+        with consumer, pytest.raises(ContentDisallowed):
+            connection.drain_events(timeout=10)
+    assert get_dead_letters().size() == get_dead_letters(broker_url).size() == 0

@@ -4,14 +4,21 @@ and `modq dlq retry` sends them again through the producer."""
 
 from __future__ import annotations
 
+import base64
 import json
+import time
 
 import pytest
+from redis import Redis
 
 from modq.broker.dead_letters import (
+    ENTRIES_KEY,
     EXHAUSTED,
+    INDEX_KEY,
     DeadLetter,
+    DeadLetters,
     get_dead_letters,
+    poison_entry,
     read_raw,
 )
 from modq.errors import ModelUnavailable, UnknownJob
@@ -63,6 +70,48 @@ def test_the_first_retryable_error_of_a_job_is_kept_until_it_ends(store):
 def test_a_raw_message_that_is_not_json_is_read_as_far_as_it_goes():
     assert read_raw(b"\xffnot json").problem.startswith("not JSON")
     assert read_raw(b'{"headers": {"id": "a", "task": "t"}, "body": "x"}').task_id == "a"
+    lua_only = read_raw(b'{"headers": {"id": "b", "task": "t", "x": nan}, "body": "x"}')
+    assert (lua_only.task_id, lua_only.task) == ("b", "t")  # its caller can be answered
+
+
+def test_reading_a_raw_message_never_raises_however_deep_it_nests():
+    """``read_raw`` is the dead-letter path's reader: a ``RecursionError`` out of it killed the
+    worker that was parking the message."""
+    deep = b"[" * 5_000 + b"]" * 5_000
+    assert read_raw(deep).problem.startswith("not JSON: RecursionError")
+    body = base64.b64encode(deep).decode()
+    envelope = {"headers": {"id": "c"}, "properties": {"body_encoding": "base64"}, "body": body}
+    job = read_raw(json.dumps(envelope))
+    assert job.task_id == "c" and job.problem.startswith("body does not decode: RecursionError")
+
+
+def test_an_entry_keeps_at_most_its_cap_of_the_message_and_says_how_big_it_was(redis_url):
+    store = DeadLetters(Redis.from_url(redis_url), max_entry_bytes=1_024)
+    store.client.delete(ENTRIES_KEY, INDEX_KEY)
+    big = b'{"body": "' + b"x" * 5_000 + b'"}'
+    entry_id = store.park(poison_entry(big, queue="normal", reason="t", error="e"))
+    kept = store.get(entry_id)
+    assert kept.truncated and kept.message_bytes == len(big)
+    assert kept.raw() == big[:1_024] and len(store.client.hget(ENTRIES_KEY, entry_id)) < 2_048
+    store.purge()
+
+
+def test_the_store_keeps_the_newest_entries_within_its_count_and_age(redis_url):
+    """A flood of poison cannot grow Redis without limit: the oldest beyond the count and
+    every entry past the age are dropped as new ones are parked."""
+    store = DeadLetters(Redis.from_url(redis_url), max_entries=3, max_age_s=3_600)
+    store.purge()
+    now = time.time()
+    stale = DeadLetter(kind="poison", reason="t", error="e", parked_at_s=now - 7_200)
+    store.park(stale)
+    assert store.size() == 0  # past the age at once
+    parked = [
+        store.park(DeadLetter(kind="poison", reason="t", error="e", parked_at_s=now + i))
+        for i in range(5)
+    ]
+    assert store.ids() == parked[-3:]
+    assert store.client.hlen(ENTRIES_KEY) == 3
+    store.purge()
 
 
 @pytest.mark.slow

@@ -1,0 +1,76 @@
+"""The entries of the Redis transport's ``unacked`` hash, read back without trusting them.
+
+``fetch.lua`` writes ``"\\0modq1 <length of the queue key> <queue key><item>"``: the item as it
+was popped, byte for byte, and the list it came from. Nothing in it needs a JSON decoder, so an
+entry is restorable whatever the item holds (not JSON, ``nan``, a control byte, nested 5,000
+deep, 30 MB). kombu's own entries (and those of modq before it: ``fetch.lua`` wrote the same
+shape) are JSON ``[message, exchange, routing_key]``; ``split_kombu`` reads the exchange and
+routing key off their end and keeps the message's bytes as they are, so an entry whose message
+no decoder accepts is restorable too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from kombu.utils.json import dumps, loads
+
+ENTRY_MARK = b"\0modq1 "
+# kombu's entry: [<message>, "<exchange>", "<routing key>"] (", " or "," between)
+_KOMBU_ENTRY = re.compile(
+    rb'\A\[(?P<message>.*),\s*(?P<exchange>"(?:[^"\\]|\\.)*")\s*,'
+    rb'\s*(?P<routing_key>"(?:[^"\\]|\\.)*")\s*\]\Z',
+    re.DOTALL,
+)
+
+
+def split_entry(entry: bytes) -> tuple[str, bytes] | None:
+    """``(queue list key, item)`` of an entry ``fetch.lua`` wrote; None for any other entry."""
+    if not entry.startswith(ENTRY_MARK):
+        return None
+    length, space, rest = entry[len(ENTRY_MARK) :].partition(b" ")
+    if not space or not length.isdigit() or int(length) > len(rest):
+        return None
+    size = int(length)
+    return rest[:size].decode("utf-8", "surrogateescape"), rest[size:]
+
+
+def split_kombu(entry: bytes) -> tuple[bytes, str, str] | None:
+    """``(message bytes, exchange, routing key)`` of kombu's JSON entry; None if it is not one."""
+    match = _KOMBU_ENTRY.match(entry)
+    if match is None:
+        return None
+    try:
+        exchange, routing_key = json.loads(match["exchange"]), json.loads(match["routing_key"])
+    except ValueError:
+        return None
+    return match["message"].strip(), exchange, routing_key
+
+
+def readable(item: bytes) -> dict[str, Any] | None:
+    """``item`` as a kombu message (a JSON object), or None if Python's decoder refuses it in
+    any way (not JSON, nested too deep, not an object)."""
+    try:
+        message = loads(item.decode("utf-8"))
+    except Exception:  # RecursionError, ValueError, UnicodeDecodeError, an object hook's error
+        return None
+    return message if isinstance(message, dict) else None
+
+
+def redelivered(item: bytes, message: dict[str, Any] | None) -> bytes:
+    """``item`` marked redelivered as kombu marks a restored message (``headers`` and
+    ``delivery_info``), when it reads as one; else ``item`` unchanged."""
+    headers = message.get("headers") if message is not None else None
+    if message is None or not isinstance(headers, dict):
+        return item
+    try:
+        headers["redelivered"] = True
+        properties = message.get("properties")
+        info = properties.get("delivery_info") if isinstance(properties, dict) else None
+        if isinstance(info, dict):
+            info["redelivered"] = True
+        return str(dumps(message)).encode("utf-8", "surrogatepass")
+    except Exception:  # it decoded but does not encode back (nested at the limit): as it was
+        return item
