@@ -2,8 +2,8 @@
 
 ``enqueue_with_callback(moderate, job, callback_url=...)`` checks the URL, then sends the job
 with ``modq.deliver_webhook`` as its ``link`` (result) and ``link_error`` (failure). The worker
-that finishes the job enqueues the delivery on the job's priority queue (``modq.contract``
-routes ``modq.deliver_webhook`` by its ``priority`` argument), so nothing waits in the API.
+that finishes the job enqueues the delivery on the ``webhooks`` queue, which only ``modq
+webhooks`` consumes: nothing waits in the API, and no delivery runs in a thread that moderates.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from celery import Task
 from celery.canvas import Signature
 from celery.result import AsyncResult
 
-from modq.contract import DELIVER_WEBHOOK
+from modq.contract import DELIVER_WEBHOOK, WEBHOOK_QUEUE
 from modq.errors import InvalidContent
 from modq.schemas import parse_priority
 from modq.settings import get_settings
@@ -41,12 +41,12 @@ def webhook_options(
     """``apply_async`` options that deliver a job's outcome to ``callback_url``: ``task_id``
     (the job id the webhook carries), ``link`` and ``link_error``."""
     url = checked_callback_url(callback_url)
-    queue = parse_priority(priority).value
+    level = parse_priority(priority).value
     job_id = job_id or str(uuid.uuid4())
 
     def delivery(event: str) -> Signature:
-        kwargs = {"callback_url": url, "job_id": job_id, "priority": queue, "event": event}
-        return Signature(DELIVER_WEBHOOK, kwargs=kwargs, options={"queue": queue}, app=app)
+        kwargs = {"callback_url": url, "job_id": job_id, "priority": level, "event": event}
+        return Signature(DELIVER_WEBHOOK, kwargs=kwargs, options={"queue": WEBHOOK_QUEUE}, app=app)
 
     return {"task_id": job_id, "link": delivery(SUCCEEDED), "link_error": delivery(FAILED)}
 

@@ -18,6 +18,7 @@ from cli.metrics_cmds import metrics
 from cli.model_cmds import model
 from cli.policy_cmds import policy
 from cli.review_cmds import review
+from cli.webhook_cmds import webhooks
 from modq.errors import ModerationError
 
 
@@ -35,6 +36,7 @@ main.add_command(policy)
 main.add_command(api_key)
 main.add_command(api)
 main.add_command(dlq)
+main.add_command(webhooks)
 
 
 @main.group()

@@ -13,6 +13,7 @@ MODERATE_MANY = "modq.moderate_many"
 RECORD_REVIEW = "modq.record_review"
 MODERATE_SHADOW = "modq.moderate_shadow"
 DELIVER_WEBHOOK = "modq.deliver_webhook"  # a job's result POSTed to its callback_url (a link)
+WEBHOOK_QUEUE = "webhooks"  # deliveries only: consumed by `modq webhooks`, never by moderators
 STARMAP = "celery.starmap"  # what Celery's `chunks` sends: many calls of one task
 
 # task name -> (the position of its `priority` argument, the priority when none is given);
@@ -22,8 +23,6 @@ PRIORITY_ARGUMENT: dict[str, tuple[int | None, Priority]] = {
     MODERATE_MANY: (1, Priority.BULK),
     RECORD_REVIEW: (None, Priority.NORMAL),
     MODERATE_SHADOW: (None, Priority.BULK),
-    # (result, callback_url, job_id, priority): a webhook waits no longer than its job did
-    DELIVER_WEBHOOK: (3, Priority.NORMAL),
 }
 QUEUES = tuple(p.value for p in Priority)  # drain order: urgent, normal, bulk
 

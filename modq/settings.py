@@ -402,7 +402,16 @@ class Settings(BaseSettings):
         600.0, gt=0, description="Longest wait between two attempts."
     )
     webhook_timeout_s: float = Field(
-        10.0, gt=0, description="Connect + read timeout of one delivery attempt."
+        5.0,
+        gt=0,
+        description="Timeout of one delivery attempt's connect and of each read: a receiver "
+        "that does not answer within it is a failed attempt (retried with backoff).",
+    )
+    webhook_host_concurrency: int = Field(
+        4,
+        ge=1,
+        description="Deliveries in progress to one receiver host per `modq webhooks` process; "
+        "a delivery past it waits on the webhooks queue, holding no thread.",
     )
 
     @property

@@ -37,7 +37,12 @@ STATS_FROM_METRICS = (  # modq_stats fields read from the process's Prometheus c
 
 
 def _preload() -> None:
+    from tasks.app import app
     from tasks.pipeline import get_pipeline
+    from tasks.webhooks import consumes_only_webhooks
+
+    if consumes_only_webhooks(app):  # `modq webhooks`: deliveries only, no model
+        return
     from tasks.worker_metrics import install
 
     install()  # metrics follow the model from its first load

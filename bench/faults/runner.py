@@ -23,6 +23,7 @@ BEGIN, END = "<!-- faults:begin -->", "<!-- faults:end -->"
 SCENARIOS = (
     "poison",
     "worker_kill",
+    "hanging_webhook",
     "database_outage",
     "model_failure",
     "backpressure_flood",

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from modq.contract import QUEUES, priority_of
+from modq.contract import DELIVER_WEBHOOK, QUEUES, WEBHOOK_QUEUE, priority_of
 
 
 def route_by_priority(
@@ -20,6 +20,8 @@ def route_by_priority(
 ) -> dict[str, str] | None:
     """``{"queue": priority}`` for a modq task; None (Celery's next router or its default
     queue) for any other task or an unknown priority, which the worker then refuses."""
+    if name == DELIVER_WEBHOOK:  # never on a moderation queue (docs/api.md, webhooks)
+        return {"queue": WEBHOOK_QUEUE}
     priority = priority_of(name, args, kwargs)
     if priority in QUEUES:
         return {"queue": priority}

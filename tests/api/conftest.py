@@ -57,11 +57,12 @@ def api_worker(
     """One real worker (threads pool, the real model) for every test of the API; stopped after
     tests/api, so it never consumes the jobs of the session's later tests."""
     root = tmp_path_factory.mktemp("api-worker")
-    with running_worker(
-        {"MODQ_DATABASE_URL": api_database_url, "MODQ_MAX_WAIT_MS": "5", **WEBHOOK_ENV},
-        log_dir=root,
-        threads=8,
-    ) as handle:
+    env = {"MODQ_DATABASE_URL": api_database_url, "MODQ_MAX_WAIT_MS": "5", **WEBHOOK_ENV}
+    with (
+        running_worker(env, log_dir=root, threads=8) as handle,
+        # webhook deliveries run in a consumer of their own queue (`modq webhooks`)
+        running_worker(env, log_dir=root, threads=4, queues="webhooks", expect_model=False),
+    ):
         yield handle
 
 

@@ -19,6 +19,7 @@ from celery import Celery
 import migrations
 from api.webhooks import enqueue_with_callback, webhook_options
 from cli.services import start_worker, stop_worker
+from modq.contract import WEBHOOK_QUEUE
 from modq.errors import InvalidContent
 from modq.settings import get_settings
 from modq.webhooks import (
@@ -114,7 +115,7 @@ def test_jobs_with_a_callback_need_webhooks_on_and_a_good_url(monkeypatch):
     for key, event in (("link", "job.succeeded"), ("link_error", "job.failed")):
         signature = options[key]
         assert signature["task"] == "modq.deliver_webhook"
-        assert signature.options["queue"] == "urgent"  # the job's own queue, on the worker
+        assert signature.options["queue"] == "webhooks"  # never a queue that moderates
         assert signature.kwargs == {
             "callback_url": "https://example.com/hook",
             "job_id": "j-1",
@@ -183,17 +184,21 @@ WEBHOOK_ENV = {
     "MODQ_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
     "MODQ_WEBHOOK_BACKOFF_BASE_S": "0.3",
     "MODQ_WEBHOOK_MAX_ATTEMPTS": "4",
+    # a hanging receiver holds an attempt this long: far longer than any job here may wait
+    "MODQ_WEBHOOK_TIMEOUT_S": "60",
+    "MODQ_WEBHOOK_HOST_CONCURRENCY": "2",
 }
 
 
 @dataclass(frozen=True)
 class Cluster:
-    """A worker on a redis-server of this module's own, and a stock Celery producer on it:
-    no other test's worker (with another secret) can take these deliveries, nor this worker
-    theirs."""
+    """A worker (4 task threads) and a webhook consumer (``modq webhooks``' command, 8
+    threads) on a redis-server of this module's own, and a stock Celery producer on it: no
+    other test's worker (with another secret) can take these deliveries, nor these theirs."""
 
     producer: Celery
     worker: WorkerHandle
+    deliverer: WorkerHandle
 
 
 @pytest.fixture(scope="module")
@@ -211,12 +216,21 @@ def cluster(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         env = {"MODQ_DATABASE_URL": database, "MODQ_REDIS_URL": redis_url, **WEBHOOK_ENV}
         process = start_worker(env, threads=4, log_path=root / "worker.log")
         handle = WorkerHandle(process, "webhooks", root / "worker.log")
+        consumer = start_worker(
+            env,
+            threads=8,
+            log_path=root / "deliverer.log",
+            hostname="deliverer@%h",
+            queues=WEBHOOK_QUEUE,
+        )
+        deliverer = WorkerHandle(consumer, "deliverer", root / "deliverer.log")
         try:
             # ready when it answers a job (the test process's control app is on another Redis)
             first = producer.send_task("modq.moderate", kwargs={"content_id": "w", "content": "hi"})
             first.get(timeout=120)
-            yield Cluster(producer, handle)
+            yield Cluster(producer, handle, deliverer)
         finally:
+            stop_worker(consumer)
             stop_worker(process)
             producer.close()
 
@@ -299,9 +313,118 @@ def test_a_receiver_that_never_answers_2xx_is_given_up(cluster, receiver, produc
     wait_until(
         lambda: (
             f"webhook for job {sent.id} to 127.0.0.1 given up after 4 attempts"
-            in cluster.worker.log.read_text()
+            in cluster.deliverer.log.read_text()
         ),
         timeout_s=60,
         message="the webhook was not given up after MODQ_WEBHOOK_MAX_ATTEMPTS",
     )
     assert len(receiver.to("/down")) == 4
+
+
+# --- a receiver that never answers --------------------------------------------------------
+
+
+@dataclass
+class HangingReceiver:
+    """Holds every POST open until ``release`` is set, then answers 204; counts connections."""
+
+    base: str
+    release: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    open_now: int = 0
+    most_open: int = 0
+    answered: set[str] = field(default_factory=set)
+
+
+@pytest.fixture
+def hanging_receiver() -> Iterator[HangingReceiver]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            with state.lock:
+                state.open_now += 1
+                state.most_open = max(state.most_open, state.open_now)
+            try:
+                state.release.wait(120)
+                self.send_response(204)
+                self.end_headers()
+                with state.lock:
+                    state.answered.add(self.headers[DELIVERY_HEADER])
+            finally:
+                with state.lock:
+                    state.open_now -= 1
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    state = HangingReceiver(f"http://127.0.0.1:{server.server_address[1]}")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    state.release.set()
+    server.shutdown()
+    server.server_close()
+    thread.join(10)
+
+
+@pytest.mark.integration
+def test_a_hanging_receiver_never_holds_a_thread_that_moderates(
+    cluster, hanging_receiver, producer_env
+):
+    """16 deliveries to a receiver that never answers (within the 60 s attempt timeout): the
+    worker's 4 task threads go on moderating, at most MODQ_WEBHOOK_HOST_CONCURRENCY (2)
+    deliveries to that host are open at once, and once it answers every one arrives."""
+    moderate = cluster.producer.signature("modq.moderate")
+    sent = [
+        enqueue_with_callback(
+            moderate,
+            {"content_id": f"hang-{n}", "content": f"hello number {n}", "priority": "normal"},
+            callback_url=f"{hanging_receiver.base}/hang",
+        )
+        for n in range(16)
+    ]
+    for job in sent:
+        job.get(timeout=60)
+    wait_until(
+        lambda: hanging_receiver.open_now >= 2,
+        timeout_s=30,
+        message="the deliveries never reached the hanging receiver",
+    )
+    # while the receiver holds its deliveries, other jobs are moderated (before: the task
+    # threads sat in the deliveries until the attempt timed out)
+    later = [
+        cluster.producer.send_task(
+            "modq.moderate",
+            kwargs={"content_id": f"other-{n}", "content": f"another text {n}"},
+            queue="normal",
+        )
+        for n in range(8)
+    ]
+    for job in later:
+        assert job.get(timeout=30)["content_id"].startswith("other-")
+    assert hanging_receiver.open_now >= 1 and not hanging_receiver.release.is_set()
+    assert hanging_receiver.most_open == 2  # bounded per receiver host
+    hanging_receiver.release.set()
+    wanted = {f"{job.id}:job.succeeded" for job in sent}
+    wait_until(
+        lambda: hanging_receiver.answered >= wanted,
+        timeout_s=60,
+        message="deliveries were lost after the receiver came back",
+    )
+
+
+def test_host_slots_lend_at_most_the_limit_per_host():
+    from tasks.webhook_slots import HostSlots
+
+    slots = HostSlots(2)
+    assert slots.try_acquire("a") and slots.try_acquire("a")
+    assert not slots.try_acquire("a")
+    assert slots.try_acquire("b")  # another host is not held up
+    slots.release("a")
+    with slots.holding("a") as got:
+        assert got and slots.busy("a") == 2
+    assert slots.busy("a") == 1
+    with pytest.raises(ValueError):
+        HostSlots(0)
