@@ -11,6 +11,10 @@ Contract (checked eagerly, kept always):
   least padded cost (``gpu_worker.partition``); identical token sequences in a batch run once;
 - every caller gets exactly its rows back, in its order; if a batch fails, every caller with a
   row in it gets the exception;
+- a model call that has not returned after ``call_timeout_s`` is **hung**: a watchdog fails
+  every caller of its batch with ``ModelHung`` (a ``ModelUnavailable``: the job is retried),
+  reports the batch as failed and hung, and gives its lane to a fresh thread (the stuck one
+  exits, its late answer dropped, if the call ever returns);
 - after each model call (and before any caller is answered) ``after_batch`` receives a
   ``BatchReport``: the hook through which tasks/ feeds Prometheus; a failing hook is logged and
   never fails a batch.
@@ -31,6 +35,7 @@ import numpy as np
 
 from gpu_worker.backend import Backend, TokenIds
 from gpu_worker.partition import cheapest_cuts
+from modq.errors import ModelHung
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +78,9 @@ class BatchReport:
     real_tokens: int
     model_s: float  # wall time of the backend call
     urgent_lane: bool  # run on the urgent lane beside a running batch
-    failed: bool  # the backend raised; every caller of the batch got the error
+    failed: bool  # the backend raised (or hung); every caller of the batch got the error
     error: str | None = None  # the backend's error, as one line (type: message), if failed
+    hung: bool = False  # no answer within call_timeout_s: the watchdog failed its callers
 
 
 BatchHook = Callable[[BatchReport], None]
@@ -88,6 +94,18 @@ class BatcherStats:
     rows_deduplicated: int = 0
     padded_tokens: int = 0
     real_tokens: int = 0
+    hung_calls: int = 0  # model calls the watchdog gave up on
+
+
+@dataclass(slots=True)
+class _Running:
+    """A batch in a model call, as the watchdog sees it."""
+
+    batch: list[_Item]
+    started_s: float  # time.monotonic()
+    urgent_lane: bool
+    thread: threading.Thread
+    abandoned: bool = False  # the watchdog failed its callers: a late answer is dropped
 
 
 class MicroBatcher:
@@ -104,13 +122,15 @@ class MicroBatcher:
         urgent_lane: bool | None = None,
         model_lanes: int | None = None,
         after_batch: BatchHook | None = None,
+        call_timeout_s: float | None = None,
     ) -> None:
         """``urgent_lane``: run urgent texts beside running batches (one more thread calling
         the backend); default on for CPU backends, off elsewhere. ``model_lanes``: batches run
         at once (threads calling the backend concurrently: on CPU like processes x 1 ORT
         thread, sharing one model); default by device, never more than the CPU cores.
         ``after_batch``: called in the lane's thread after each model call, before its callers
-        are answered (keep it cheap)."""
+        are answered (keep it cheap). ``call_timeout_s``: a model call running longer is hung
+        (the module doc); None = no watchdog."""
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
         if max_batch_tokens < 1:
@@ -121,6 +141,8 @@ class MicroBatcher:
             raise ValueError(f"model_lanes must be >= 1, got {model_lanes}")
         if batch_overhead_tokens is not None and batch_overhead_tokens < 0:
             raise ValueError(f"batch_overhead_tokens must be >= 0, got {batch_overhead_tokens}")
+        if call_timeout_s is not None and call_timeout_s <= 0:
+            raise ValueError(f"call_timeout_s must be > 0, got {call_timeout_s}")
         self.backend = backend
         self.max_batch_size = max_batch_size
         self.max_batch_tokens = max_batch_tokens
@@ -144,16 +166,24 @@ class MicroBatcher:
             else model_lanes
         )
         self._running = 0  # model lanes running a batch now
+        self.call_timeout_s = call_timeout_s
+        self._calls: list[_Running] = []  # model calls in flight (guarded by _watch)
+        self._stuck: list[_Running] = []  # hung calls whose thread has not returned yet
+        self._watch = threading.Condition()
         self._threads = [
-            threading.Thread(target=self._loop, name=f"modq-batcher-{lane}", daemon=True)
-            for lane in range(self.model_lanes)
+            self._lane(self._loop, f"modq-batcher-{lane}") for lane in range(self.model_lanes)
         ]
         if self.urgent_lane:
-            self._threads.append(
-                threading.Thread(target=self._urgent_loop, name="modq-batcher-urgent", daemon=True)
-            )
-        for thread in self._threads:
-            thread.start()
+            self._threads.append(self._lane(self._urgent_loop, "modq-batcher-urgent"))
+        if call_timeout_s is not None:
+            threading.Thread(
+                target=self._watchdog, name="modq-batcher-watchdog", daemon=True
+            ).start()
+
+    def _lane(self, target: Callable[[], None], name: str) -> threading.Thread:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        return thread
 
     # --- callers ------------------------------------------------------------------------
     def submit(self, texts: Sequence[str], *, urgent: bool = False) -> Future[np.ndarray]:
@@ -184,8 +214,10 @@ class MicroBatcher:
         with self._wakeup:
             self._closed = True
             self._wakeup.notify_all()
+        with self._watch:
+            self._watch.notify_all()  # the watchdog stops once no call is left in flight
         deadline_s = time.monotonic() + timeout_s
-        for thread in self._threads:
+        for thread in list(self._threads):  # a hung lane's thread was swapped out already
             thread.join(max(0.0, deadline_s - time.monotonic()))
         with self._wakeup:
             leftovers, self._pending = self._pending, []
@@ -199,11 +231,15 @@ class MicroBatcher:
                 if batch is None:
                     break
                 self._running += 1
+            abandoned = False
             try:
-                self._run(batch)
+                abandoned = self._run(batch)
             finally:
-                with self._wakeup:
-                    self._running -= 1
+                if not abandoned:  # a hung lane's count was given back by the watchdog
+                    with self._wakeup:
+                        self._running -= 1
+            if abandoned:
+                return  # the watchdog gave this lane to a fresh thread
 
     def _urgent_loop(self) -> None:
         """The urgent lane: while every model lane runs a batch, urgent texts run here at once."""
@@ -216,7 +252,8 @@ class MicroBatcher:
                 if self._closed:
                     return  # the main lane drains what is left
                 batch = self._take_batch(urgent_only=True)
-            self._run(batch, urgent_lane=True)
+            if self._run(batch, urgent_lane=True):
+                return  # hung: the watchdog gave the urgent lane to a fresh thread
 
     def _has_urgent(self) -> bool:
         return any(item.sort_key[0] == 0 for item in self._pending)
@@ -266,7 +303,9 @@ class MicroBatcher:
         )
         return [by_length[start:end] for start, end in ranges]
 
-    def _run(self, batch: list[_Item], *, urgent_lane: bool = False) -> None:
+    def _run(self, batch: list[_Item], *, urgent_lane: bool = False) -> bool:
+        """Run one batch and answer its callers; True if the watchdog gave up on it meanwhile
+        (hung: its callers were failed, the lane handed to a fresh thread)."""
         unique: dict[tuple[int, ...], int] = {}
         rows: list[TokenIds] = []
         slots: list[int] = []
@@ -279,11 +318,18 @@ class MicroBatcher:
         padded_tokens = len(rows) * max(len(r) for r in rows)
         real_tokens = sum(len(r) for r in rows)
         started_s = time.perf_counter()
+        call = self._call_started(batch, urgent_lane)
         failure: BaseException | None = None
         try:
             scores = self.backend.run(rows)
         except BaseException as exc:  # every waiter of the batch learns of the failure
             failure = exc
+        if self._call_ended(call):
+            log.warning(
+                "modq: a hung model call returned after %.1f s; its answer is dropped",
+                time.perf_counter() - started_s,
+            )
+            return True
         hook = self.after_batch
         if hook is not None:
             _notify(
@@ -301,7 +347,7 @@ class MicroBatcher:
             )
         if failure is not None:
             self._fail(batch, failure)
-            return
+            return False
         with self._stats_lock:
             self.stats.batches += 1
             self.stats.urgent_lane_batches += urgent_lane
@@ -315,6 +361,100 @@ class MicroBatcher:
             request.remaining -= 1
             if request.remaining == 0 and not request.future.done():
                 request.future.set_result(request.scores)
+        return False
+
+    # --- the watchdog -------------------------------------------------------------------
+    def _call_started(self, batch: list[_Item], urgent_lane: bool) -> _Running | None:
+        if self.call_timeout_s is None:
+            return None
+        call = _Running(batch, time.monotonic(), urgent_lane, threading.current_thread())
+        with self._watch:
+            self._calls.append(call)
+            self._watch.notify_all()
+        return call
+
+    def _call_ended(self, call: _Running | None) -> bool:
+        """The call returned: True if the watchdog had given up on it."""
+        if call is None:
+            return False
+        with self._watch:
+            if call.abandoned:
+                self._stuck.remove(call)
+                return True
+            self._calls.remove(call)
+            return False
+
+    def hung_now(self) -> list[float]:
+        """How long (s) each model call that hung and has not returned yet has been running."""
+        now = time.monotonic()
+        with self._watch:
+            return [now - call.started_s for call in self._stuck]
+
+    def _watchdog(self) -> None:
+        """Fail the callers of every call running past ``call_timeout_s`` (the module doc)."""
+        timeout_s = self.call_timeout_s
+        assert timeout_s is not None
+        while True:
+            with self._watch:
+                while True:
+                    now = time.monotonic()
+                    overdue = [c for c in self._calls if now - c.started_s >= timeout_s]
+                    if overdue:
+                        break
+                    if self._closed and not self._calls:
+                        return
+                    first = min((c.started_s for c in self._calls), default=None)
+                    self._watch.wait(None if first is None else first + timeout_s - now)
+                for call in overdue:
+                    call.abandoned = True
+                    self._calls.remove(call)
+                    self._stuck.append(call)
+            for call in overdue:
+                self._give_up(call, timeout_s)
+
+    def _give_up(self, call: _Running, timeout_s: float) -> None:
+        """A hung call: report it, fail its callers, give its lane to a fresh thread."""
+        with self._stats_lock:
+            self.stats.hung_calls += 1
+        error = ModelHung(
+            f"the model did not answer within {timeout_s:g} s (a hung model call); "
+            "the job is retried",
+            timeout_s=timeout_s,
+        )
+        log.error(
+            "modq: model call hung: no answer within %g s (%d texts); its jobs are retried",
+            timeout_s,
+            len(call.batch),
+        )
+        hook = self.after_batch
+        if hook is not None:
+            rows = {tuple(item.token_ids) for item in call.batch}
+            longest = max(len(item.token_ids) for item in call.batch)
+            _notify(
+                hook,
+                BatchReport(
+                    texts=len(call.batch),
+                    rows=len(rows),
+                    padded_tokens=len(rows) * longest,
+                    real_tokens=sum(len(r) for r in rows),
+                    model_s=time.monotonic() - call.started_s,
+                    urgent_lane=call.urgent_lane,
+                    failed=True,
+                    error=describe_error(error),
+                    hung=True,
+                ),
+            )
+        self._fail(call.batch, error)
+        with self._wakeup:
+            if call.thread in self._threads:
+                self._threads.remove(call.thread)
+            if not call.urgent_lane:
+                self._running -= 1  # the stuck thread no longer counts as a running lane
+            if call.urgent_lane:
+                self._threads.append(self._lane(self._urgent_loop, "modq-batcher-urgent"))
+            else:
+                self._threads.append(self._lane(self._loop, call.thread.name))
+            self._wakeup.notify_all()
 
     @staticmethod
     def _fail(items: list[_Item], exc: BaseException) -> None:

@@ -5,7 +5,10 @@ all its retries, nor be called by every retry. The primary engine of a process i
 
 - **closed**: jobs go to the primary engine. Each of its model calls reports to the breaker
   (``modq.circuit``), and so does a failed load; ``failure_threshold`` consecutive failures
-  within ``window_s`` open it.
+  within ``window_s`` open it. A **hung** call (no answer within the engine's
+  ``call_timeout_s``: the batcher's watchdog gave up on it) opens it at once: a model that
+  stops answering holds a lane per call, so waiting for more such failures would stall every
+  job behind it for minutes.
 - **open**: no job calls the primary model. Where a fallback exists, jobs are served by it:
   a CPU copy of the same model files (fallback ``auto``: when the primary ran on a GPU, or
   never loaded on a worker asked to run on ``cuda``; ``cpu``: whatever the primary's
@@ -14,7 +17,9 @@ all its retries, nor be called by every retry. The primary engine of a process i
   later) at once, without touching the model.
 - **half-open**: every ``probe_interval_s`` while open, a prober thread takes the breaker's one
   trial and runs a tiny inference on the primary engine (loading it first if it never
-  loaded). Success closes the breaker and frees the fallback; failure keeps it open.
+  loaded). Success closes the breaker and frees the fallback; failure keeps it open. A probe
+  that does not answer within ``call_timeout_s`` is a failure too (its thread is left to
+  finish; no second probe runs while it has not).
 
 This room knows no metrics: ``on_change`` hooks (``gpu_worker.runtime.add_hooks``) see every
 change of state; tasks/ turns them into a gauge and readiness.
@@ -31,7 +36,7 @@ from typing import TYPE_CHECKING
 
 from gpu_worker.batcher import describe_error
 from modq.circuit import BreakerSnapshot, BreakerState, CircuitBreaker
-from modq.errors import ModelCircuitOpen, ModelUnavailable
+from modq.errors import ModelCircuitOpen, ModelHung, ModelUnavailable
 
 if TYPE_CHECKING:
     from gpu_worker.model_source import ResolvedModel
@@ -113,8 +118,10 @@ class ModelGuard:
         self._prober: threading.Thread | None = None
         self._stopped = threading.Event()
         self._wakeup = threading.Event()
+        self._probe_call: threading.Thread | None = None  # a probe's model call, if hung
         self.probes_run = 0
         self.fallback_loads = 0
+        self.hung_calls = 0  # model calls of the primary that hung (the probe's included)
         self.breaker.add_listener(self._changed)
 
     # --- the jobs' side -----------------------------------------------------------------
@@ -146,9 +153,15 @@ class ModelGuard:
             retry_after_s=round(snapshot.retry_after_s, 3),
         )
 
-    def on_batch(self, failed: bool, error: str | None) -> None:
-        """A model call of the primary engine ended (its batcher's hook)."""
-        if failed:
+    def on_batch(self, failed: bool, error: str | None, *, hung: bool = False) -> None:
+        """A model call of the primary engine ended, or hung (its batcher's hook)."""
+        if hung:
+            self.hung_calls += 1
+            reason = error or "ModelHung: the model call did not return"
+            self.breaker.record_failure(reason)
+            if self.breaker.closed:
+                self.breaker.trip(reason)
+        elif failed:
             self.breaker.record_failure(error or "model call failed")
         elif self.breaker.closed:
             self.breaker.record_success()  # resets the count; only the probe closes it
@@ -223,7 +236,7 @@ class ModelGuard:
             engine = self._current()
             if engine is None or engine.config != config:
                 engine = self._load(config)
-            engine.backend.score(PROBE_TEXTS)
+            self._bounded_score(engine, config.call_timeout_s)
         except Exception as exc:  # the answer of the probe, never the prober's death
             self.breaker.record_failure(f"probe: {describe_error(exc)}")
             log.warning("modq: model probe failed, breaker stays open: %s", describe_error(exc))
@@ -231,6 +244,35 @@ class ModelGuard:
         self._primary_device = engine.backend.device
         self.breaker.record_success()
         return True
+
+    def _bounded_score(self, engine: Engine, timeout_s: float | None) -> None:
+        """Score the probe text on ``engine``; ``ModelHung`` if it has not answered within
+        ``timeout_s`` (or an earlier probe's call still has not)."""
+        if timeout_s is None:
+            engine.backend.score(PROBE_TEXTS)
+            return
+        stuck = self._probe_call
+        if stuck is not None and stuck.is_alive():
+            raise ModelHung("the last probe's model call has not returned yet")
+        outcome: list[BaseException | None] = []
+
+        def call() -> None:
+            try:
+                engine.backend.score(PROBE_TEXTS)
+            except BaseException as exc:  # handed to the prober below
+                outcome.append(exc)
+            else:
+                outcome.append(None)
+
+        thread = threading.Thread(target=call, name="modq-model-probe-call", daemon=True)
+        thread.start()
+        thread.join(timeout_s)
+        if thread.is_alive():
+            self._probe_call = thread
+            self.hung_calls += 1
+            raise ModelHung(f"the probe did not answer within {timeout_s:g} s")
+        if outcome and outcome[0] is not None:
+            raise outcome[0]
 
     def _probe_loop(self) -> None:
         while not self._stopped.is_set():  # woken at once by each change of state

@@ -63,6 +63,7 @@ class EngineConfig:
     max_batch_tokens: int = 4096
     max_wait_ms: float = 5.0
     batch_overhead_tokens: int | None = None
+    call_timeout_s: float | None = 30.0  # a model call running longer is hung (batcher.py)
     guard: GuardConfig = field(default_factory=GuardConfig)  # the primary's circuit breaker
 
 
@@ -125,6 +126,7 @@ def _build(
         max_wait_ms=config.max_wait_ms,
         batch_overhead_tokens=config.batch_overhead_tokens,
         after_batch=report if after_batch is not None else _after_batch,
+        call_timeout_s=config.call_timeout_s,
     )
     return Engine(backend, batcher, os.getpid(), config, resolved, role)
 
@@ -179,7 +181,7 @@ class EngineSlot:
     def _on_batch(self, report: BatchReport) -> None:
         guard = self.guard()
         if guard is not None:
-            guard.on_batch(report.failed, report.error)
+            guard.on_batch(report.failed, report.error, hung=report.hung)
 
     def _get(self, config: EngineConfig) -> Engine:
         """The slot's engine, unguarded: built on first use."""

@@ -11,6 +11,7 @@
     ├── ModelUnavailable            no model artifact, or it failed to load
     │   ├── UnknownModel            a registry name, version or alias that does not exist
     │   ├── ModelCircuitOpen        the model failed repeatedly: its breaker is open for now
+    │   ├── ModelHung               a model call did not return within its deadline
     │   └── LabelMappingError       a model label with no canonical category, or a bad mapping
     ├── PromotionError              an alias move that cannot be made (nothing to roll back to)
     ├── ExperimentError             an A/B experiment that is ill-defined or cannot change state
@@ -19,6 +20,7 @@
     ├── UnknownJob                  a job id this API key never submitted, or long expired
     ├── DeadlineExceeded            no result within the request's deadline; the job goes on
     ├── JobFailed                   a job failed on the worker with an error outside this tree
+    ├── JobExpired                  a job whose ``expires`` passed before it ran: dead-lettered
     ├── Unauthenticated             no API key, or one that is unknown or revoked
     ├── Forbidden                   a valid API key whose scopes do not allow the request
     ├── Overloaded                  the queue refuses more work for now
@@ -87,6 +89,13 @@ class ModelCircuitOpen(ModelUnavailable):
     code = "model_circuit_open"
 
 
+class ModelHung(ModelUnavailable):
+    """A model call that did not return within ``MODQ_MODEL_CALL_TIMEOUT_S`` (a wedged GPU, a
+    stuck session): its jobs are retried, and the model's breaker opens."""
+
+    code = "model_hung"
+
+
 class LabelMappingError(ModelUnavailable):
     code = "label_mapping_error"
 
@@ -125,6 +134,13 @@ class DeadlineExceeded(ModerationError):
 
 class JobFailed(ModerationError):
     code = "job_failed"
+
+
+class JobExpired(ModerationError):
+    """A job whose ``expires`` passed before a worker could run it: never run, parked in the
+    dead-letter queue (reason ``expired``; tasks/schedules.py); `modq dlq retry` sends it again."""
+
+    code = "job_expired"
 
 
 class Overloaded(ModerationError):

@@ -68,6 +68,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         max_batch_tokens=settings.max_batch_tokens,
         max_wait_ms=settings.max_wait_ms,
         batch_overhead_tokens=settings.batch_overhead_tokens,
+        call_timeout_s=settings.model_call_timeout_s,
         guard=GuardConfig(
             failure_threshold=settings.model_breaker_failures,
             window_s=settings.model_breaker_window_s,

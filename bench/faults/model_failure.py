@@ -42,6 +42,7 @@ REPO = Path(__file__).resolve().parents[2]
 INJECT = Path(__file__).resolve().parent / "inject"  # the sitecustomize that injects faults
 BREAKER_FAILURES = 3
 PROBE_INTERVAL_S = 1.0
+CALL_TIMEOUT_S = 3.0  # a model call with no answer after this long is hung (the hang rows)
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,10 @@ def fault_env(
     trigger: Path | None = None,
     fallback: str = "none",
     metrics_port: int,
+    hang: Path | None = None,
 ) -> dict[str, str]:
-    """Environment of a worker with the fault injection loaded and a fast breaker."""
+    """Environment of a worker with the fault injection loaded and a fast breaker; ``hang``:
+    the trigger file whose presence makes every model call hang (``bench/faults/inject``)."""
     path = os.pathsep.join(p for p in (str(INJECT), os.environ.get("PYTHONPATH", "")) if p)
     env = {
         "PYTHONPATH": path,
@@ -80,6 +83,9 @@ def fault_env(
     }
     if trigger is not None:
         env["MODQ_FAULT_GPU_TRIGGER"] = str(trigger)
+    if hang is not None:
+        env["MODQ_FAULT_HANG_TRIGGER"] = str(hang)
+        env["MODQ_MODEL_CALL_TIMEOUT_S"] = str(CALL_TIMEOUT_S)
     return env
 
 
@@ -250,7 +256,7 @@ def stored_rows(database_url: str, prefix: str) -> tuple[set[str], int]:
 
 
 # --- the scenarios -------------------------------------------------------------------------
-def _row(
+def fault_row(
     scenario: str,
     report: Callers,
     database_url: str,
@@ -282,7 +288,7 @@ def _row(
 def gpu_fault(workdir: Path, load: Load) -> FaultRow:
     """The primary engine raises like a CUDA fault for a while; the CPU copy serves."""
     started_s = time.monotonic()
-    with _stack(workdir, "gpu") as (redis_url, database_url, port, events_file, worker_env):
+    with stack(workdir, "gpu") as (redis_url, database_url, port, events_file, worker_env):
         trigger = workdir / "gpu-fault"
         env = {
             **worker_env,
@@ -290,7 +296,7 @@ def gpu_fault(workdir: Path, load: Load) -> FaultRow:
         }
         prefix = f"gpu-{uuid.uuid4().hex[:6]}"
         with (
-            _worker(env, workdir, expect_model=True),
+            serving_worker(env, workdir, expect_model=True),
             callers(workdir, {"MODQ_REDIS_URL": redis_url}, prefix, load) as producer,
         ):
             time.sleep(load.fault_at_s)
@@ -306,7 +312,7 @@ def gpu_fault(workdir: Path, load: Load) -> FaultRow:
             wait_for(lambda: healthz(port)[0] == 200, 60, "the breaker did not close")
             producer.wait(load.send_s + load.wait_s + 30)
         report = read_callers(workdir, prefix)
-        return _row(
+        return fault_row(
             "model failure: GPU engine faults, CPU fallback",
             report,
             database_url,
@@ -331,7 +337,7 @@ def corrupt_file(workdir: Path, load: Load) -> FaultRow:
     from modq.settings import get_settings
 
     started_s = time.monotonic()
-    with _stack(workdir, "file") as (redis_url, database_url, port, events_file, worker_env):
+    with stack(workdir, "file") as (redis_url, database_url, port, events_file, worker_env):
         folder = workdir / "model"
         whole = corrupt_copy(Path(get_settings().model_dir), folder)
         env = {
@@ -341,7 +347,7 @@ def corrupt_file(workdir: Path, load: Load) -> FaultRow:
         }
         prefix = f"file-{uuid.uuid4().hex[:6]}"
         with (
-            _worker(env, workdir, expect_model=False),
+            serving_worker(env, workdir, expect_model=False),
             callers(workdir, {"MODQ_REDIS_URL": redis_url}, prefix, load) as producer,
         ):
             wait_for(lambda: breaker_open(port), 60, "the breaker did not open")
@@ -355,7 +361,7 @@ def corrupt_file(workdir: Path, load: Load) -> FaultRow:
             wait_for(lambda: healthz(port)[0] == 200, 60, "the breaker did not close")
             producer.wait(load.send_s + load.wait_s + 30)
         report = read_callers(workdir, prefix)
-        return _row(
+        return fault_row(
             "model failure: model file corrupt, jobs parked",
             report,
             database_url,
@@ -374,7 +380,7 @@ def corrupt_file(workdir: Path, load: Load) -> FaultRow:
 
 
 @contextlib.contextmanager
-def _stack(workdir: Path, name: str) -> Iterator[tuple[str, str, int, Path, dict[str, str]]]:
+def stack(workdir: Path, name: str) -> Iterator[tuple[str, str, int, Path, dict[str, str]]]:
     """A Redis with AOF and a SQLite database of the row's own; a free port; an events file."""
     import migrations
     from cli.services import RedisServer, free_port
@@ -392,7 +398,7 @@ def _stack(workdir: Path, name: str) -> Iterator[tuple[str, str, int, Path, dict
 
 
 @contextlib.contextmanager
-def _worker(env: Mapping[str, str], workdir: Path, *, expect_model: bool) -> Iterator[None]:
+def serving_worker(env: Mapping[str, str], workdir: Path, *, expect_model: bool) -> Iterator[None]:
     from cli.services import start_worker, stop_worker
 
     port = int(env["MODQ_WORKER_METRICS_PORT"])

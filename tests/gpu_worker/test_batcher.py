@@ -9,6 +9,7 @@ import pytest
 
 from gpu_worker.backends.onnx import OnnxBackend
 from gpu_worker.batcher import BatcherClosed, MicroBatcher
+from tests.polling import wait_until
 
 TEXTS = [f"comment {i}: " + " ".join(["word"] * (3 + (i * 7) % 60)) for i in range(96)]
 
@@ -234,3 +235,67 @@ def test_after_batch_reports_each_model_call_before_its_callers_are_answered(mod
         assert [r.failed for r in reports] == [False, True]
     finally:
         batcher.close()
+
+
+def test_a_hung_model_call_fails_its_callers_with_model_hung_and_the_lane_serves_on(model_dir):
+    """A call that never returns (a wedged GPU raises nothing): after ``call_timeout_s`` the
+    watchdog fails its callers with ``ModelHung`` (retried), reports it failed and hung, and a
+    fresh thread takes the lane; the stuck call's late answer is dropped."""
+    from modq.errors import ModelHung, ModelUnavailable
+
+    backend = RecordingBackend(model_dir, gate="GATE")
+    reports = []
+    batcher = MicroBatcher(
+        backend,
+        max_batch_size=64,
+        max_batch_tokens=100_000,
+        max_wait_ms=0,
+        model_lanes=1,
+        urgent_lane=False,
+        after_batch=reports.append,
+        call_timeout_s=0.5,
+    )
+    try:
+        hung = batcher.submit(["GATE"])
+        assert backend.entered.wait(10)
+        with pytest.raises(ModelHung, match=r"did not answer within 0\.5 s") as caught:
+            hung.result(timeout=30)  # the watchdog answers, not the model
+        assert isinstance(caught.value, ModelUnavailable)  # the job is retried
+        (report,) = reports
+        assert (report.failed, report.hung, report.texts) == (True, True, 1)
+        assert report.error.startswith("ModelHung:")
+        assert batcher.stats.hung_calls == 1 and len(batcher.hung_now()) == 1
+        # the lane was handed to a fresh thread: the next texts are served meanwhile
+        after = batcher.submit(["an ordinary comment"]).result(timeout=10)
+        assert after.shape == (1, len(backend.categories))
+        backend.release.set()  # the stuck call returns at last: its answer is dropped
+        wait_until(lambda: not batcher.hung_now(), timeout_s=10, message="never returned")
+        assert [r.hung for r in reports] == [True, False]  # no second report for it
+    finally:
+        backend.release.set()
+        batcher.close()
+
+
+def test_without_a_call_timeout_a_slow_call_is_never_given_up(model_dir):
+    backend = RecordingBackend(model_dir, gate="GATE")
+    batcher = MicroBatcher(
+        backend, max_batch_size=64, max_batch_tokens=100_000, max_wait_ms=0, model_lanes=1
+    )
+    try:
+        slow = batcher.submit(["GATE"])
+        assert backend.entered.wait(10)
+        done, _ = wait([slow], timeout=0.5)
+        assert not done
+        backend.release.set()
+        assert slow.result(timeout=10).shape == (1, len(backend.categories))
+        assert batcher.stats.hung_calls == 0
+    finally:
+        backend.release.set()
+        batcher.close()
+
+
+def test_a_call_timeout_must_be_positive(backend):
+    with pytest.raises(ValueError, match="call_timeout_s"):
+        MicroBatcher(
+            backend, max_batch_size=1, max_batch_tokens=10, max_wait_ms=1, call_timeout_s=0
+        )

@@ -9,6 +9,7 @@ builds from the same model files (``device=cpu``).
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -24,7 +25,7 @@ from gpu_worker.batcher import BatcherClosed
 from gpu_worker.guard import FALLBACK, PRIMARY, GuardConfig
 from gpu_worker.runtime import Engine, EngineConfig, EngineSlot
 from modq.circuit import BreakerSnapshot, BreakerState
-from modq.errors import ModelCircuitOpen, ModelUnavailable
+from modq.errors import ModelCircuitOpen, ModelHung, ModelUnavailable
 from tests.polling import wait_until
 
 TEXTS = ["you are a complete idiot", "thanks for the help with my garden", "buy cheap pills now"]
@@ -39,6 +40,7 @@ class FakeGpuBackend(Backend):
 
     fail = False
     runs = 0  # model calls that reached it, failed or not
+    hang: threading.Event | None = None  # while set to an unset event, each call blocks on it
 
     def __init__(self, folder: Path) -> None:
         self.inner = OnnxBackend(folder, device="cpu")
@@ -55,6 +57,9 @@ class FakeGpuBackend(Backend):
         type(self).runs += 1
         if type(self).fail:
             raise RuntimeError(CUDA_FAULT)
+        hang = type(self).hang
+        if hang is not None:
+            hang.wait(60)  # a wedged GPU: no error, no answer
         return self.inner.run(token_ids)
 
 
@@ -68,9 +73,11 @@ def fake_gpu(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeGpuBackend]]:
             return real(config, folder)
         return FakeGpuBackend(folder or config.model_dir)
 
-    FakeGpuBackend.fail, FakeGpuBackend.runs = False, 0
+    FakeGpuBackend.fail, FakeGpuBackend.runs, FakeGpuBackend.hang = False, 0, None
     monkeypatch.setattr(runtime, "load_backend", load)
     yield FakeGpuBackend
+    if FakeGpuBackend.hang is not None:
+        FakeGpuBackend.hang.set()  # no thread left stuck in it
 
 
 def config_for(folder: Path, **guard: object) -> EngineConfig:
@@ -147,6 +154,35 @@ def test_a_failing_gpu_engine_opens_the_breaker_and_the_cpu_copy_serves(
         lambda: guard.serving_fallback() is None, timeout_s=10, message="fallback kept"
     )
     wait_until(lambda: refuses(fallback), timeout_s=10, message="fallback batcher still open")
+
+
+def test_one_hung_model_call_opens_the_breaker_and_the_probe_never_hangs_with_it(
+    fake_gpu: type[FakeGpuBackend], slot: EngineSlot, model_dir: Path
+) -> None:
+    """A GPU that stops answering raises nothing: the batcher's watchdog turns the call into
+    ``ModelHung`` (retried) and the guard opens at once, whatever the failure threshold; the
+    CPU copy serves; probes are bounded by the same deadline (one stuck probe, no more), so
+    the breaker stays open, never half-open forever; once the GPU answers a probe closes it."""
+    config = replace(config_for(model_dir, probe_interval_s=0.2), call_timeout_s=0.5)
+    slot.get(config).batcher.submit(TEXTS).result(timeout=30)
+    fake_gpu.hang = threading.Event()
+    hung = slot.get(config).batcher.submit(TEXTS)
+    with pytest.raises(ModelHung, match=r"did not answer within 0\.5 s"):
+        hung.result(timeout=30)
+    guard = slot.guard()
+    assert guard is not None and not guard.breaker.closed  # one hung call (threshold 3)
+    assert "ModelHung" in (guard.snapshot().last_error or "")
+    fallback = slot.get(config)
+    assert fallback.role == FALLBACK
+    assert fallback.batcher.submit(TEXTS).result(timeout=30).shape[0] == len(TEXTS)
+    wait_until(lambda: guard.probes_run >= 3, timeout_s=30, message="the prober got stuck")
+    assert guard.hung_calls >= 2  # the batch, then the first probe (the next ones wait on it)
+    runs = fake_gpu.runs
+    wait_until(lambda: guard.probes_run >= 5, timeout_s=30, message="the prober got stuck")
+    assert fake_gpu.runs == runs  # no second probe call while the first is still stuck
+    fake_gpu.hang.set()  # the GPU answers again
+    wait_until(lambda: guard.breaker.closed, timeout_s=30, message="breaker never closed")
+    assert slot.get(config).role == PRIMARY
 
 
 def test_without_a_fallback_jobs_are_parked_at_once(

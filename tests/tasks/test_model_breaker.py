@@ -165,6 +165,46 @@ def test_under_prefork_the_parent_reports_a_child_whose_breaker_is_open(
     assert stored_rows(database, "fork") == ({f"fork-{i}" for i in range(10)}, 0)
 
 
+def test_a_model_that_hangs_opens_the_breaker_and_its_jobs_are_retried_until_it_answers(
+    model_dir: Path, database: str, tmp_path: Path
+) -> None:
+    """A model call that never returns raises nothing: after ``MODQ_MODEL_CALL_TIMEOUT_S``
+    the batcher's watchdog fails its jobs with ``ModelHung`` (retried, not failed, not lost),
+    the breaker opens, ``/healthz`` answers 503 and ``modq_stats`` says so; once the model
+    answers again a probe closes the breaker and every job is stored once. Before the
+    watchdog, ``/healthz`` said 200 throughout and the breaker never opened."""
+    events_file, hang, port = tmp_path / "events", tmp_path / "model-hangs", free_port()
+    env = {
+        **fault_env(events=events_file, hang=hang, fallback="none", metrics_port=port),
+        "MODQ_DATABASE_URL": database,
+    }
+    with running_worker(env, log_dir=tmp_path, threads=4) as worker:
+        assert moderate.delay(content_id="hang-0", content=text(0)).get(timeout=60)
+        hang.touch()  # every model call hangs from now on
+        jobs = [moderate.delay(content_id=f"hang-{i}", content=text(i)) for i in range(1, 11)]
+        wait_until(lambda: breaker_open(port), timeout_s=60, message="breaker never opened")
+        status, body = healthz(port)
+        assert status == 503 and body["status"] == "unhealthy"
+        assert "ModelHung" in body["checks"]["model_breaker"], body
+        assert "jobs parked" in body["checks"]["model_breaker"]
+        assert "hung model call" in body["checks"]["model_calls"], body  # still stuck
+        assert gauge(port, GAUGE) == 2
+        stats = worker.stats()  # `celery inspect modq_stats`
+        assert stats["model_breaker"] in ("open", "half_open")
+        assert "ModelHung" in stats["model_breaker_last_error"]
+        assert stats["model_hung_calls"] >= 1 and stats["model_hung_calls_stuck"] >= 1
+        wait_until(lambda: jobs_retried(port) >= 1, timeout_s=30, message="nothing retried")
+        assert all(job.state in ("PENDING", "RETRY") for job in jobs)  # parked, not failed
+        assert events(events_file, "hang") >= 1
+
+        hang.unlink()  # the model answers again; the stuck calls return
+        wait_until(lambda: healthz(port)[0] == 200, timeout_s=60, message="never healthy")
+        assert worker.stats()["model_hung_calls_stuck"] == 0
+        results = [job.get(timeout=90) for job in jobs]
+    assert {r["content_id"] for r in results} == {f"hang-{i}" for i in range(1, 11)}
+    assert stored_rows(database, "hang") == ({f"hang-{i}" for i in range(11)}, 0)
+
+
 @pytest.mark.long
 @pytest.mark.slow
 def test_the_fault_scenario_loses_nothing(tmp_path: Path) -> None:
@@ -200,3 +240,17 @@ def test_a_failed_model_call_reaches_the_job_as_model_unavailable(
     monkeypatch.setattr(pipeline, "MODEL_WAIT_S", 0.01)
     with pytest.raises(ModelUnavailable, match="did not answer"):
         pipeline._scores(Future())  # a model that hangs
+
+
+@pytest.mark.long
+@pytest.mark.slow
+def test_the_hang_scenario_loses_nothing(tmp_path: Path) -> None:
+    """``bench.faults.model_hang`` as ``make faults --quick`` runs it."""
+    from bench.faults.model_hang import run
+
+    (row,) = run(tmp_path, quick=True)
+    assert (row.lost, row.duplicated, row.caller_errors) == (0, 0, 0), row
+    assert row.stored == row.sent > 0, row
+    assert row.extra["healthz_while_open"] == 503, row
+    assert row.extra["breaker_gauge_while_open"] == 2, row
+    assert row.extra["hung_calls"] >= 1, row  # type: ignore[operator]

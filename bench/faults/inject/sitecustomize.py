@@ -10,11 +10,15 @@ A worker started with this folder on ``PYTHONPATH`` imports it at interpreter st
   ``cuda`` (there is no GPU here) and, while that file exists, each of its model calls raises
   the way ONNX Runtime reports a CUDA fault. An engine asked for on ``cpu`` (the fallback the
   runtime builds) is left alone: it is the real CPU copy of the model.
+- ``MODQ_FAULT_HANG_TRIGGER=<file>``: while that file exists, every model call hangs (blocks,
+  raising nothing) until the file is gone, as a wedged GPU or a stuck session does; each such
+  call writes a ``hang`` event when it starts.
 """
 
 from __future__ import annotations
 
 import os
+import time
 
 CUDA_FAULT = (
     "[ONNXRuntimeError] : 1 : FAIL : CUDA failure 700: an illegal memory access was "
@@ -22,6 +26,7 @@ CUDA_FAULT = (
 )
 EVENTS = os.environ.get("MODQ_FAULT_EVENTS")
 TRIGGER = os.environ.get("MODQ_FAULT_GPU_TRIGGER")
+HANG = os.environ.get("MODQ_FAULT_HANG_TRIGGER")
 
 
 def _record(event: str) -> None:
@@ -50,6 +55,10 @@ def _install() -> None:
         _record("run primary" if gpu or not TRIGGER else "run fallback")
         if gpu and TRIGGER and os.path.exists(TRIGGER):
             raise RuntimeError(CUDA_FAULT)
+        if HANG and os.path.exists(HANG):
+            _record("hang")
+            while os.path.exists(HANG):
+                time.sleep(0.05)
         return real_run(self, token_ids)
 
     def device(self):
@@ -60,5 +69,5 @@ def _install() -> None:
     backend.device = property(device)  # type: ignore[assignment,method-assign]
 
 
-if EVENTS or TRIGGER:
+if EVENTS or TRIGGER or HANG:
     _install()
