@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.effective_broker_url,
             engine,
             cache_s=settings.api_readiness_cache_s,
+            heartbeat_url=results_url,
         )
         limiter = RateLimiter(
             settings.redis_url,

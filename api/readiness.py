@@ -1,9 +1,15 @@
-"""Whether this API can serve: broker and database reachable, at least one worker with a model
-loaded. One answer is reused for ``api_readiness_cache_s``: a fresh one costs a broadcast to the
-workers (``modq_stats``, up to ``WORKER_REPLY_S``), a Redis PING and a SQL ``SELECT 1``.
+"""Whether this API can serve: broker and database reachable, at least one worker serving (a
+model loaded, its model breaker not open, or open with a CPU fallback serving).
+
+Workers are counted by their heartbeats (``modq.heartbeat``): each worker that moderates
+records, every second from a thread of its own, that it lives and whether it serves, so a
+worker busy with every task thread still counts. (A ``modq_stats`` broadcast with a 0.5 s
+reply window was missed under load: busy workers were called dead and /readyz flapped.) One
+answer is reused for ``api_readiness_cache_s``: a fresh one costs a Redis PING and HGETALL and
+a SQL ``SELECT 1``.
 
 Synchronous requests use the cached answer to refuse at once (503 + Retry-After) when no worker
-is ready, instead of waiting out their deadline; a stale answer is refreshed in the background
+serves, instead of waiting out their deadline; a stale answer is refreshed in the background
 (the first request of a process waits for the first answer). Asynchronous jobs (``/v1/jobs``)
 are accepted without a worker: they wait on their queue.
 A prefork worker's parent holds no model and so does not count as ready (threads pool only).
@@ -20,13 +26,12 @@ from redis import Redis
 from sqlalchemy import Engine, text
 from starlette.concurrency import run_in_threadpool
 
+from modq import heartbeat
 from modq.errors import ModelUnavailable
 
 OK = "ok"
-WORKER_REPLY_S = 0.5  # how long a fresh answer waits for workers' replies
-# a busy worker may miss one broadcast: requests are refused only when none answered this long
-WORKER_GRACE_S = 10.0
 PROBE_TIMEOUT_S = 1.0
+NO_WORKER = f"no serving worker (model loaded, breaker not open) beat in {heartbeat.STALE_S:g} s"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,31 +53,39 @@ class Readiness:
 
 
 class ReadinessProbe:
-    """Checks broker, database and workers; caches the answer."""
+    """Checks broker, database and workers' heartbeats; caches the answer."""
 
-    def __init__(self, celery_app: Any, broker_url: str, engine: Engine, *, cache_s: float):
+    def __init__(
+        self,
+        celery_app: Any,
+        broker_url: str,
+        engine: Engine,
+        *,
+        cache_s: float,
+        heartbeat_url: str | None = None,
+    ):
         self._app = celery_app
-        self._redis = Redis.from_url(
-            broker_url, socket_connect_timeout=PROBE_TIMEOUT_S, socket_timeout=PROBE_TIMEOUT_S
-        )
+        self._redis = self._connect(broker_url)
+        # the workers beat into their result store (MODQ_RESULT_BACKEND_URL, else the broker)
+        self._beats = self._connect(heartbeat_url) if heartbeat_url else self._redis
         self._engine = engine
         self._cache_s = cache_s
         self._last: Readiness | None = None
         self._lock = asyncio.Lock()
         self._refreshing: asyncio.Task[Readiness] | None = None
-        self._worker_seen_at_s: float | None = None
+
+    @staticmethod
+    def _connect(url: str) -> Redis:
+        return Redis.from_url(
+            url, socket_connect_timeout=PROBE_TIMEOUT_S, socket_timeout=PROBE_TIMEOUT_S
+        )
 
     def check_now(self) -> Readiness:
         """A fresh answer (blocking: run it in a thread)."""
         checks = {"broker": self._broker(), "database": self._database()}
-        ready = self._workers_ready() if checks["broker"] == OK else 0
-        checks["workers"] = (
-            OK if ready else "no serving worker (model loaded, breaker not open) answered"
-        )
-        now_s = time.monotonic()
-        if ready:
-            self._worker_seen_at_s = now_s
-        return Readiness(checks, now_s, ready)
+        ready, workers = self._workers_ready()
+        checks["workers"] = workers
+        return Readiness(checks, time.monotonic(), ready)
 
     async def current(self) -> Readiness:
         """The cached answer, or a fresh one when it is older than the cache bound."""
@@ -83,8 +96,8 @@ class ReadinessProbe:
             return last
 
     async def require_worker(self) -> None:
-        """ModelUnavailable (503) when no ready worker answered for ``WORKER_GRACE_S``. The
-        first call waits for an answer; later a stale one is refreshed in the background."""
+        """ModelUnavailable (503) when no serving worker beat within ``STALE_S``. The first
+        call waits for an answer; later a stale one is refreshed in the background."""
         last = self._last
         if last is None:
             last = await self.current()
@@ -92,8 +105,7 @@ class ReadinessProbe:
             self._refreshing is None or self._refreshing.done()
         ):
             self._refreshing = asyncio.get_running_loop().create_task(self.current())
-        seen = self._worker_seen_at_s
-        if last.workers_ready == 0 and (seen is None or time.monotonic() - seen > WORKER_GRACE_S):
+        if last.workers_ready == 0:
             raise ModelUnavailable(
                 "no worker serving a model is ready; retry later", reason=last.checks["workers"]
             )
@@ -113,25 +125,18 @@ class ReadinessProbe:
             return f"unreachable ({type(exc).__name__})"
         return OK
 
-    def _workers_ready(self) -> int:
+    def _workers_ready(self) -> tuple[int, str]:
+        """(serving workers, the check's outcome) from the heartbeats."""
         try:
-            replies = self._app.control.broadcast("modq_stats", reply=True, timeout=WORKER_REPLY_S)
-        except Exception:
-            return 0
-        return sum(
-            1
-            for reply in replies or []
-            for stats in reply.values()
-            if isinstance(stats, dict) and _serves(stats)
-        )
+            pulse = heartbeat.read(self._beats)
+        except Exception as exc:
+            return 0, f"heartbeats unreadable ({type(exc).__name__})"
+        return pulse.serving, OK if pulse.serving else NO_WORKER
 
     def close(self) -> None:
         self._redis.close()
+        if self._beats is not self._redis:
+            self._beats.close()
 
 
-def _serves(stats: dict[str, Any]) -> bool:
-    """A worker serves jobs when its model is loaded and its model breaker is not open, or is
-    open with a CPU fallback serving (``modq_stats``)."""
-    if not stats.get("model_loaded"):
-        return False
-    return stats.get("model_breaker") != "open" or bool(stats.get("model_fallback"))
+_serves = heartbeat.serves  # the rule, where tests and older callers look for it

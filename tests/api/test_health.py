@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import time
 from pathlib import Path
 
 import pytest
+from redis import Redis
 
+from modq import heartbeat
 from tests.api.conftest import ApiServer
+from tests.workers import WorkerHandle
 
 pytestmark = pytest.mark.integration
 
@@ -75,3 +82,63 @@ def test_readyz_counts_a_worker_whose_model_breaker_is_open_only_with_a_fallback
     from api.readiness import _serves
 
     assert _serves(stats) is serves
+
+
+def test_a_worker_that_cannot_answer_a_broadcast_is_still_ready(
+    api_server: ApiServer, api_worker: WorkerHandle
+) -> None:
+    """A worker that misses a broadcast (here stopped outright, the extreme of busy: it answers
+    nothing) is still ready while its last heartbeat is younger than STALE_S. Before, /readyz
+    asked a 0.5 s broadcast and said 503 for it (29% of a burst under load)."""
+    with api_server.client() as client:
+        assert client.get("/readyz").status_code == 200
+        os.killpg(api_worker.process.pid, signal.SIGSTOP)
+        try:
+            time.sleep(0.6)  # past the API's cached answer (0.5 s): the next one is fresh
+            ready = client.get("/readyz")
+        finally:
+            os.killpg(api_worker.process.pid, signal.SIGCONT)
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["workers_ready"] >= 1
+
+
+def test_readiness_counts_fresh_serving_beats_only(redis_url: str) -> None:
+    """The heartbeat reader on a real Redis (a database of the session's own redis-server
+    that no worker uses): stale beats are not counted, very old or unreadable ones are
+    dropped, and a worker whose model breaker is open without a fallback is alive but not
+    serving."""
+    redis = Redis.from_url(redis_url, db=13)
+    try:
+        redis.delete(heartbeat.KEY)
+        heartbeat.beat(redis, "serving@a", {"model_loaded": True, "model_breaker": "closed"})
+        heartbeat.beat(
+            redis,
+            "fallback@b",
+            {"model_loaded": True, "model_breaker": "open", "model_fallback": True},
+        )
+        heartbeat.beat(
+            redis,
+            "broken@c",
+            {"model_loaded": True, "model_breaker": "open", "model_fallback": False},
+        )
+        heartbeat.beat(redis, "loading@d", {"model_loaded": False})
+        now_s = heartbeat.redis_now_s(redis)
+        old = {"model_loaded": True, "model_breaker": "closed"}
+        redis.hset(
+            heartbeat.KEY, "stale@e", json.dumps({**old, "at_s": now_s - 10 * heartbeat.STALE_S})
+        )
+        redis.hset(
+            heartbeat.KEY, "gone@f", json.dumps({**old, "at_s": now_s - 2 * heartbeat.FORGET_S})
+        )
+        redis.hset(heartbeat.KEY, "garbage@g", b"not json")
+
+        pulse = heartbeat.read(redis)
+
+        assert pulse == heartbeat.Pulse(alive=4, serving=2)
+        left = {name.decode() for name in redis.hkeys(heartbeat.KEY)}
+        assert left == {"serving@a", "fallback@b", "broken@c", "loading@d", "stale@e"}
+        heartbeat.forget(redis, "serving@a")
+        assert heartbeat.read(redis) == heartbeat.Pulse(alive=3, serving=1)
+    finally:
+        redis.delete(heartbeat.KEY)
+        redis.close()
