@@ -13,6 +13,7 @@ from fastapi import FastAPI
 import modq
 from api.auth import KeyAuthenticator
 from api.bodylimit import BodyLimitMiddleware
+from api.fairness import KeySlots
 from api.jobs import JobStore
 from api.metrics import ApiMetrics, MetricsMiddleware
 from api.openai_compat import router as openai_router
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The API app for ``settings`` (default: the environment's ``MODQ_*``)."""
     settings = settings or get_settings()
     metrics = ApiMetrics()
+    slots = KeySlots.for_settings(settings, registry=metrics.registry)  # api.fairness
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -72,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.rate_limiter = limiter
         app.state.readiness = readiness
-        app.state.producer = ApiProducer(settings, waiter, jobs, readiness)
+        app.state.producer = ApiProducer(settings, waiter, jobs, readiness, slots)
         try:
             yield
         finally:

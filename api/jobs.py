@@ -21,9 +21,10 @@ KEY_PREFIX = "modq:api:job:"
 class JobRecord:
     job_id: str
     key_id: str
-    kind: str  # moderate | moderate_many | review
+    kind: str  # moderate | moderate_many | review | batch (a sync batch sent as chunks)
     priority: str
     created_at_s: float
+    parts: tuple[str, ...] = ()  # a batch's chunks: their job ids, in the items' order
 
 
 class JobStore:
@@ -33,11 +34,19 @@ class JobStore:
         self._redis: Redis = Redis.from_url(redis_url)
         self._ttl_s = ttl_s
 
-    async def record(self, job_id: str, key_id: str, kind: str, priority: str) -> JobRecord:
-        record = JobRecord(job_id, key_id, kind, priority, time.time())
-        body = json.dumps(
-            {"key_id": key_id, "kind": kind, "priority": priority, "at": record.created_at_s}
-        )
+    async def record(
+        self, job_id: str, key_id: str, kind: str, priority: str, *, parts: list[str] | None = None
+    ) -> JobRecord:
+        record = JobRecord(job_id, key_id, kind, priority, time.time(), tuple(parts or ()))
+        data: dict[str, Any] = {
+            "key_id": key_id,
+            "kind": kind,
+            "priority": priority,
+            "at": record.created_at_s,
+        }
+        if parts:
+            data["parts"] = list(parts)
+        body = json.dumps(data)
         try:
             await self._redis.set(KEY_PREFIX + job_id, body, ex=self._ttl_s)
         except RedisError as exc:
@@ -53,7 +62,14 @@ class JobStore:
         data: dict[str, Any] = json.loads(raw) if raw is not None else {}
         if data.get("key_id") != key_id:
             raise UnknownJob(f"no job {job_id!r} for this API key", job_id=job_id)
-        return JobRecord(job_id, key_id, data["kind"], data["priority"], float(data["at"]))
+        return JobRecord(
+            job_id,
+            key_id,
+            data["kind"],
+            data["priority"],
+            float(data["at"]),
+            tuple(data.get("parts", ())),
+        )
 
     async def aclose(self) -> None:
         await self._redis.aclose()

@@ -1,13 +1,19 @@
 """The API as a producer: check the caller's scope, enqueue through modq's client (routing by
 priority, admission, typed errors, all in ``modq.producer``), wait on the result with a deadline.
 
+Sync work is admitted fairly between keys (``api.fairness``): each job holds one of its key's
+slots from enqueue to result, and a sync batch goes as chunks of ``api_batch_chunk_items``
+items, each holding a slot, so no request waits behind a whole batch or a whole flood.
+
 ``from modq import moderate, ...`` is the client every app imports; the API adds nothing to the
 producer path, so a job sent over HTTP lands exactly as one sent with ``moderate.delay``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -15,10 +21,11 @@ from starlette.concurrency import run_in_threadpool
 
 import modq
 from api.auth import Principal, require_priority, require_review_scope
+from api.fairness import KeySlots
 from api.jobs import JobStore
 from api.readiness import ReadinessProbe
 from api.results import ResultWaiter
-from modq.errors import TooLarge
+from modq.errors import DeadlineExceeded, TooLarge
 from modq.settings import Settings
 
 
@@ -35,11 +42,19 @@ class ApiProducer:
         waiter: ResultWaiter,
         jobs: JobStore,
         readiness: ReadinessProbe,
+        slots: KeySlots | None = None,
     ) -> None:
         self.settings = settings
         self.waiter = waiter
         self.jobs = jobs
         self.readiness = readiness
+        self.slots = slots or KeySlots.for_settings(settings)
+
+    def _clock(self, timeout_s: float | None) -> Callable[[], float]:
+        """The seconds left of a request's deadline, whenever asked."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (timeout_s or self.settings.api_result_timeout_s)
+        return lambda: max(deadline - loop.time(), 0.0)
 
     async def moderate(
         self,
@@ -47,11 +62,13 @@ class ApiProducer:
         job: dict[str, Any],
         timeout_s: float | None,
     ) -> tuple[str, dict[str, Any]]:
-        """One job, synchronously: (job id, result dict)."""
+        """One job, synchronously: (job id, result dict); it waits for a slot of its key."""
         require_priority(principal, job["priority"])  # 403 before the 503 of no worker
         await self.readiness.require_worker()
-        job_id = await self.submit(principal, job)
-        meta = await self.waiter.wait(job_id, timeout_s or self.settings.api_result_timeout_s)
+        left_s = self._clock(timeout_s)
+        async with self.slots.slot(principal.key_id, left_s()):
+            job_id = await self.submit(principal, job)
+            meta = await self.waiter.wait(job_id, left_s())
         return job_id, self.waiter.outcome(meta)
 
     async def submit(self, principal: Principal, job: dict[str, Any], **options: Any) -> str:
@@ -72,24 +89,58 @@ class ApiProducer:
         priority: str,
         timeout_s: float | None,
     ) -> tuple[str, list[dict[str, Any]]]:
-        """Many items in one message (up to ``max_items_per_message``): (job id, results)."""
+        """Up to ``max_items_per_message`` items: (job id, results in the items' order). Sent
+        as one ``moderate_many`` message per chunk of ``api_batch_chunk_items``, each holding a
+        slot of the key; more than one chunk makes a ``batch`` job whose id covers them all."""
         limit = self.settings.max_items_per_message
         if len(items) > limit:
             raise TooLarge(f"{len(items)} items, the limit is {limit}", field="items", limit=limit)
         require_priority(principal, priority)
         await self.readiness.require_worker()
         items = [{**item, "content_id": item.get("content_id") or new_job_id()} for item in items]
-        job_id = new_job_id()
-        await self.jobs.record(job_id, principal.key_id, "moderate_many", priority)
-        await run_in_threadpool(
-            partial(
-                modq.moderate_many.apply_async,
-                kwargs={"items": items, "priority": priority},
-                task_id=job_id,
+        size = self.settings.api_batch_chunk_items
+        chunks = [items[start : start + size] for start in range(0, len(items), size)] or [[]]
+        left_s = self._clock(timeout_s)
+        if len(chunks) == 1:
+            job_id = new_job_id()
+            return job_id, await self._chunk(principal, job_id, chunks[0], priority, left_s)
+        batch_id = new_job_id()
+        part_ids = [new_job_id() for _ in chunks]
+        await self.jobs.record(batch_id, principal.key_id, "batch", priority, parts=part_ids)
+        try:
+            parts = await asyncio.gather(
+                *(
+                    self._chunk(principal, part_id, chunk, priority, left_s)
+                    for part_id, chunk in zip(part_ids, chunks, strict=True)
+                )
             )
-        )
-        meta = await self.waiter.wait(job_id, timeout_s or self.settings.api_result_timeout_s)
-        return job_id, list(self.waiter.outcome(meta))
+        except DeadlineExceeded as exc:
+            raise DeadlineExceeded(
+                f"no result within the deadline; the batch goes on: GET /v1/jobs/{batch_id}",
+                job_id=batch_id,
+            ) from exc
+        return batch_id, [result for part in parts for result in part]
+
+    async def _chunk(
+        self,
+        principal: Principal,
+        job_id: str,
+        items: list[dict[str, Any]],
+        priority: str,
+        left_s: Callable[[], float],
+    ) -> list[dict[str, Any]]:
+        """One ``moderate_many`` message, sent once a slot of the key is free; its results."""
+        async with self.slots.slot(principal.key_id, left_s()):
+            await self.jobs.record(job_id, principal.key_id, "moderate_many", priority)
+            await run_in_threadpool(
+                partial(
+                    modq.moderate_many.apply_async,
+                    kwargs={"items": items, "priority": priority},
+                    task_id=job_id,
+                )
+            )
+            meta = await self.waiter.wait(job_id, left_s())
+        return list(self.waiter.outcome(meta))
 
     async def review(
         self, principal: Principal, review: dict[str, Any]

@@ -59,7 +59,6 @@ async def get_job(job_id: JOB_ID, principal: Caller, producer: Producer) -> JobO
     """A job's state (queued, retrying, succeeded, failed) and, once done, its result. 404 for
     an id this key never submitted (or one past ``MODQ_RESULT_EXPIRES_S``)."""
     record = await producer.jobs.get(job_id, principal.key_id)
-    meta = await producer.waiter.meta(job_id)
     job = JobOut(
         job_id=job_id,
         kind=record.kind,
@@ -67,23 +66,27 @@ async def get_job(job_id: JOB_ID, principal: Caller, producer: Producer) -> JobO
         priority=record.priority,
         created_at=datetime.fromtimestamp(record.created_at_s, UTC),
     )
-    state = None if meta is None else meta.get("status")
-    if state == states.RETRY:
-        job.status = "retrying"
-    elif state in states.READY_STATES:
-        assert meta is not None
+    metas = [await producer.waiter.meta(part) for part in record.parts or (job_id,)]
+    states_of = [None if meta is None else meta.get("status") for meta in metas]
+    if all(state in states.READY_STATES for state in states_of):
         try:
-            value = producer.waiter.outcome(meta)
+            values = [producer.waiter.outcome(meta) for meta in metas if meta is not None]
         except ModerationError as error:
             job.status = "failed"
             job.error = JobError(code=error.code, detail=error.message, status=status_of(error))
         else:
             job.status = "succeeded"
-            job.result = _result_of(record.kind, value)
+            job.result = _result_of(record.kind, values)
+    elif states.RETRY in states_of:
+        job.status = "retrying"
     return job
 
 
-def _result_of(kind: str, value: Any) -> Any:
+def _result_of(kind: str, values: list[Any]) -> Any:
+    """The job's result from its parts' values (one part unless a chunked batch)."""
+    if kind == "batch":
+        return [result_out(item) for value in values for item in value]
+    (value,) = values
     if kind == "moderate_many":
         return [result_out(item) for item in value]
     if kind == "review":

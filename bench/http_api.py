@@ -1,6 +1,6 @@
 """HTTP front vs ``moderate.delay()``: one worker behind both, at 1, 10 and 50 clients.
 
-    python -m bench.http_api [--quick] [--write-docs]
+    python -m bench.http_api [--quick] [--write-docs] [--tenants | --tenants-only]
 
 Starts a private redis-server, one migrated SQLite file, one real modq worker (threads pool,
 the served model) and ``modq api`` under uvicorn (one process, rate limit off), and makes an
@@ -11,6 +11,10 @@ the producer path the API itself uses). Every request carries its own text (the 
 ``bench.texts`` plus a unique tag), so the result cache never answers. Prints requests/s, p50
 and p99 per path and level, the HTTP/Celery ratios against the targets (throughput ≥ 0.8×,
 p99 < 2×) and each process's CPU per request; writes JSON and a plot.
+
+``--tenants`` adds the tenant row (``bench.http_tenants``): a victim key's p99 while a flood key
+keeps 32 requests in flight ÷ its p99 alone, over 3 runs (target ≤ 2); ``--tenants-only`` runs
+that row alone.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from bench.http_tenants import TenantSizes, run_tenants, tenant_markdown
 from bench.report import machine, update_docs, write_json
 
 REPO = Path(__file__).resolve().parent.parent
@@ -574,14 +579,14 @@ def docs_section(payload: dict[str, Any], plot_link: str) -> str:
     )
 
 
-def make_key(database_url: str) -> str:
+def make_key(database_url: str, name: str = "bench-http-api") -> str:
     """An API key with every priority (stored hashed in ``database_url``)."""
     from db.api_keys import ApiKeyRepository
     from db.session import make_engine
 
     engine = make_engine(database_url)
     try:
-        _, key = ApiKeyRepository(engine).create("bench-http-api", ("urgent", "normal", "bulk"))
+        _, key = ApiKeyRepository(engine).create(name, ("urgent", "normal", "bulk"))
     finally:
         engine.dispose()
     return key
@@ -605,10 +610,14 @@ def redis_pid(redis_url: str) -> int:
 
 
 def run_services(
-    model_dir: Path, sizes: Sizes, texts: list[str]
-) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """Redis, SQLite, a worker and the API up; both paths measured; everything stopped. Also
-    what the worker did meanwhile: texts its model scored, cache hits (0: no short cut)."""
+    model_dir: Path,
+    sizes: Sizes | None,
+    texts: list[str],
+    tenants: TenantSizes | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, int], dict[str, Any] | None]:
+    """Redis, SQLite, a worker and the API up; both paths measured (unless ``sizes`` is None),
+    then the tenant row (with ``tenants``); everything stopped. Also what the worker did
+    meanwhile: texts its model scored, cache hits (0: no short cut)."""
     from bench.services import ModqWorker, modq_worker_env
     from cli.services import private_redis, running_api
 
@@ -634,10 +643,15 @@ def run_services(
                     "redis": redis_pid(redis_url),
                 }
                 before = worker.stats()
-                levels = measure(api.url, key, texts, sizes, pids)
+                levels = measure(api.url, key, texts, sizes, pids) if sizes else []
+                tenant_row = None
+                if tenants is not None:
+                    victim = make_key(env["MODQ_DATABASE_URL"], "bench-victim")
+                    flood = make_key(env["MODQ_DATABASE_URL"], "bench-flood")
+                    tenant_row = run_tenants(api.url, victim, flood, texts, tenants)
                 after = worker.stats()
                 counts = {k: int(after[k] - before[k]) for k in ("texts_scored", "cache_hits")}
-                return levels, counts
+                return levels, counts, tenant_row
         finally:
             worker.stop()
 
@@ -655,6 +669,10 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Sizes]:
     parser.add_argument(
         "--write-docs", action="store_true", help="put the section in docs/benchmarks.md"
     )
+    parser.add_argument(
+        "--tenants", action="store_true", help="add the tenant row (victim p99 with a flood key)"
+    )
+    parser.add_argument("--tenants-only", action="store_true", help="only the tenant row")
     args = parser.parse_args(argv)
     return args, Sizes.quick() if args.quick else Sizes.full()
 
@@ -674,9 +692,35 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         file=sys.stderr,
         flush=True,
     )
-    levels, worker_counts = run_services(model_dir, sizes, texts)
+    tenant_sizes = None
+    if args.tenants or args.tenants_only:
+        tenant_sizes = TenantSizes.quick() if args.quick else TenantSizes.full()
+    levels, worker_counts, tenant_row = run_services(
+        model_dir, None if args.tenants_only else sizes, texts, tenant_sizes
+    )
+    if tenant_row is not None:
+        print("\n### Tenants: one key's latency while another floods\n")
+        print(tenant_markdown(tenant_row))
+    if args.tenants_only:
+        stem = "http_api-tenants-quick" if args.quick else "http_api-tenants"
+        write_json(
+            (args.out or (SCRATCH if args.quick else RESULTS)) / f"{stem}.json",
+            {
+                "run": {
+                    "command": "python -m bench.http_api "
+                    + " ".join(argv if argv is not None else sys.argv[1:]),
+                    "machine": machine(),
+                    "model": served_model(model_dir),
+                    "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                },
+                "tenants": tenant_row,
+            },
+        )
+        return {"tenants": tenant_row}
     verdicts = targets(levels)
     table = markdown(levels, verdicts)
+    if tenant_row is not None:
+        table += "\n" + tenant_markdown(tenant_row)
     table += (
         f"\nThe worker's model scored {worker_counts['texts_scored']:,} texts during the run; "
         f"cache hits: {worker_counts['cache_hits']}.\n"
@@ -705,6 +749,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "levels": levels,
         "targets": verdicts,
         "worker": worker_counts,
+        "tenants": tenant_row,
         "markdown": table,
     }
     out = args.out or (SCRATCH if args.quick else RESULTS)

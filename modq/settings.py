@@ -382,6 +382,19 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(
         60, ge=1, description="Requests a key may make at once before its rate applies."
     )
+    api_key_max_in_flight: int = Field(
+        4,
+        ge=1,
+        description="Jobs one API key may have queued or running at once per API process "
+        "(sync requests and batch chunks); past it the key's requests wait in the API, so "
+        "one key's flood never fills the queues ahead of another key's requests.",
+    )
+    api_batch_chunk_items: int = Field(
+        32,
+        ge=1,
+        description="A sync batch is sent as messages of at most this many items, each taking "
+        "one of its key's slots: no request waits behind a whole batch.",
+    )
     webhook_secret: SecretStr | None = Field(
         None,
         description="HMAC-SHA256 key that signs webhooks (MODQ_WEBHOOK_SECRET); unset = jobs "
