@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from modq.errors import ModerationError
+
+if TYPE_CHECKING:
+    from policy import Policy
 
 
 @click.group()
@@ -93,6 +97,7 @@ def model_build(
             found = None
         if found is not None and not found.name.startswith(OUTDATED_FAMILY):
             click.echo(f"model present: {found.name} {found.version}")
+            _ensure_policies(root / "current", load_policy(settings.policy_path))
             return
         if found is not None:  # a default model of an older build recipe: build the new one
             click.echo(f"model present: {found.name} {found.version} (older recipe): rebuilding")
@@ -128,7 +133,44 @@ def model_build(
             _register(built)
     except ModerationError as exc:
         raise click.ClickException(f"{exc.code}: {exc.message}") from exc
-    click.echo((folder / "MODEL_CARD.md").read_text())
+    _summary(folder)
+
+
+def _ensure_policies(current: Path, base: Policy) -> None:
+    """A model built before folders carried their policy gets one (and so does the folder its
+    int8 copy came from): calibrated on the validation scores it holds, no rebuild."""
+    from training.finish import ensure_carried_policies
+
+    try:
+        for written in ensure_carried_policies(current, base):
+            click.echo(f"wrote {written} (the policy calibrated for this model)")
+    except ModerationError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+
+
+def _summary(folder: Path) -> None:
+    """What was built, in a few lines: the card stays in its file (`modq model show`)."""
+    import json
+
+    from gpu_worker.manifest import ModelManifest
+    from policy.carried import CARRIED_POLICY_FILE, carried_policy
+
+    manifest = ModelManifest.read(folder)
+    click.echo(f"model: {manifest.name} {manifest.version} ({folder})")
+    metrics_file = folder / "metrics.json"
+    if metrics_file.exists():
+        metrics = json.loads(metrics_file.read_text())
+        aucs = [
+            f"{category} {entry['roc_auc']:.3f}"
+            for category, entry in metrics.items()
+            if isinstance(entry, dict) and isinstance(entry.get("roc_auc"), int | float)
+        ]
+        if aucs:
+            click.echo(f"ROC-AUC on held-out rows: {', '.join(aucs)}")
+    policy = carried_policy(folder)
+    if policy is not None:
+        click.echo(f"policy: {policy.version} ({folder / CARRIED_POLICY_FILE}), calibrated for it")
+    click.echo(f"model card: {folder / 'MODEL_CARD.md'} (`modq model show` prints it)")
 
 
 def _register(folders: list[Path]) -> None:
@@ -180,7 +222,7 @@ def model_quantize(
             _register([folder])
     except ModerationError as exc:
         raise click.ClickException(f"{exc.code}: {exc.message}") from exc
-    click.echo((folder / "MODEL_CARD.md").read_text())
+    _summary(folder)
 
 
 @model.command("show")
@@ -194,3 +236,8 @@ def model_show() -> None:
     if not card.exists():
         raise click.ClickException(f"no model at {card.parent}; run `modq model build`")
     click.echo(card.read_text())
+    from policy.carried import CARRIED_POLICY_FILE, carried_policy
+
+    policy = carried_policy(card.parent)
+    if policy is not None:
+        click.echo(f"Policy carried by this folder: {policy.version} ({CARRIED_POLICY_FILE}).")

@@ -10,6 +10,7 @@ from pathlib import Path
 from db.alias_history import AliasHistory, AliasMove
 from modq.errors import PolicyError, PromotionError, UnknownModel
 from policy import Policy, load_policy
+from policy.carried import CARRIED_POLICY_FILE, calibration_mismatch, carried_policy
 from registry import ModelRegistry, RegisteredVersion
 
 DEFAULT_ALIAS = "production"
@@ -37,6 +38,25 @@ def calibrated_policies(entry: RegisteredVersion, policies_dir: Path) -> list[Po
     return found
 
 
+def carried_calibrated_policy(
+    registry: ModelRegistry, entry: RegisteredVersion
+) -> tuple[Policy | None, str]:
+    """The policy the version's own folder carries (``policy.toml``, written by `modq model
+    build`) if it was calibrated for this very artifact, else None; and why not."""
+    try:
+        policy = carried_policy(registry.local_folder(entry))
+    except PolicyError as exc:
+        return None, f"its {CARRIED_POLICY_FILE} does not load ({exc.message})"
+    if policy is None:
+        return None, f"its folder carries no {CARRIED_POLICY_FILE}"
+    if policy.calibration is None:
+        return None, f"its {CARRIED_POLICY_FILE} names no model version"
+    mismatch = calibration_mismatch(policy, entry.digest)
+    if mismatch is not None:
+        return None, f"its {CARRIED_POLICY_FILE}: {mismatch.split(';')[0]}"
+    return policy, ""
+
+
 def promote(
     registry: ModelRegistry,
     history: AliasHistory,
@@ -51,20 +71,23 @@ def promote(
 ) -> AliasMove:
     """Point ``name@alias`` at ``version`` (which must exist) and record who, when and why.
 
-    With ``policies_dir``, a version that no policy there was calibrated for is refused,
-    unless ``force`` (which needs a ``reason``; the move's reason records that it was forced).
+    With ``policies_dir``, a version is refused unless the policy its own folder carries, or
+    a policy in ``policies_dir``, was calibrated for it, unless ``force`` (which needs a
+    ``reason``; the move's reason records that it was forced).
     """
     target = registry.get(name, version)  # UnknownModel for an unknown name or version
     if force and not reason.strip():
         raise PromotionError("--force needs a --reason: say why an uncalibrated version ships")
     if policies_dir is not None and not calibrated_policies(target, policies_dir):
-        if not force:
+        carried, why_not = carried_calibrated_policy(registry, target)
+        if carried is None and not force:
             raise PromotionError(
                 f"no policy in {policies_dir} is calibrated for {name} v{target.version} "
-                f"(digest {target.digest}); run `modq policy calibrate` on it first, or "
-                "promote with --force --reason"
+                f"(digest {target.digest}), and {why_not}; rebuild it with `modq model build`, "
+                "run `modq policy calibrate` on it, or promote with --force --reason"
             )
-        reason = f"[forced: no calibrated policy] {reason}"
+        if carried is None:
+            reason = f"[forced: no calibrated policy] {reason}"
     held = registry.aliases(name).get(alias)
     if held == target.version:
         raise PromotionError(f"{name}@{alias} already points at v{target.version}")

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from modq.errors import PolicyError
+from policy.calibration import CategoryCalibration
 from policy.loader import load_policy
 from policy.model import Calibration, Policy, UserHistoryRule
 
@@ -78,3 +79,45 @@ def write_policy(folder: Path, version: str, text: str) -> Path:
         path.unlink()
         raise PolicyError(f"{path} does not declare version {version}")
     return path
+
+
+def calibrated_policy_text(
+    version: str,
+    calibrated: Mapping[str, CategoryCalibration],
+    base: Policy,
+    calibration: Calibration,
+    *,
+    z: float,
+    header_lead: str,
+) -> str:
+    """TOML text of a policy calibrated for ``calibration``'s model: each calibrated category's
+    cuts with a note on what they do on validation; categories the model does not score keep
+    the base policy's; the base policy's ``[user_history]`` rule is carried over."""
+    thresholds = {c: (k.flag.threshold, k.remove.threshold) for c, k in calibrated.items()}
+    for category, limits in base.thresholds.items():
+        thresholds.setdefault(category, (limits.flag, limits.remove))  # e.g. self_harm
+    notes = {
+        c: (
+            f"validation: flag P {k.flag.precision:.2f} R {k.flag.recall:.2f}, remove P "
+            f"{k.remove.precision:.2f} R {k.remove.recall:.2f} ({k.positives} positives)"
+            + (f"; {k.note}" if k.note else "")
+        )
+        for c, k in calibrated.items()
+    }
+    for category in sorted(set(base.thresholds) - set(calibrated)):
+        notes[category] = "not scored by this model: base thresholds kept"
+    return render_policy(
+        version,
+        thresholds,
+        calibration=calibration,
+        user_history=base.user_history,
+        thin=frozenset(c for c, k in calibrated.items() if k.thin),
+        notes=notes,
+        header=(
+            f"modq policy {version}: {header_lead} for {calibration.model_name} "
+            f"{calibration.model_version}\non its validation split (flag precision >= "
+            f"{calibration.flag_precision_target}, remove precision >= "
+            f"{calibration.remove_precision_target}, Wilson z = {z}).\n"
+            f"Base policy {base.version}. Change a threshold => bump `version`."
+        ),
+    )

@@ -74,6 +74,10 @@ def model_dir() -> Path:
         from training.build import build_model
 
         build_model(MODELS_ROOT, load_policy(get_settings().policy_path))
+    from training.finish import ensure_carried_policies
+
+    # as `make model` does for a model built before folders carried their policy.toml
+    ensure_carried_policies(current, load_policy(get_settings().policy_path))
     return current.resolve()
 
 

@@ -36,10 +36,20 @@ MODEL_NAME = "modq-minilm-hybrid"
 MAX_LENGTH_TOKENS = 256  # served length
 TRAIN_EMBED_TOKENS = 64  # training embeddings are cut here (the build's time budget)
 PARITY_SAMPLE = 64
+TOKENIZE_CHUNK = 50_000  # texts tokenised between two progress lines
 
 
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def tokenize(tokenizer: Any, texts: Sequence[str], started: float) -> list[list[int]]:
+    """Word-piece ids of every text, in chunks, with a count on stderr after each."""
+    ids: list[list[int]] = []
+    for start in range(0, len(texts), TOKENIZE_CHUNK):
+        ids += [e.ids for e in tokenizer.encode_batch(list(texts[start : start + TOKENIZE_CHUNK]))]
+        _log(f"  tokenised {len(ids)}/{len(texts)} texts at {time.monotonic() - started:.0f}s")
+    return ids
 
 
 def label_matrix(examples: Sequence[Example]) -> np.ndarray:
@@ -66,13 +76,14 @@ def build_model(models_root: Path, policy: Policy, *, seed: int = 0, evaluate: b
     _log(f"loaded {len(examples)} labelled texts in {time.monotonic() - started:.0f}s")
 
     tokenizer = load_model_tokenizer(str(encoder_dir() / "tokenizer.json"), MAX_LENGTH_TOKENS)
-    token_ids = [e.ids for e in tokenizer.encode_batch([e.text for e in examples])]
+    token_ids = tokenize(tokenizer, [e.text for e in examples], started)
     vocab = tokenizer.get_vocab_size()
     train_rows = np.flatnonzero(splits == TRAIN)
     lexical = train_lexical(
         presence_matrix([token_ids[i] for i in train_rows], vocab),
         labels[train_rows],
         COVERED_CATEGORIES,
+        progress=lambda step: _log(f"{step} at {time.monotonic() - started:.0f}s"),
     )
     _log(f"lexical branch on {len(train_rows)} training rows at {time.monotonic() - started:.0f}s")
 

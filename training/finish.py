@@ -1,11 +1,14 @@
-"""What every built folder gets once it scores: thresholds calibrated on validation, metrics and
-the issue's targets on evaluation, real errors of weak categories, the evasion set, the card."""
+"""What every built folder gets once it scores: thresholds calibrated on validation (and the
+policy it carries, ``policy.toml``, calibrated for that very artifact), metrics and the issue's
+targets on evaluation, real errors of weak categories, the evasion set, the card."""
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +16,10 @@ import numpy as np
 
 from gpu_worker.manifest import ModelManifest
 from modq.categories import HARASSMENT, SPAM
-from policy import Policy
+from policy import Calibration, Policy, load_policy
 from policy.calibration import CategoryCalibration, calibrate
+from policy.carried import CARRIED_POLICY_FILE, carried_policy_version
+from policy.writer import calibrated_policy_text
 from training.card import write_model_card
 from training.datasets import TOXICITY_CATEGORIES
 from training.metrics import bootstrap_interval, category_metrics, wilson_interval
@@ -250,7 +255,68 @@ def finish_folder(
         "categories": {c: asdict(k) for c, k in calibrated.items()},
     }
     (folder / CALIBRATION_FILE).write_text(json.dumps(document, indent=2) + "\n")
+    write_carried_policy(folder, manifest, base, calibrated)
     (folder / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
     (folder / TARGETS_FILE).write_text(json.dumps(targets, indent=2, ensure_ascii=False) + "\n")
     write_model_card(folder / "MODEL_CARD.md", manifest, metrics)
     return metrics
+
+
+def write_carried_policy(
+    folder: Path,
+    manifest: ModelManifest,
+    base: Policy,
+    calibrated: Mapping[str, CategoryCalibration],
+) -> Path:
+    """``folder/policy.toml``: ``calibrated`` as a policy whose ``[calibration]`` names this
+    folder's artifact (version ``<base>+<digest>``, policy.carried), checked to load."""
+    from policy import calibration as defaults
+
+    calibration = Calibration(
+        model_name=manifest.name,
+        model_version=manifest.version,
+        flag_precision_target=defaults.FLAG_PRECISION_TARGET,
+        remove_precision_target=defaults.REMOVE_PRECISION_TARGET,
+        base_policy=base.version,
+        calibrated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    version = carried_policy_version(base.version, manifest.version)
+    text = calibrated_policy_text(
+        version,
+        calibrated,
+        base,
+        calibration,
+        z=defaults.CONFIDENCE_Z,
+        header_lead="thresholds calibrated by `modq model build`",
+    )
+    path = folder / CARRIED_POLICY_FILE
+    staged = folder / f".{CARRIED_POLICY_FILE}.{os.getpid()}"
+    staged.write_text(text, encoding="utf-8")
+    load_policy(staged)  # a PolicyError here is a bug in the writer, never a silent bad file
+    os.replace(staged, path)  # a worker reading it meanwhile sees the whole file or none
+    return path
+
+
+def ensure_carried_policies(current: Path, base: Policy) -> list[Path]:
+    """``ensure_carried_policy`` for the model ``current`` points at and, if it is an int8
+    copy, the fp32 folder it was made from; the files written."""
+    folder = current.resolve()
+    folders = [folder]
+    extra = ModelManifest.read(folder).extra
+    if extra.get("precision") == "int8" and "quantized_from_name" in extra:
+        source = folder.parent.parent / extra["quantized_from_name"] / str(extra["quantized_from"])
+        if source.is_dir():
+            folders.append(source)
+    written = [ensure_carried_policy(each, base) for each in folders]
+    return [path for path in written if path is not None]
+
+
+def ensure_carried_policy(folder: Path, base: Policy) -> Path | None:
+    """Give a folder built before models carried their policy its ``policy.toml`` (from the
+    validation scores it holds: no second scoring pass). None if it has one already."""
+    from training.scores import load_scores
+
+    if (folder / CARRIED_POLICY_FILE).is_file():
+        return None
+    calibrated = calibrate_scores(load_scores(folder, VALIDATION), base)
+    return write_carried_policy(folder, ModelManifest.read(folder), base, calibrated)

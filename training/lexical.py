@@ -9,7 +9,7 @@ encoder's embeddings can only be afforded on a sample.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,9 +59,15 @@ def weighted(presence: Any, idf: np.ndarray) -> Any:
 
 
 def train_lexical(
-    presence: Any, labels: np.ndarray, categories: Sequence[str], *, c: float = LEXICAL_C
+    presence: Any,
+    labels: np.ndarray,
+    categories: Sequence[str],
+    *,
+    c: float = LEXICAL_C,
+    progress: Callable[[str], None] | None = None,
 ) -> LexicalHeads:
-    """One liblinear logistic regression per category on the rows whose label is known."""
+    """One liblinear logistic regression per category on the rows whose label is known;
+    ``progress`` hears of each category as it is done."""
     from sklearn.linear_model import LogisticRegression
 
     idf = inverse_document_frequency(presence)
@@ -76,4 +82,6 @@ def train_lexical(
         model.fit(features[known], target)
         weights.append(model.coef_[0].astype(np.float32))
         biases.append(np.float32(model.intercept_[0]))
+        if progress is not None:
+            progress(f"lexical head {column + 1}/{len(categories)} ({category}) trained")
     return LexicalHeads(idf, np.stack(weights), np.array(biases, np.float32))

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 from modq.settings import get_settings
+from policy import load_policy
+from policy.carried import CARRIED_POLICY_FILE
 from tests.cli.runner import modq as _modq
+
+
+def bare_copy(source: Path, target: Path) -> Path:
+    """``source``'s files without the policy it carries: a folder built before folders
+    carried their policy."""
+    target.mkdir(parents=True)
+    for path in source.iterdir():
+        if path.is_file() and path.name != CARRIED_POLICY_FILE:
+            shutil.copy(path, target / path.name)
+    return target
 
 
 def test_register_promote_rollback_history(
@@ -22,7 +35,7 @@ def test_register_promote_rollback_history(
     (policies / "v1.toml").write_text('version = "v1"\n[categories.spam]\nremove = 0.9\n')
     monkeypatch.setenv("MODQ_POLICY_PATH", str(policies / "v1.toml"))
     get_settings.cache_clear()
-    code, out = _modq("model", "register", str(model_dir))
+    code, out = _modq("model", "register", str(bare_copy(model_dir, tmp_path / "bare")))
     assert code == 0 and out.startswith("modq-text v1 (digest ")
     code, out = _modq("model", "register", str(variant_model_dir))
     assert code == 0 and "modq-text v2" in out
@@ -50,6 +63,35 @@ def test_register_promote_rollback_history(
     rows = out.splitlines()
     assert len(rows) == 3
     assert "rollback v2 → v1  by tester  (flags up 30%)" in rows[2]
+
+
+def test_the_readmes_flow_ships_a_model_as_make_model_leaves_it(
+    cli_env: dict[str, str], model_dir: Path, tmp_path: Path
+) -> None:
+    """README "Shipping a model": `make model`, `modq model register models/current`, then
+    `modq model promote modq-text 1 --reason "first release"`, with the packaged policies
+    (v2 is calibrated for another build). The folder's own policy lets it through."""
+    from gpu_worker.manifest import ModelManifest
+
+    root = tmp_path / "models"
+    digest = ModelManifest.read(model_dir).version
+    folder = bare_copy(model_dir, root / model_dir.parent.name / digest)
+    (root / "current").symlink_to(folder.relative_to(root))
+
+    # `make model` (= build --if-missing) on a model built before folders carried their policy
+    code, out = _modq("model", "build", "--if-missing", "--models-dir", str(root))
+    assert code == 0 and f"wrote {folder / CARRIED_POLICY_FILE}" in out, out
+    carried = load_policy(folder / CARRIED_POLICY_FILE)
+    assert carried.calibration is not None and carried.calibration.model_version == digest
+    assert carried.version == f"v2+{digest}"
+
+    code, out = _modq("model", "register", str(root / "current"))
+    assert code == 0 and out == f"modq-text v1 (digest {digest})\n"
+    code, out = _modq("model", "promote", "modq-text", "1", "--reason", "first release")
+    assert code == 0, out
+    assert "v- → v1" in out
+    code, out = _modq("model", "history", "modq-text")
+    assert "(first release)" in out and "forced" not in out
 
 
 def test_errors_are_one_line_and_exit_1(cli_env: dict[str, str], model_dir: Path) -> None:

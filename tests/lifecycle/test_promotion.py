@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,8 +11,10 @@ import pytest
 from sqlalchemy import create_engine
 
 from db.alias_history import AliasHistory
+from gpu_worker.manifest import ModelManifest
 from lifecycle import promote, register_model_folder, rollback
 from modq.errors import PromotionError, StorageUnavailable, UnknownModel
+from policy.carried import CARRIED_POLICY_FILE
 from registry import ModelRegistry
 
 NAME = "modq-test"
@@ -122,15 +125,14 @@ def test_history_down_means_no_move(three_versions: ModelRegistry, tmp_path: Pat
 def test_a_version_without_a_calibrated_policy_is_refused_unless_forced(
     three_versions: ModelRegistry, history: AliasHistory, model_dir: Path, tmp_path: Path
 ) -> None:
-    from gpu_worker.manifest import ModelManifest
-
     policies = tmp_path / "policies"
     policies.mkdir()
     (policies / "v1.toml").write_text('version = "v1"\n[categories.spam]\nremove = 0.9\n')
+    # version 3 is a variant: whatever policy.toml it copied names its source's digest
     with pytest.raises(PromotionError, match=r"no policy .* is calibrated for"):
-        promote(three_versions, history, NAME, "1", policies_dir=policies)
+        promote(three_versions, history, NAME, "3", policies_dir=policies)
     with pytest.raises(PromotionError, match="needs a --reason"):
-        promote(three_versions, history, NAME, "1", policies_dir=policies, force=True)
+        promote(three_versions, history, NAME, "3", policies_dir=policies, force=True)
     assert history.moves(NAME) == []
 
     forced = promote(
@@ -146,3 +148,45 @@ def test_a_version_without_a_calibrated_policy_is_refused_unless_forced(
     )
     move = promote(three_versions, history, NAME, "1", policies_dir=policies, reason="calibrated")
     assert move.to_version == "1" and move.reason == "calibrated"
+
+
+@pytest.fixture(scope="module")
+def fresh_builds(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The real model as a fresh `modq model build` leaves it (its own policy.toml), and a
+    variant of it that copied that policy.toml: one calibrated for another version."""
+    from modq.settings import get_settings
+    from policy import load_policy
+    from tests.model_variants import make_variant
+    from training.finish import ensure_carried_policy
+
+    built = tmp_path_factory.mktemp("fresh") / "model"
+    built.mkdir()
+    for path in model_dir.iterdir():
+        if path.is_file() and path.name != CARRIED_POLICY_FILE:
+            shutil.copy(path, built / path.name)
+    assert ensure_carried_policy(built, load_policy(get_settings().policy_path)) is not None
+    variant = make_variant(built, tmp_path_factory.mktemp("copied-policy"), bias_shift=1.5)
+    return {"built": built, "variant": variant}
+
+
+def test_the_policy_a_version_carries_lets_it_through_one_for_another_does_not(
+    model_registry: ModelRegistry,
+    history: AliasHistory,
+    fresh_builds: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    policies = tmp_path / "policies"  # a policy folder with nothing calibrated for either
+    policies.mkdir()
+    (policies / "v1.toml").write_text('version = "v1"\n[categories.spam]\nremove = 0.9\n')
+    for folder in (fresh_builds["built"], fresh_builds["variant"]):
+        register_model_folder(folder, name=NAME, registry=model_registry, check_loads=False)
+
+    move = promote(model_registry, history, NAME, "1", policies_dir=policies, reason="first")
+    assert (move.to_version, move.reason) == ("1", "first")  # not recorded as forced
+
+    digest = ModelManifest.read(fresh_builds["built"]).version
+    with pytest.raises(
+        PromotionError, match=rf"policy.toml: policy v\S+ was calibrated for .*{digest}"
+    ):
+        promote(model_registry, history, NAME, "2", policies_dir=policies)
+    assert model_registry.aliases(NAME) == {"production": "1"}
