@@ -75,6 +75,15 @@ class Settings(BaseSettings):
         "the primary ran on a GPU, else park jobs; cpu = always a CPU copy; none = park jobs "
         "(they retry with ModelCircuitOpen).",
     )
+    model_call_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=100,
+        description="A model call (one batch) that has not returned after this long is hung: "
+        "its jobs are retried (ModelHung), the model's breaker opens and /healthz says so "
+        "(docs/model-faults.md). Far above the slowest real batch (~1 s on a CPU); at most "
+        "100, below the 120 s a job waits for its batch (tasks/pipeline.py).",
+    )
 
     # --- registry -------------------------------------------------------------------------
     mlflow_uri: str = Field(

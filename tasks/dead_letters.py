@@ -39,6 +39,7 @@ from modq.broker import dead_letters
 from modq.broker.dead_letters import EXHAUSTED, DeadLetter, describe, park, poison_entry
 from modq.errors import RETRYABLE, InvalidContent, PoisonMessage
 from modq.settings import get_settings
+from tasks import schedules
 from tasks.app import app
 
 log = logging.getLogger(__name__)
@@ -60,9 +61,13 @@ def guarded_strategy(task: Task, app: Any, consumer: Any, **kwargs: Any) -> Hand
     def on_message(message: Any, body: Any, ack: Any, reject: Any, callbacks: Any, **kw: Any):
         try:
             problem = shape_problem(task, message, body)
-            if problem is None:
-                return handle(message, body, ack, reject, callbacks, **kw)
-            reason, error = "bad_arguments", problem
+            if problem is None:  # an ETA no worker may hold (tasks/schedules.py)
+                problem = schedules.eta_problem(message.headers)
+                if problem is None:
+                    return handle(message, body, ack, reject, callbacks, **kw)
+                reason, error = "eta_too_far", problem
+            else:
+                reason, error = "bad_arguments", problem
         except connection_errors:
             raise
         except Exception as exc:  # any poison: park it, never crash the consumer
@@ -206,7 +211,7 @@ def _rejected(message: Any = None, exc: BaseException | None = None, **_: Any) -
     """Celery rejected a message it could not read (no task header, an invalid task)."""
     if message is not None:
         error = describe(exc) if exc is not None else "no task name in the message headers"
-        _park_quietly(message, reason="bad_message", error=error)
+        _park_quietly(message, reason="bad_message", error=error, answer=True)
 
 
 @task_unknown.connect
@@ -290,10 +295,13 @@ def _park_undecodable(message: Any, exc: BaseException) -> None:
 app.steps["consumer"].add(PoisonGuardStep)  # before the worker builds its consumer
 
 
-def _park_quietly(message: Any, *, reason: str, error: str) -> None:
+def _park_quietly(message: Any, *, reason: str, error: str, answer: bool = False) -> None:
+    """Park a message Celery turned away; ``answer``: Celery stored nothing under its id (no
+    task name), so a caller waiting on it gets ``PoisonMessage`` (``store_poison_failure``)."""
     queue = _delivery_info(message)["routing_key"]
     entry = poison_entry(raw_item(message), queue=queue, reason=reason, error=error)
-    entry.task_id = None  # Celery has already answered this id (or there is none)
+    if not answer:
+        entry.task_id = None  # Celery has already answered this id (NotRegistered)
     try:
         park(entry)
     except Exception as exc:

@@ -98,6 +98,16 @@ class RedactedRequest(Request):
             fields["result"] = result_repr(fields["result"])
         super().send_event(type, **fields)
 
+    def _announce_revoked(self, reason: str, terminated: bool, signum: Any, expired: bool) -> None:
+        """An expired job ends as a typed failure and a dead-letter entry, not REVOKED
+        (tasks/schedules.py); a real revoke stays Celery's."""
+        if not expired:
+            super()._announce_revoked(reason, terminated, signum, expired)
+            return
+        from tasks.schedules import expire_request
+
+        expire_request(self)
+
 
 class RedactedTraceLog(logging.Filter):
     """Celery's "Task … succeeded in …s: <result>" line shows the redacted result."""

@@ -200,14 +200,20 @@ def _close(**_: Any) -> None:
 
 def _breaker_stats() -> dict[str, Any]:
     """The circuit breakers of this process: ``closed``, ``half_open`` or ``open``; whether a
-    CPU fallback serves while the model's is open."""
+    CPU fallback serves while the model's is open; its model calls that hung (ever, and
+    still stuck now)."""
     from gpu_worker.runtime import model_guard
     from tasks import storage_breaker
+    from tasks.worker_server import stuck_model_calls
 
     guard = model_guard()
+    snapshot = guard.snapshot() if guard is not None else None
     return {
-        "model_breaker": guard.snapshot().state.value if guard is not None else "closed",
+        "model_breaker": snapshot.state.value if snapshot is not None else "closed",
+        "model_breaker_last_error": snapshot.last_error if snapshot is not None else None,
         "model_fallback": guard is not None and guard.serving_fallback() is not None,
+        "model_hung_calls": guard.hung_calls if guard is not None else 0,
+        "model_hung_calls_stuck": len(stuck_model_calls()),
         "storage_breaker": storage_breaker.current_state(),
     }
 

@@ -9,9 +9,10 @@ an orchestrator's probes. One server per worker process, on ``MODQ_WORKER_METRIC
   drops its live gauges; the folder goes when the worker stops.
 
 ``/healthz`` answers 200 when the process is up, its model is loaded (under prefork: in at least
-one child), the broker answers a ping and no circuit breaker is open (``model_breaker``: the
-model failed repeatedly; under prefork: open in any child; ``storage_breaker``: writes to
-the database failed repeatedly, tasks/storage_breaker.py); otherwise 503, with every check and
+one child), the broker answers a ping, no circuit breaker is open (``model_breaker``: the
+model failed repeatedly or a call hung; under prefork: open in any child; ``storage_breaker``:
+writes to the database failed repeatedly, tasks/storage_breaker.py) and no model call that hung
+is still stuck (``model_calls``: threads pool); otherwise 503, with every check and
 the reason of each failure as JSON. ``/livez`` answers 200 while the process serves HTTP at all
 (a liveness probe must not restart workers for a broker outage).
 """
@@ -198,6 +199,28 @@ def model_breaker_check() -> tuple[str, str]:
     )
 
 
+def stuck_model_calls() -> list[float]:
+    """How long (s) each model call of this process that hung (no answer within
+    ``MODQ_MODEL_CALL_TIMEOUT_S``) has been stuck, primary and fallback engines alike."""
+    from gpu_worker.runtime import current_engine, model_guard
+
+    guard = model_guard()
+    engines = [current_engine(), guard.serving_fallback() if guard is not None else None]
+    return [s for engine in engines if engine is not None for s in engine.batcher.hung_now()]
+
+
+def model_calls_check() -> tuple[str, str]:
+    """``ok`` unless a model call hung and has not returned (its jobs were retried, its
+    thread is still stuck in the model: the worker is degraded until it returns)."""
+    stuck = stuck_model_calls()
+    if not stuck:
+        return "model_calls", OK
+    return "model_calls", (
+        f"{len(stuck)} hung model call(s) not returned, the oldest for {max(stuck):.0f} s "
+        "(their jobs were retried)"
+    )
+
+
 def children_breaker_check(path: str) -> BreakerCheck:
     """Under prefork: the model breaker of every live child, from their gauges."""
 
@@ -245,7 +268,10 @@ def start(*, host: str, port: int, broker_url: str, prefork: bool) -> WorkerServ
     model_breaker = children_breaker_check(shared) if prefork and shared else model_breaker_check
     from tasks.storage_breaker import readiness_check as storage_breaker
 
-    probe = HealthProbe(model_loaded, BrokerPing(broker_url), [model_breaker, storage_breaker])
+    checks = [model_breaker, storage_breaker]
+    if not (prefork and shared):  # under prefork a child's hung call opens its breaker gauge
+        checks.append(model_calls_check)
+    probe = HealthProbe(model_loaded, BrokerPing(broker_url), checks)
     server = WorkerServer(host, port, make_app(served, probe), owned)
     log.info("modq: worker metrics and health on http://%s:%d", host, server.port)
     return server

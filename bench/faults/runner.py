@@ -26,6 +26,7 @@ SCENARIOS = (
     "hanging_webhook",
     "database_outage",
     "model_failure",
+    "model_hang",
     "backpressure_flood",
     "redis_restart",
     "rabbitmq_restart",

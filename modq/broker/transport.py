@@ -311,9 +311,11 @@ class Channel(kombu_redis.Channel):
             if tag is not None:
                 payload["properties"]["delivery_tag"] = tag
             self.connection._deliver(payload, dest)
-        except self.connection_errors:
-            raise
         except Exception as exc:
+            # kombu's Redis transport counts KeyError among its connection errors: an envelope
+            # with no "properties" or "body" would pass for a lost connection, and come back
+            if isinstance(exc, self.connection_errors) and not isinstance(exc, KeyError):
+                raise
             if guard is None or tag is None:
                 raise
             if reason == "undecodable" and _plain_json(item):

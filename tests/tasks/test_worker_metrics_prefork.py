@@ -82,7 +82,17 @@ def test_the_parent_serves_the_sum_of_its_children(base_url: str, model_dir: Pat
     jobs = [moderate.delay(content_id=f"pf-{i}", content=t) for i, t in enumerate(texts)]
     results = [job.get(timeout=120) for job in jobs]
     again = moderate.delay(content_id="pf-again", content=texts[0]).get(timeout=120)
-    after = _samples(base_url)
+
+    def settled() -> list[tuple[str, dict[str, str], float]] | None:
+        """The scrape once every job has left the children's books: a caller has its result
+        when the result is stored, a moment before its child's task_postrun counts the job
+        finished and no longer in flight (under load that moment is long)."""
+        samples = _samples(base_url)
+        done = _total(samples, "modq_worker_jobs_total") - _total(before, "modq_worker_jobs_total")
+        idle = _total(samples, "modq_worker_jobs_in_flight") == 0
+        return samples if done >= 7 and idle else None
+
+    after = wait_until(settled, timeout_s=60, interval_s=0.2, message="jobs never settled")
 
     assert again["cache_hit"] is True
     for name, moved in [

@@ -1,0 +1,121 @@
+"""A job's schedule as the worker receives it: an ETA too far ahead, an ``expires`` that passed.
+
+Every job ends stored, as a typed failure, or dead-lettered (docs/dead-letters.md). Two
+schedule headers used to escape that promise on messages that skipped the producer's checks
+(``modq.broker.config.check_schedule``: a raw writer, a stock ``send_task``):
+
+- **An ETA beyond what a worker may hold** (``eta_problem``). A worker holds a job with an ETA
+  unacknowledged until it is due; one held past the broker's visibility timeout (RabbitMQ:
+  its consumer timeout) is redelivered meanwhile and held again, in copies (a raw ETA in year
+  2999 was held 6 times). The strategy guard (``tasks.dead_letters.guarded_strategy``) asks
+  this module first: such a message is dead-lettered once (reason ``eta_too_far``) and
+  acknowledged, never held; its caller gets ``PoisonMessage``. The bound is the producer's
+  (``max_countdown_s``: ``MODQ_MAX_COUNTDOWN_S``, else half the visibility timeout) plus
+  ``ETA_GRACE_S`` for clocks that disagree between hosts.
+- **An ``expires`` that passed** (at receipt, or while the job waited for its ETA or in the
+  prefetch). Celery revoked it: state ``REVOKED``, nothing stored, nothing parked. Every
+  task's Request (``tasks.redaction.RedactedRequest``) hands an expiry to ``expire_request``
+  instead: a ``JobExpired`` FAILURE under its id and the whole message dead-lettered (kind and
+  reason ``expired``), so `modq dlq retry` can send it again under that id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from modq.broker import dead_letters
+from modq.broker.config import max_countdown_s
+from modq.broker.dead_letters import park
+from modq.errors import JobExpired
+from modq.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+ETA_GRACE_S = 60.0  # the producer checked against its own clock: allow this much skew
+EXPIRED = "expired"  # the dead-letter kind and reason of a job whose ``expires`` passed
+
+
+def eta_problem(headers: Any, settings: Settings | None = None) -> str | None:
+    """Why a message's ETA is too far ahead for a worker to hold it (None if it is not, or
+    if it has none or one Celery itself refuses: an unreadable ETA is Celery's to reject)."""
+    eta = _when(headers, "eta")
+    if eta is None:
+        return None
+    settings = settings or get_settings()
+    limit_s = max_countdown_s(settings) + ETA_GRACE_S
+    ahead_s = (eta - dt.datetime.now(dt.UTC)).total_seconds()
+    if ahead_s <= limit_s:
+        return None
+    return (
+        f"ETA {ahead_s:.0f} s ahead, beyond the {limit_s:.0f} s a worker may hold a job "
+        "(held longer, the broker redelivers it while it waits and it runs in copies); "
+        "schedule it outside modq, or raise MODQ_VISIBILITY_TIMEOUT_S and MODQ_MAX_COUNTDOWN_S"
+    )
+
+
+def expired_problem(headers: Any) -> str | None:
+    """Why a message is not run because its ``expires`` passed (None if it has not)."""
+    expires = _when(headers, "expires")
+    if expires is None:
+        return None
+    late_s = (dt.datetime.now(dt.UTC) - expires).total_seconds()
+    if late_s <= 0:
+        return None
+    return f"expired {late_s:.0f} s before a worker could run it (expires {expires.isoformat()})"
+
+
+def _when(headers: Any, key: str) -> dt.datetime | None:
+    """A protocol-2 header's datetime (aware, UTC if naive); None if absent or unreadable."""
+    value = headers.get(key) if isinstance(headers, dict) else None
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if not isinstance(value, dt.datetime):
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+def store_expired(task_id: str, why: str) -> None:
+    """A ``JobExpired`` FAILURE under ``task_id`` (a REVOKED state is overwritten; a SUCCESS
+    never is, by Celery's own rule)."""
+    from tasks.app import app
+
+    app.backend.mark_as_failure(task_id, JobExpired(why, task_id=task_id))
+
+
+def expire_request(request: Any) -> None:
+    """Celery found ``request``'s ``expires`` passed (at receipt, or when its ETA came): instead
+    of a REVOKED state, a ``JobExpired`` FAILURE under its id, the whole message dead-lettered
+    (kind and reason ``expired``), the message acknowledged, and its id taken back out of the
+    worker's revoked set (an expiry is no operator's revoke: `modq dlq retry` may run it).
+    ``RedactedRequest._announce_revoked`` (every task's Request) calls this."""
+    from celery import signals
+    from celery.worker import state
+
+    from tasks.dead_letters import raw_item
+
+    why = expired_problem(getattr(request, "_request_dict", None)) or "expired before it ran"
+    state.task_ready(request)
+    try:
+        store_expired(request.id, why)
+        entry = dead_letters.poison_entry(
+            raw_item(request._message),
+            queue=(request.delivery_info or {}).get("routing_key"),
+            reason=EXPIRED,
+            error=f"JobExpired: {why}",
+        )
+        entry.kind = EXPIRED
+        park(entry)
+    except Exception as exc:  # its caller has the typed failure, or at worst the log says so
+        log.error("modq: cannot record expired job %s (%s)", request.id, type(exc).__name__)
+    request.send_event("task-failed", exception=f"JobExpired({why!r})")
+    request.acknowledge()
+    request._already_revoked = True  # never run, whatever asks again
+    state.revoked.discard(request.id)
+    signals.task_revoked.send(
+        sender=request.task, request=request._context, terminated=False, signum=None, expired=True
+    )
