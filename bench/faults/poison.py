@@ -2,13 +2,14 @@
 
 Each poison shape (``poison_shapes``: a body that is not base64, not ``[args, kwargs, embed]``,
 not JSON; an unknown body encoding; a bad datetime under kombu's object hook; ``headers`` as a
-list; ``delivery_info`` as a string; ``content`` missing; arguments of the wrong type; a lone
-surrogate the broker's decoder refuses) is made from a real message of modq's producer and
-pushed raw onto the ``normal`` queue of a private Redis (AOF), followed by good jobs sent by a
-stock Celery producer. One worker serves them all. Counted from the outside: good jobs sent,
-result rows stored, lost, duplicated, callers that saw an error; dead-lettered entries; poison
-messages whose caller got a typed FAILURE (``PoisonMessage``). ``extra`` says whether the one
-worker lived through it all (same process, no ``Unrecoverable error``).
+list; ``delivery_info`` as a string; ``content`` missing; arguments of the wrong type) is made
+from a real message of modq's producer and pushed raw onto the ``normal`` queue of a private
+Redis (AOF), followed by good jobs sent by a stock Celery producer. One worker serves them all.
+Counted from the outside: good jobs sent, result rows stored, lost, duplicated, callers that saw
+an error; dead-lettered entries; poison messages whose caller got a typed FAILURE
+(``PoisonMessage``). ``extra`` says whether the one worker lived through it all (same process,
+no ``Unrecoverable error``) and the slowest fetch script Redis ran (its SLOWLOG).
+``run_shapes`` is that scenario for any family of raw items (``bench.faults.hostile_items``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +60,21 @@ MUTATIONS: dict[str, Mutation] = {
     "arguments of the wrong type": _set(
         "body", value=_body([[], {"content_id": 5, "content": [MARKER]}, EMBED])
     ),
-    "lone surrogate": _set("headers", "kwargsrepr", value="\ud800"),
 }
+# A lone surrogate escape ("\ud800") was a shape here while Redis's cjson decided what is
+# JSON; Python's decoder, the only one now, reads it, so it is a message, not poison.
+
+Shapes = Mapping[str, tuple[str | None, bytes]]  # shape -> (task id, if any; raw item)
+
+
+def identified(template: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A copy of ``template`` with a delivery tag and task id of its own, and that id."""
+    message = copy.deepcopy(template)
+    task_id = f"poison-{uuid.uuid4().hex[:12]}"
+    message["properties"]["delivery_tag"] = uuid.uuid4().hex
+    message["properties"]["correlation_id"] = task_id
+    message["headers"]["id"] = task_id
+    return task_id, message
 
 
 def poison_shapes(template: dict[str, Any]) -> dict[str, tuple[str, bytes]]:
@@ -68,11 +82,7 @@ def poison_shapes(template: dict[str, Any]) -> dict[str, tuple[str, bytes]]:
     broken each way, each with a delivery tag and task id of its own."""
     shapes = {}
     for name, mutate in MUTATIONS.items():
-        message = copy.deepcopy(template)
-        task_id = f"poison-{uuid.uuid4().hex[:12]}"
-        message["properties"]["delivery_tag"] = uuid.uuid4().hex
-        message["properties"]["correlation_id"] = task_id
-        message["headers"]["id"] = task_id
+        task_id, message = identified(template)
         mutate(message)
         shapes[name] = (task_id, json.dumps(message).encode())
     return shapes
@@ -100,14 +110,54 @@ def template_message(app: Any, redis_url: str) -> dict[str, Any]:
     return dict(json.loads(raw))
 
 
-def push(redis_url: str, raw: bytes) -> None:
-    """Put ``raw`` on the ``normal`` queue as a foreign producer would (no doorbell)."""
+def push(redis_url: str, raw: bytes, *, ring: bool = False) -> None:
+    """Put ``raw`` on the ``normal`` queue as a foreign producer would (no doorbell), or with a
+    ring on the queue's doorbell (``ring``: a raw writer who knows modq's keys)."""
     from redis import Redis
 
-    Redis.from_url(redis_url).lpush("normal", raw)
+    from modq.broker.transport import doorbell_key
+
+    client = Redis.from_url(redis_url)
+    client.lpush("normal", raw)
+    if ring:
+        client.lpush(doorbell_key("normal"), 1)
+
+
+def slowest_fetch_ms(redis_url: str) -> float:
+    """The longest fetch script (EVALSHA) in the server's SLOWLOG, in ms (0: none logged)."""
+    from redis import Redis
+
+    entries = Redis.from_url(redis_url).slowlog_get(1024)
+    return max(
+        [e["duration"] / 1000 for e in entries if e["command"].upper().startswith(b"EVALSHA")],
+        default=0.0,
+    )
 
 
 def scenario(workdir: Path, *, rounds: int, good_per_shape: int) -> FaultRow:
+    """Every poison shape, ``rounds`` times, each beside ``good_per_shape`` good jobs."""
+    return run_shapes(
+        workdir,
+        name="poison messages",
+        shapes=poison_shapes,
+        rounds=rounds,
+        good_per_shape=good_per_shape,
+    )
+
+
+def run_shapes(
+    workdir: Path,
+    *,
+    name: str,
+    shapes: Callable[[dict[str, Any]], Shapes],
+    rounds: int,
+    good_per_shape: int,
+    env: dict[str, str] | None = None,
+    ring: bool = False,
+) -> FaultRow:
+    """One row: the raw items ``shapes`` makes of a real message, pushed ``rounds`` times
+    onto ``normal`` (``ring``: with a doorbell ring), each beside ``good_per_shape`` good
+    jobs, against one worker (``env``: its extra settings)."""
     import migrations
     from cli.services import RedisServer, start_worker, stop_worker
     from modq.broker.dead_letters import get_dead_letters
@@ -120,6 +170,9 @@ def scenario(workdir: Path, *, rounds: int, good_per_shape: int) -> FaultRow:
     migrations.upgrade(database_url)
     prefix = f"poison-good-{uuid.uuid4().hex[:6]}"
     server.start()
+    from redis import Redis
+
+    Redis.from_url(server.url).config_set("slowlog-log-slower-than", 1_000)  # µs
     log_path = workdir / "worker.log"
     worker = None
     try:
@@ -132,14 +185,19 @@ def scenario(workdir: Path, *, rounds: int, good_per_shape: int) -> FaultRow:
             "MODQ_MAX_WAIT_MS": "5",
             "MODQ_WORKER_METRICS_PORT": "0",
             "PYTHONUNBUFFERED": "1",
+            **(env or {}),
         }
         worker = start_worker(env, threads=4, log_path=log_path)
         poison_ids: list[str] = []
+        pushed = 0
         good: list[Any] = []
+        made = shapes(template)
         for round_ in range(rounds):
-            for shape, (task_id, raw) in poison_shapes(template).items():
-                push(server.url, raw)
-                poison_ids.append(task_id)
+            for shape, (task_id, raw) in (made if round_ == 0 else shapes(template)).items():
+                push(server.url, raw, ring=ring)
+                pushed += 1
+                if task_id is not None:
+                    poison_ids.append(task_id)
                 for i in range(good_per_shape):
                     content_id = f"{prefix}-{round_}-{len(good)}-{i}"
                     good.append(
@@ -166,6 +224,8 @@ def scenario(workdir: Path, *, rounds: int, good_per_shape: int) -> FaultRow:
         alive = worker.poll() is None
         store = get_dead_letters(server.url)
         dead_lettered = store.size()
+        left_unacked = Redis.from_url(server.url).hlen("unacked")
+        fetch_ms = slowest_fetch_ms(server.url)
     finally:
         if worker is not None:
             stop_worker(worker)
@@ -174,22 +234,26 @@ def scenario(workdir: Path, *, rounds: int, good_per_shape: int) -> FaultRow:
     log = log_path.read_text(errors="replace")
     sent = len(good)
     return FaultRow(
-        scenario="poison messages",
+        scenario=name,
         broker="redis (AOF)",
         sent=sent,
         stored=len(stored_ids),
-        lost=sent - len(stored_ids),
+        lost=sent - len(stored_ids) + max(pushed - dead_lettered, 0),  # poison counts too
         duplicated=duplicated,
         caller_errors=caller_errors,
         dead_lettered=dead_lettered,
         failed_typed=failed_typed,
         seconds=round(time.monotonic() - started, 1),
         notes=(
-            f"{len(poison_ids)} poison messages ({len(MUTATIONS)} shapes x {rounds}) among "
-            f"{sent} good jobs; one worker, {'alive' if alive else 'DEAD'} at the end"
+            f"{pushed} poison messages ({len(made)} shapes x {rounds}) among "
+            f"{sent} good jobs; one worker, {'alive' if alive else 'DEAD'} at the end; "
+            f"{left_unacked} left in unacked; slowest fetch {fetch_ms:.1f} ms"
         ),
         extra={
-            "poison_sent": len(poison_ids),
+            "poison_sent": pushed,
+            "shapes": sorted(made),
+            "left_unacked": left_unacked,
+            "slowest_fetch_ms": fetch_ms,
             "worker_alive": alive,
             "unrecoverable_errors": log.count("Unrecoverable error"),
             "content_in_log": MARKER in log,

@@ -22,6 +22,7 @@ BEGIN, END = "<!-- faults:begin -->", "<!-- faults:end -->"
 # Run order: cheap and self-contained first, broker restarts last.
 SCENARIOS = (
     "poison",
+    "hostile_items",
     "worker_kill",
     "hanging_webhook",
     "database_outage",

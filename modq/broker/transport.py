@@ -128,6 +128,21 @@ def rings_doorbell(queue: str) -> bool:
     return not queue.endswith(CONTROL_SUFFIX)
 
 
+class FetchedMessage(virtual.Message):
+    """kombu's message, acknowledged by the fetch's own tag (the channel's ``fetched_tag``
+    while it delivers) rather than the one in its properties; ``_raw`` stays the message as it
+    came, so what is parked or retried of it is the item the producer sent."""
+
+    def __init__(self, payload: Any, channel: Any = None, **kwargs: Any) -> None:
+        tag = getattr(channel, "fetched_tag", None)
+        if tag is None:
+            super().__init__(payload, channel=channel, **kwargs)
+            return
+        tagged = {**payload, "properties": {**payload["properties"], "delivery_tag": tag}}
+        super().__init__(tagged, channel=channel, **kwargs)
+        self._raw = payload
+
+
 class AtomicQoS(kombu_redis.QoS):
     """Records in ``unacked`` only what was not fetched by ``fetch.lua`` (which did it), and
     restores an entry without decoding it (``Channel.restore_entry``)."""
@@ -158,6 +173,7 @@ class Channel(kombu_redis.Channel):
 
     QoS = AtomicQoS
     qos: AtomicQoS
+    Message = FetchedMessage
     from_transport_options = (  # type: ignore[assignment]  # one more than kombu's
         *kombu_redis.Channel.from_transport_options,
         "look_interval",
@@ -165,6 +181,7 @@ class Channel(kombu_redis.Channel):
     look_interval: float = LOOK_INTERVAL_S
     poison_guard: PoisonGuard | None = None  # set on a modq worker's task channel only
     delivering_fetched = False  # True while a fetched message goes to its consumer
+    fetched_tag: str | None = None  # its unacked tag, meanwhile (None: a no-ack message)
     _waiting_on_doorbell = False  # the command in flight is a doorbell BRPOP, not the script
     _scripts_loaded = False  # this channel has sent SCRIPT LOAD (Redis keeps them until restart)
     _blocked_bells: tuple[str, ...] = ()  # the doorbells the BRPOP in flight waits on
@@ -180,9 +197,12 @@ class Channel(kombu_redis.Channel):
         """Dead-letter what this channel cannot deliver, instead of raising it (a modq worker's
         task channel: the ``PoisonGuard`` bootstep calls this); fold the parked items in."""
         self.poison_guard = PoisonGuard(max_message_bytes=max_message_bytes)
-        with self.conn_or_acquire() as client:
-            for item in client.lrange(PARKED_KEY, 0, FOLD_BATCH - 1):
-                self._dead_letter_parked(item)
+        try:
+            with self.conn_or_acquire() as client:
+                for item in client.lrange(PARKED_KEY, 0, FOLD_BATCH - 1):
+                    self._dead_letter_parked(item)
+        except Exception as exc:  # folded at the next start: never a reason not to start
+            log.error("modq: cannot fold the parked items yet (%s)", type(exc).__name__)
 
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
         # kombu builds a pool from the transport's client, which a collected connection has
@@ -308,9 +328,11 @@ class Channel(kombu_redis.Channel):
                 )
             payload = loads(bytes_to_str(item))
             reason = "bad_envelope"  # it decodes: from here on what fails is its envelope
-            if tag is not None:
-                payload["properties"]["delivery_tag"] = tag
-            self.connection._deliver(payload, dest)
+            self.fetched_tag = tag
+            try:
+                self.connection._deliver(payload, dest)
+            finally:
+                self.fetched_tag = None
         except Exception as exc:
             # kombu's Redis transport counts KeyError among its connection errors: an envelope
             # with no "properties" or "body" would pass for a lost connection, and come back

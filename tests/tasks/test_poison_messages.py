@@ -4,7 +4,9 @@ same worker process answers every good job."""
 
 from __future__ import annotations
 
+import base64
 import json
+import time
 import urllib.request
 import uuid
 
@@ -12,7 +14,8 @@ import pytest
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 from redis import Redis
 
-from bench.faults.poison import MARKER, MUTATIONS, poison_shapes
+from bench.faults.hostile_items import deep_shapes, huge_item, lua_only_shapes
+from bench.faults.poison import EMBED, MARKER, MUTATIONS, identified, poison_shapes, push
 from cli.services import free_port
 from modq.broker.dead_letters import get_dead_letters
 from modq.broker.transport import PARKED_KEY
@@ -34,7 +37,6 @@ EXPECTED_REASONS = {
     "body not JSON": "bad_message",
     "content missing": "bad_arguments",
     "arguments of the wrong type": "bad_arguments",
-    "lone surrogate": "undecodable",
 }
 
 
@@ -91,7 +93,8 @@ def test_every_poison_shape_is_dead_lettered_and_the_same_worker_serves_every_go
         entry = entries[task_id]
         assert (entry.kind, entry.reason) == ("poison", EXPECTED_REASONS[shape]), shape
         assert entry.raw() == raw and entry.error
-    others = sorted((e.reason, e.task) for e in entries.values() if e.task_id is None)
+    shape_ids = {task_id for task_id, _ in shapes.values()}
+    others = sorted((e.reason, e.task) for key, e in entries.items() if key not in shape_ids)
     assert others == [("bad_message", None), ("unknown_task", "modq.no_such_task")]
     assert redis.hlen("unacked") == 0 and redis.zcard("unacked_index") == 0
     assert redis.llen(PARKED_KEY) == 0  # folded into the dead-letter queue
@@ -133,6 +136,13 @@ def _connect(url: str) -> Connection:
     return Connection(url, transport=app.conf.broker_transport)
 
 
+def _guarded(connection: Connection):
+    """A channel guarded as a modq worker's task channel is (``PoisonGuardStep``)."""
+    channel = connection.channel()
+    channel.guard_poison(max_message_bytes=1_048_576)
+    return channel
+
+
 def test_the_transport_dead_letters_a_message_kombu_cannot_build_and_delivers_the_next(
     broker_url,
 ):
@@ -150,14 +160,15 @@ def test_the_transport_dead_letters_a_message_kombu_cannot_build_and_delivers_th
         later["headers"] = {"eta": {"__type__": "datetime", "__value__": "never"}}
         raw.lpush("poison-test", json.dumps(bad), json.dumps(later), json.dumps(good))
         with Consumer(
-            connection.channel(),
+            _guarded(connection),
             queues=[QUEUE],
             callbacks=[lambda body, message: (received.append(body), message.ack())],
         ):
             while not received:
                 connection.drain_events(timeout=10)
     assert received == [{"job": "good"}]
-    reasons = sorted((e.reason, e.error.split(":")[0]) for e in get_dead_letters().entries())
+    entries = get_dead_letters(broker_url).entries()  # the broker's own Redis
+    reasons = sorted((e.reason, e.error.split(":")[0]) for e in entries)
     assert reasons == [("bad_envelope", "AttributeError"), ("bad_envelope", "ValueError")]
     assert raw.hlen("unacked") == 0 and raw.zcard("unacked_index") == 0
 
@@ -169,10 +180,10 @@ def test_items_left_on_the_old_parked_list_are_folded_into_the_dead_letter_queue
         Producer(connection.channel()).publish(
             {"job": 1}, exchange=EXCHANGE, routing_key="poison-test", declare=[QUEUE]
         )
-        with Consumer(connection.channel(), queues=[QUEUE], callbacks=[lambda b, m: m.ack()]):
+        with Consumer(_guarded(connection), queues=[QUEUE], callbacks=[lambda b, m: m.ack()]):
             connection.drain_events(timeout=10)
     wait_until(lambda: raw.llen(PARKED_KEY) == 0, timeout_s=5, message="not folded")
-    (entry,) = get_dead_letters().entries()
+    (entry,) = get_dead_letters(broker_url).entries()
     assert entry.reason == "undecodable" and entry.raw() == b"left by an older modq"
 
 
@@ -197,14 +208,15 @@ def test_a_poison_message_stays_in_unacked_while_the_dead_letter_store_is_away(
         bad["properties"].update(delivery_tag="kept-tag", body_encoding="rot13")
         raw.lpush("poison-test", json.dumps(bad), json.dumps(good))
         with Consumer(
-            connection.channel(),
+            _guarded(connection),
             queues=[QUEUE],
             callbacks=[lambda body, message: (received.append(body), message.ack())],
         ):
             while not received:
                 connection.drain_events(timeout=10)
     assert received == [{"job": "good"}]
-    assert raw.hkeys("unacked") == [b"kept-tag"]
+    (kept,) = raw.hvals("unacked")
+    assert kept.endswith(json.dumps(bad).encode())
 
 
 # --- on RabbitMQ: the strategy guard and Celery's rejections park alike --------------------
@@ -282,3 +294,125 @@ def test_poison_messages_on_rabbitmq_are_dead_lettered_and_the_worker_serves_on(
     expected = [r.replace("_rejected", "") for r in AMQP_SHAPES.values()]
     assert reasons == sorted(expected)
     assert MARKER not in log and "Unrecoverable error" not in log
+
+
+# --- items that used to stop every worker (issue 20) ---------------------------------------
+
+
+def test_deep_lua_only_and_huge_items_with_a_ring_never_stop_the_worker(
+    model_dir, database, tmp_path, redis_url
+):
+    """Pushed raw with a ring on the doorbell: an item nested 5,000 deep, envelopes whose body
+    nests 5,000 deep or whose headers nest 985 deep (``RecursionError`` escaped the transport
+    and the dead-letter path: every worker that fetched one died, and every restart), items
+    Redis's cjson read and Python refuses (parked but left in ``unacked``), an item over
+    ``MODQ_MAX_MESSAGE_BYTES`` (decoded whole inside Redis). Each is dead-lettered and leaves
+    ``unacked``; the same worker answers every good job; callers of the ones that name a task
+    id get ``PoisonMessage``."""
+    redis = Redis.from_url(redis_url)
+    message = template(redis)
+    shapes = {
+        **deep_shapes(message),
+        **lua_only_shapes(message),
+        "too large": huge_item(message, 300_000),
+    }
+    env = {"MODQ_DATABASE_URL": database, "MODQ_MAX_MESSAGE_BYTES": "65536"}
+    with running_worker(env, log_dir=tmp_path, threads=2) as worker:
+        pid = worker.stats()["pid"]
+        good = []
+        for shape, (_, raw) in shapes.items():
+            push(redis_url, raw, ring=True)
+            good.append(moderate.delay(content_id=f"good-{len(good)}", content=f"fine {shape}"))
+        answers = [job.get(timeout=60) for job in good]
+        assert [a["content_id"] for a in answers] == [f"good-{i}" for i in range(len(good))]
+        for shape in ("a body nested 5,000 deep", "a bare 0x10", "nan", "too large"):
+            with pytest.raises(PoisonMessage):
+                app.AsyncResult(shapes[shape][0]).get(timeout=30)
+        assert worker.process.poll() is None and worker.stats()["pid"] == pid  # no restart
+        log = worker.log.read_text()
+    entries = list(get_dead_letters().entries())
+    assert len(entries) == len(shapes) and {e.kind for e in entries} == {"poison"}
+    by_id = {entry.task_id: entry for entry in entries}
+    deep = [e for e in entries if e.raw() == shapes["an item nested 5,000 deep"][1]]
+    assert [e.reason for e in deep] == ["undecodable"]
+    assert by_id[shapes["a bare 0x10"][0]].raw() == shapes["a bare 0x10"][1]
+    assert by_id[shapes["nan"][0]].reason == by_id[shapes["a bare 0x10"][0]].reason
+    large = by_id[shapes["too large"][0]]
+    assert large.reason == "too_large" and large.message_bytes == len(shapes["too large"][1])
+    assert shapes["too large"][1].startswith(large.raw())
+    assert redis.hlen("unacked") == 0 and redis.zcard("unacked_index") == 0
+    assert "Unrecoverable error" not in log and MARKER not in log
+
+
+def _orphan(message: dict[str, object], content_id: str) -> tuple[str, bytes]:
+    task_id, orphan = identified(message)
+    body = [[], {"content_id": content_id, "content": "an orphaned job"}, EMBED]
+    orphan["body"] = base64.b64encode(json.dumps(body).encode()).decode()
+    return task_id, json.dumps(orphan).encode()
+
+
+def test_a_worker_started_past_the_visibility_timeout_restores_a_dead_workers_jobs(
+    model_dir, database, tmp_path, redis_url
+):
+    """What a dead worker of the old transport left in ``unacked``: two jobs, and, indexed
+    after them (the sweep meets it first), the entry of an item Redis's cjson read and Python
+    refuses. The sweep decoded each entry with Python's JSON: a worker started past the
+    visibility timeout exited 1 in ``restore_visible``, and the jobs behind that entry were
+    never restored. Now the worker starts, both jobs are answered, the item is dead-lettered
+    and its caller answered, and nothing is left in ``unacked``."""
+    redis = Redis.from_url(redis_url)
+    message = template(redis)
+    long_ago = time.time() - 7_200  # past the default visibility timeout (1 h)
+    orphans = [_orphan(message, f"orphan-{i}") for i in range(2)]
+    lua_id, lua_only = lua_only_shapes(message)["a bare 0x10"]
+    left = [*orphans, (lua_id, lua_only)]
+    for index, (task_id, raw) in enumerate(left):
+        redis.hset("unacked", task_id, b"[" + raw + b',"","normal"]')  # as fetch.lua wrote
+        redis.zadd("unacked_index", {task_id: long_ago + index})
+    with running_worker({"MODQ_DATABASE_URL": database}, log_dir=tmp_path, threads=2) as worker:
+        answers = [app.AsyncResult(task_id).get(timeout=60) for task_id, _ in orphans]
+        assert [a["content_id"] for a in answers] == ["orphan-0", "orphan-1"]
+        with pytest.raises(PoisonMessage):
+            app.AsyncResult(lua_id).get(timeout=30)
+        wait_until(lambda: redis.hlen("unacked") == 0, timeout_s=10, message="left unacked")
+        log = worker.log.read_text()
+    (entry,) = get_dead_letters().entries()
+    assert entry.raw() == lua_only and entry.reason == "undecodable"
+    assert redis.zcard("unacked_index") == 0
+    assert "Error in timer" not in log and "Unrecoverable error" not in log
+
+
+def test_the_guard_is_the_workers_own_it_parks_into_its_broker_and_logs_what_happened(
+    model_dir, database, tmp_path, redis_url
+):
+    """A worker whose ``MODQ_REDIS_URL`` is another database than its broker parks a poison
+    item into the broker it came from. An app that uses pickle and shares that broker
+    broadcasts a control command: the worker cannot decode it and drops it (as Celery does),
+    and says so; it used to log it at CRITICAL as "dead-lettered" with nothing parked."""
+    from celery import Celery
+
+    other_db = redis_url.rsplit("/", 1)[0] + "/5"
+    Redis.from_url(other_db).flushdb()
+    env = {
+        "MODQ_DATABASE_URL": database,
+        "MODQ_BROKER_URL": redis_url,
+        "MODQ_REDIS_URL": other_db,
+    }
+    pickle_app = Celery("an-app-that-uses-pickle", broker=redis_url)
+    pickle_app.conf.update(task_serializer="pickle", accept_content=["pickle", "json"])
+    with running_worker(env, log_dir=tmp_path, threads=2) as worker:
+        push(redis_url, b"\xffnot a message", ring=True)
+        wait_until(lambda: get_dead_letters(redis_url).size() == 1, timeout_s=30, message="")
+        pickle_app.control.ping(timeout=0.5)
+        wait_until(
+            lambda: "dropped a control message" in worker.log.read_text(),
+            timeout_s=30,
+            message="the pickled broadcast never reached the worker",
+        )
+        log = worker.log.read_text()
+    (entry,) = get_dead_letters(redis_url).entries()
+    assert entry.reason == "undecodable" and entry.raw() == b"\xffnot a message"
+    assert get_dead_letters(other_db).size() == 0
+    assert log.count("modq: dead-lettered") == 1  # the poison item's line, and only it
+    assert "CRITICAL" not in log
+    Redis.from_url(other_db).flushdb()
