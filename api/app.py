@@ -13,11 +13,14 @@ from fastapi import FastAPI
 import modq
 from api.auth import KeyAuthenticator
 from api.bodylimit import BodyLimitMiddleware
+from api.content_type import JsonOnlyMiddleware
 from api.fairness import KeySlots
+from api.idempotency import Replays
 from api.jobs import JobStore
 from api.metrics import ApiMetrics, MetricsMiddleware
+from api.models import TIMEOUT_S_MAX
 from api.openai_compat import router as openai_router
-from api.problems import install_problem_handlers
+from api.problems import install_problem_handlers, problem_responses
 from api.producer import ApiProducer
 from api.ratelimit import RateLimiter
 from api.readiness import ReadinessProbe
@@ -75,9 +78,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.rate_limiter = limiter
         app.state.readiness = readiness
         app.state.producer = ApiProducer(settings, waiter, jobs, readiness, slots)
+        replays = app.state.replays = Replays(
+            results_url, answer_ttl_s=settings.result_expires_s, work_deadline_s=TIMEOUT_S_MAX
+        )
         try:
             yield
         finally:
+            await replays.aclose()
             await waiter.aclose()
             await jobs.aclose()
             await limiter.aclose()
@@ -98,7 +105,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(native_router)
     app.include_router(jobs_router)
     app.include_router(health_router)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_body_bytes)
+    app.add_middleware(JsonOnlyMiddleware)  # 415 at the route's first read of its body
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.api_max_body_bytes,
+        timeout_s=settings.api_body_timeout_s,
+    )
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: counts the 413s too
     _document_bearer_auth(app)
     return app
@@ -117,13 +129,22 @@ def _document_bearer_auth(app: FastAPI) -> None:
             schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
             schemes["apiKey"] = {"type": "http", "scheme": "bearer", "description": DESCRIPTION}
             for path, operations in schema["paths"].items():
-                if path not in PUBLIC_PATHS:
-                    for operation in operations.values():
+                for operation in operations.values():
+                    if path not in PUBLIC_PATHS:
                         operation["security"] = [{"apiKey": []}]
+                    if "requestBody" in operation:  # api.content_type, api.bodylimit
+                        responses = operation.setdefault("responses", {})
+                        for status, entry in problem_responses(408, 413, 415).items():
+                            responses.setdefault(str(status), _openapi_entry(entry))
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _openapi_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """A ``problem_responses`` entry as it reads in the OpenAPI document."""
+    return {"description": entry["description"], "content": entry["content"]}
 
 
 def app_from_environment() -> FastAPI:

@@ -1,8 +1,9 @@
 """Prometheus metrics of the HTTP front, on a private registry served at ``/metrics``:
 requests by route, method and status, and their latency by route and method.
 
-The route is the path template (``/v1/jobs/{job_id}``), never the raw path, so label sets stay
-bounded; a request no route matched counts as ``<unmatched>``.
+The route is the path template (``/v1/jobs/{job_id}``), never the raw path, and the method one
+of HTTP's own (any other token counts as ``other``), so label sets stay bounded; a request no
+route matched counts as ``<unmatched>``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 UNMATCHED = "<unmatched>"
+# a client may send any token as its method: the label keeps these, every other is "other"
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "other"
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -61,9 +65,15 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             route = _route_of(scope)
-            method = str(scope.get("method", "?"))
+            method = method_label(scope)
             self.metrics.requests.labels(route, method, str(status)).inc()
             self.metrics.latency.labels(route, method).observe(time.perf_counter() - started_s)
+
+
+def method_label(scope: Scope) -> str:
+    """The request's method, or ``other``: label sets stay bounded whatever a client sends."""
+    method = str(scope.get("method", ""))
+    return method if method in METHODS else OTHER_METHOD
 
 
 def _route_of(scope: Scope) -> str:

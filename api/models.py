@@ -5,13 +5,34 @@ that passes here can still be refused with 422 by the same rules every producer 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from modq.schemas import ContentType, Decision, Priority
+from modq.settings import Settings, get_settings
 
 TIMEOUT_S_MAX = 300.0
+
+
+def _content_bounds(schema: dict[str, Any]) -> None:
+    """OpenAPI states the bounds modq's producer rules enforce (422 ``invalid_content``, with
+    its ``field``, rather than a generic type error): 1 to ``MODQ_MAX_CONTENT_CHARS``."""
+    schema["minLength"] = 1
+    schema["maxLength"] = get_settings().max_content_chars
+
+
+ContentText = Annotated[str, Field(json_schema_extra=_content_bounds)]
+
+
+def sync_deadline_s(settings: Settings, items: int, timeout_s: float | None) -> float:
+    """How long a sync request waits for ``items`` results: its own ``timeout_s``, else
+    ``api_result_timeout_s`` plus ``api_result_timeout_per_item_s`` per item beyond the first,
+    at most ``TIMEOUT_S_MAX``: a full list gets time to be moderated."""
+    if timeout_s is not None:
+        return timeout_s
+    extra_s = max(0, items - 1) * settings.api_result_timeout_per_item_s
+    return min(TIMEOUT_S_MAX, settings.api_result_timeout_s + extra_s)
 
 
 class _Body(BaseModel):
@@ -21,7 +42,7 @@ class _Body(BaseModel):
 class Item(_Body):
     """One piece of content."""
 
-    content: str = Field(description="The text to moderate.")
+    content: ContentText = Field(description="The text to moderate.")
     content_id: str | None = Field(
         None, max_length=512, description="Your id for it; a fresh one is made when absent."
     )

@@ -5,54 +5,38 @@ The request is OpenAI's (``input``: a string, a list of strings, or a list of
 serves, whatever ``model`` names (accepted so existing clients send what they send), and says
 which in the response's ``model``. An extension field ``priority`` picks the queue (normal).
 
-Categories: modq's canonical categories map onto OpenAI's names in ``OPENAI_NAME`` (the one
-table, documented in docs/api.md). An OpenAI category modq does not score is ``null`` in
-``categories`` and ``category_scores``, has no input type in ``category_applied_input_types``,
-and is listed in ``unscored_categories``: never a silent ``false`` or ``0``. OpenAI's Python
-client parses such a response (its typed attributes are ``None`` there); a strict validator of
-OpenAI's schema would reject the nulls, which is the honest outcome. ``flagged`` is modq's
-decision (flag or remove), which may come from a category OpenAI has no name for (spam): the
-``modq`` field of each result carries modq's full result.
+The response passes OpenAI's own types strictly
+(``openai.types.ModerationCreateResponse.model_validate``): every category has a bool and a
+number. modq's categories map onto OpenAI's names in ``modq.categories.OPENAI_NAME`` (spam onto
+``illicit``: docs/api.md says why). An OpenAI category with no modq score behind it reads
+``false`` and ``0.0``, has no input type in ``category_applied_input_types``, and is listed in
+the result's ``unscored_categories``: the 0 means "not measured", never "measured safe".
+``flagged`` is modq's decision (flag or remove); since every category a decision can trip has
+an OpenAI name, a flagged result always has a category that is true. The ``modq`` field of each
+result carries modq's full result.
+
+Retries: a list waits ``MODQ_API_RESULT_TIMEOUT_S`` plus ``MODQ_API_RESULT_TIMEOUT_PER_ITEM_S``
+per item; a retry (``Idempotency-Key``, or the openai client's own retries) gets the first
+attempt's answer instead of enqueuing the list again (``api.idempotency``).
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.checks import check_items, check_job
 from api.deps import Caller, Producer
-from api.models import ResultOut, result_out
+from api.idempotency import claim_of
+from api.models import ContentText, ResultOut, result_out, sync_deadline_s
 from api.problems import problem_responses
-from modq.categories import ADULT, HARASSMENT, HATE_SPEECH, SELF_HARM, VIOLENCE
+from modq.categories import OPENAI_CATEGORIES, OPENAI_NAME
 from modq.errors import InvalidContent, UnsupportedContentType
 from modq.schemas import Decision, Priority
 
-OPENAI_CATEGORIES: tuple[str, ...] = (
-    "harassment",
-    "harassment/threatening",
-    "hate",
-    "hate/threatening",
-    "illicit",
-    "illicit/violent",
-    "self-harm",
-    "self-harm/instructions",
-    "self-harm/intent",
-    "sexual",
-    "sexual/minors",
-    "violence",
-    "violence/graphic",
-)
-# modq category -> OpenAI category. spam has no OpenAI name (it shows in `modq` only).
-OPENAI_NAME: dict[str, str] = {
-    HARASSMENT: "harassment",
-    HATE_SPEECH: "hate",
-    SELF_HARM: "self-harm",
-    ADULT: "sexual",
-    VIOLENCE: "violence",
-}
 MODQ_NAME = {openai: modq_name for modq_name, openai in OPENAI_NAME.items()}
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
@@ -61,7 +45,7 @@ router = APIRouter(prefix="/v1", tags=["openai-compatible"])
 class TextPart(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: Literal["text"]
-    text: str
+    text: ContentText
 
 
 class ImageUrl(BaseModel):
@@ -76,20 +60,25 @@ class ImagePart(BaseModel):
 
 class ModerationsBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    input: str | list[str] | list[TextPart | ImagePart] = Field(
+    input: ContentText | list[ContentText] | list[TextPart | ImagePart] = Field(
         description="A text, a list of texts, or a list of text parts (images: 422)."
     )
     model: str | None = Field(None, description="Accepted; modq serves its current model.")
     priority: Priority = Field(Priority.NORMAL, description="modq extension: the queue.")
 
 
+InputTypes = Annotated[list[Literal["text"]], Field(description="[] where modq scores nothing.")]
+
+
 class OpenAIResult(BaseModel):
-    flagged: bool
-    categories: dict[str, bool | None]
-    category_scores: dict[str, float | None]
-    category_applied_input_types: dict[str, list[Literal["text"]]]
+    flagged: bool = Field(description="modq's decision is flag or remove.")
+    categories: dict[str, bool]
+    category_scores: dict[str, float] = Field(
+        description="0.0 for a category in unscored_categories: not measured, not safe."
+    )
+    category_applied_input_types: dict[str, InputTypes]
     unscored_categories: list[str] = Field(
-        description="OpenAI categories modq did not score: null above, never a silent 0."
+        description="OpenAI categories with no modq score behind them (they read 0 / false)."
     )
     modq: ResultOut = Field(description="modq's full result (decision, reasons, versions).")
 
@@ -119,15 +108,14 @@ def openai_result(result: dict[str, Any]) -> OpenAIResult:
     """One modq result in OpenAI's shape, through ``OPENAI_NAME``."""
     scores: dict[str, float] = result["scores"]
     tripped = {reason["category"] for reason in result["tripped"]}
-    categories: dict[str, bool | None] = {}
-    category_scores: dict[str, float | None] = {}
+    categories: dict[str, bool] = {}
+    category_scores: dict[str, float] = {}
     applied: dict[str, list[Literal["text"]]] = {}
     unscored = []
     for name in OPENAI_CATEGORIES:
         category = MODQ_NAME.get(name)
         if category is None or category not in scores:
-            categories[name] = category_scores[name] = None
-            applied[name] = []
+            categories[name], category_scores[name], applied[name] = False, 0.0, []
             unscored.append(name)
         else:
             categories[name] = category in tripped
@@ -146,28 +134,43 @@ def openai_result(result: dict[str, Any]) -> OpenAIResult:
 @router.post(
     "/moderations",
     response_model=ModerationsOut,
-    responses=problem_responses(400, 401, 403, 413, 422, 429, 503),
+    responses=problem_responses(400, 401, 403, 408, 413, 415, 422, 429, 503),
 )
 async def create_moderation(
-    body: ModerationsBody, principal: Caller, producer: Producer
+    body: ModerationsBody, principal: Caller, producer: Producer, request: Request
 ) -> ModerationsOut:
-    """OpenAI-compatible moderation: one result per input, in order."""
+    """OpenAI-compatible moderation: one result per input, in order. A list waits
+    ``MODQ_API_RESULT_TIMEOUT_S`` + ``MODQ_API_RESULT_TIMEOUT_PER_ITEM_S`` per item; a retry
+    with the same ``Idempotency-Key`` (or an automatic retry of OpenAI's client) gets the first
+    attempt's answer rather than enqueuing the list again."""
     texts = texts_of(body.input)
     priority = body.priority.value
-    response_id = f"modr-{uuid.uuid4().hex}"
     if len(texts) == 1:
-        job = {"content_id": f"{response_id}-0", "content": texts[0], "priority": priority}
-        _, result = await producer.moderate(principal, job, None)
-        results = [result]
+        check_job({"content": texts[0], "priority": priority})
     else:
-        items = [
-            {"content_id": f"{response_id}-{index}", "content": text}
-            for index, text in enumerate(texts)
-        ]
-        _, results = await producer.moderate_many(principal, items, priority, None)
-    first = results[0]
-    return ModerationsOut(
-        id=response_id,
-        model=f"{first['model_name']}:{first['model_version']}",
-        results=[openai_result(result) for result in results],
-    )
+        check_items(producer.settings, [{"content": text} for text in texts], priority)
+
+    async def work(timeout_s: float) -> ModerationsOut:
+        response_id = f"modr-{uuid.uuid4().hex}"
+        if len(texts) == 1:
+            job = {"content_id": f"{response_id}-0", "content": texts[0], "priority": priority}
+            _, result = await producer.moderate(principal, job, timeout_s)
+            results = [result]
+        else:
+            items = [
+                {"content_id": f"{response_id}-{index}", "content": text}
+                for index, text in enumerate(texts)
+            ]
+            _, results = await producer.moderate_many(principal, items, priority, timeout_s)
+        first = results[0]
+        return ModerationsOut(
+            id=response_id,
+            model=f"{first['model_name']}:{first['model_version']}",
+            results=[openai_result(result) for result in results],
+        )
+
+    replays = request.app.state.replays
+    deadline_s = sync_deadline_s(producer.settings, len(texts), None)
+    claim = claim_of(request, principal, body)
+    answer: ModerationsOut = await replays.run(claim, work, ModerationsOut, deadline_s=deadline_s)
+    return answer

@@ -1,8 +1,10 @@
 """One error shape and one status table: every error becomes RFC 9457 problem details.
 
 A ``modq.errors`` type maps to its HTTP status in ``STATUS_BY_ERROR`` (first match wins, so a
-subclass sits before its base); FastAPI's validation errors (422), malformed JSON (400) and
-Starlette's HTTP errors (404 route, 405, 413 body) take the same shape. Anything else is a 500
+subclass sits before its base); FastAPI's validation errors (422), malformed JSON (400),
+Starlette's HTTP errors (404 route, 405, 408 and 413 body), a body that is not JSON (415,
+``api.content_type``) and a request uvicorn cannot parse or whose header is too slow (400, 408,
+``api.http_protocol``) take the same shape. Anything else is a 500
 that names only the exception's type. The body is ``application/problem+json``::
 
     {"type": "urn:modq:error:invalid_content", "title": "Unprocessable Content",
@@ -28,6 +30,7 @@ from modq.errors import (
     DeadlineExceeded,
     Forbidden,
     InvalidContent,
+    JobExpired,
     JobFailed,
     ModelUnavailable,
     ModerationError,
@@ -55,13 +58,21 @@ STATUS_BY_ERROR: tuple[tuple[type[ModerationError], int], ...] = (
     (RateLimited, 429),
     (Overloaded, 503),
     (DeadlineExceeded, 503),
+    (JobExpired, 503),  # its `expires` passed before a worker ran it: never run, send again
     (BrokerUnavailable, 503),
     (StorageUnavailable, 503),
     (ModelUnavailable, 503),
     (JobFailed, 500),  # the worker failed outside modq's tree: not the caller's input
 )
-HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
-DOCUMENTED_STATUSES = (400, 401, 403, 404, 413, 422, 429, 503)
+HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    413: "too_large",
+    415: "unsupported_media_type",
+}
+DOCUMENTED_STATUSES = (400, 401, 403, 404, 405, 408, 413, 415, 422, 429, 503)
 
 
 class Problem(BaseModel):

@@ -1,5 +1,6 @@
 """``/healthz`` (the process answers), ``/readyz`` (it can serve) and ``/metrics``; none needs
-an API key: probes and Prometheus scrapers carry none, and none of them shows content."""
+an API key: probes and Prometheus scrapers carry none, and none of them shows content. Each
+answers HEAD too (the same status and headers, no body), as load balancers probe with it."""
 
 from __future__ import annotations
 
@@ -25,12 +26,14 @@ class Ready(BaseModel):
     workers_ready: int
 
 
+@router.head("/healthz", include_in_schema=False)
 @router.get("/healthz", response_model=Health)
 async def healthz() -> Health:
     """200 while the process serves HTTP (a liveness probe: it checks nothing else)."""
     return Health(status="ok")
 
 
+@router.head("/readyz", include_in_schema=False)
 @router.get("/readyz", response_model=Ready, responses=problem_responses(503))
 async def readyz(request: Request) -> Any:
     """200 when the broker and the database answer and at least one worker has a model
@@ -51,6 +54,7 @@ async def readyz(request: Request) -> Any:
     )
 
 
+@router.head("/metrics", include_in_schema=False)
 @router.get(
     "/metrics",
     response_class=Response,

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import click
 
+H11_MAX_HEADER_BYTES = 16_384  # a request line + headers past this are refused (400)
+KEEP_ALIVE_S = 5  # an idle kept-alive connection is closed after this long
+
 
 @click.command("api")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
@@ -30,4 +33,9 @@ def api(host: str, port: int, workers: int, log_level: str) -> None:
         workers=workers,
         log_level=log_level,
         proxy_headers=False,
+        # h11 with a bound on the header's time (MODQ_API_HEADER_TIMEOUT_S) and size, and
+        # problem+json for what it cannot parse; the body's bound is api.bodylimit
+        http="api.http_protocol:TimedH11Protocol",
+        h11_max_incomplete_event_size=H11_MAX_HEADER_BYTES,
+        timeout_keep_alive=KEEP_ALIVE_S,
     )

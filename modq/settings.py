@@ -365,6 +365,25 @@ class Settings(BaseSettings):
         description="How long a synchronous request waits for its result when it names no "
         "timeout_s (503 with the job id after it; the job goes on).",
     )
+    api_result_timeout_per_item_s: float = Field(
+        0.1,
+        ge=0,
+        description="What a sync list adds to its deadline per item (/v1/moderations, "
+        "/v1/moderate/batch): 1,000 items wait MODQ_API_RESULT_TIMEOUT_S + 100 s by default "
+        "(at most 300 s), so a full list can meet its deadline on one CPU worker.",
+    )
+    api_header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="A client must send a request's whole header within this long of its "
+        "first byte (or of connecting): a slower one gets 408 and is dropped.",
+    )
+    api_body_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="A client must send a request's whole body within this long of its "
+        "header: a slower one gets 408 and is dropped (8 MiB in 30 s is ~280 KB/s).",
+    )
     api_readiness_cache_s: float = Field(
         2.0,
         ge=0,

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from gpu_worker.manifest import ModelManifest
+from modq.categories import openai_unscored
 from training.datasets import SOURCE_DESCRIPTIONS as _SOURCES
 
 # what each category's labels rest on (positives; negatives come from every source that knows)
@@ -280,6 +281,10 @@ def write_model_card(
         _description(manifest),
         f"Categories scored: {', '.join(manifest.categories)}. Categories of the canonical set "
         "not listed are not scored by this model, and results say so.",
+        "",
+        "On the OpenAI-compatible route (`POST /v1/moderations`, docs/api.md) no model stands "
+        f"behind {', '.join(f'`{n}`' for n in openai_unscored(manifest.categories))}: they "
+        "read score 0 and false there, and each result lists them in `unscored_categories`.",
         "",
         "Every figure is on the `evaluation` split (10% of every source by sha256 of the "
         "normalised text, plus the whole insults test file), never trained or tuned on; "

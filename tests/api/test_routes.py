@@ -91,13 +91,16 @@ def test_a_review_is_stored_for_decided_content(api_server: ApiServer, api_key: 
 
 
 def test_many_concurrent_requests_each_get_their_own_result(
-    api_server: ApiServer, api_key: str
+    api_server: ApiServer, api_database_url: str
 ) -> None:
-    """One pub/sub connection per API process serves every waiting request."""
+    """One pub/sub connection per API process serves every waiting request: 80 at once, from
+    20 keys (a key has MODQ_API_KEY_MAX_IN_FLIGHT jobs in flight; the rest wait their turn)."""
     from concurrent.futures import ThreadPoolExecutor
 
+    keys = [make_key(api_database_url, ("normal",), may_review=False) for _ in range(20)]
+
     def call(index: int) -> tuple[int, str]:
-        with api_server.client(api_key) as client:
+        with api_server.client(keys[index % len(keys)]) as client:
             response = client.post(
                 "/v1/moderate",
                 json={"content_id": f"cc-{index}", "content": f"concurrent text {index}"},
