@@ -1,4 +1,5 @@
-"""`modq demo`: a private stack on this machine and a sample set with mixed priorities."""
+"""`modq demo`: a private stack on this machine (a redis-server of its own, with AOF) and a
+sample set with mixed priorities."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import click
 
-from cli.services import redis_for, start_worker, stop_worker, wait_for_worker
+from cli.services import private_redis, start_worker, stop_worker, wait_for_worker
 
 SAMPLES: list[tuple[str, str, str]] = [  # (content_id, priority, text)
     ("demo-01", "urgent", "I will find where you live and hurt your whole family."),
@@ -59,17 +60,19 @@ def run_demo(threads: int) -> None:
 
     settings = get_settings()
     migrations.upgrade(settings.database_url)
-    # a Redis of its own keeps its queues on disk (AOF): a restart loses no job
-    with redis_for(settings.redis_url, appendonly=True) as redis_url:
+    # always a Redis of its own, which keeps its queues on disk (AOF: a restart loses no job)
+    # and goes away with the demo: a Redis the demo did not start never gets a key from it
+    with private_redis(appendonly=True) as redis_url:
         os.environ["MODQ_REDIS_URL"] = redis_url
         os.environ.pop("MODQ_BROKER_URL", None)
         os.environ.pop("MODQ_RESULT_BACKEND_URL", None)
         get_settings.cache_clear()
-        click.echo(f"redis: {mask_url(redis_url)}")
+        click.echo(
+            f"redis: a private redis-server for this demo at {mask_url(redis_url)} (AOF, "
+            f"stopped and removed at the end; {mask_url(settings.redis_url)} is not touched)"
+        )
         Path("var").mkdir(exist_ok=True)
-        # a demo runs on the Redis it found: on a volatile one its worker logs the loss risk
-        # as an error (docs/redis.md) instead of refusing to start
-        demo_env = {"MODQ_REDIS_URL": redis_url, "MODQ_ALLOW_VOLATILE_BROKER": "1"}
+        demo_env = {"MODQ_REDIS_URL": redis_url}
         worker = start_worker(demo_env, threads=threads, log_path=Path("var/demo-worker.log"))
         try:
             from tasks import moderate, moderate_many
