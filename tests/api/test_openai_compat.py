@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -157,15 +158,20 @@ def _job_records(key: str) -> int:
     return sum(1 for record in records if record.get("key_id") == key_id)
 
 
+def _fresh_texts(count: int) -> list[str]:
+    run = uuid.uuid4().hex[:12]
+    return [f"retried list {run}, item {i}: have a nice day" for i in range(count)]
+
+
 @pytest.fixture(scope="module")
 def impatient_api(
     api_worker: object, api_database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ApiServer]:
-    """An API whose sync deadline (0.2 s, nothing per item) no list can meet: every first
+    """An API whose sync deadline (10 ms, nothing per item) no list can meet: every first
     attempt answers 503, so OpenAI's client retries."""
     env = api_env(
         api_database_url,
-        MODQ_API_RESULT_TIMEOUT_S="0.2",
+        MODQ_API_RESULT_TIMEOUT_S="0.01",
         MODQ_API_RESULT_TIMEOUT_PER_ITEM_S="0",
     )
     with running_api(env, log_dir=Path(tmp_path_factory.mktemp("api-impatient"))) as server:
@@ -178,10 +184,10 @@ def test_the_openai_clients_retries_enqueue_a_list_once(
     """The client retries a 503 by itself (Retry-After: 1 s), sending no idempotency header:
     each retry attaches to the first attempt's work instead of enqueuing the list again, and
     one of them gets its answer. The jobs it leaves are those of one plain run."""
-    texts = [f"retried list item {i}, have a nice day" for i in range(40)]
     once = make_key(api_database_url, ("normal",), may_review=False)
-    _client(api_server, once).moderations.create(input=texts)
+    _client(api_server, once).moderations.create(input=_fresh_texts(40))
     key = make_key(api_database_url, ("normal",), may_review=False)
+    texts = _fresh_texts(40)  # not in the result cache: the worker moderates them
     raw = _client(impatient_api, key, max_retries=60).moderations.with_raw_response.create(
         input=texts
     )
