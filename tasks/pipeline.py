@@ -32,6 +32,7 @@ from gpu_worker.model_source import ResolvedModel
 from gpu_worker.runtime import (
     Engine,
     EngineConfig,
+    current_engine,
     get_engine,
     get_variant_engine,
     retire_variant_engines,
@@ -41,6 +42,7 @@ from modq.experiment import Experiment, Variant
 from modq.schemas import ModerationRequest, ModerationResult, Priority
 from modq.settings import Settings, get_settings
 from policy import Policy, UserFeatures, apply_user_history, decide, load_policy
+from policy.carried import ServedPolicy, policy_for_model
 from policy.user_history import describe as describe_user_features
 from tasks import storage_breaker
 from tasks.routing import ExperimentRouter, PolicyBook
@@ -107,6 +109,12 @@ class ModerationPipeline:
         self.settings = settings
         self.policy: Policy = load_policy(settings.policy_path)
         self.policies = PolicyBook(self.policy, Path(settings.policy_path).parent)
+        # MODQ_POLICY_PATH, when set, is served with every model; else each model's own
+        self._configured_policy = (
+            settings.policy_path if "policy_path" in settings.model_fields_set else None
+        )
+        self._served_policies: dict[tuple[Path, str], ServedPolicy] = {}
+        self._served_lock = threading.Lock()
         self.cache = ResultCache(
             Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5),
             ttl_s=settings.cache_ttl_s,
@@ -141,6 +149,33 @@ class ModerationPipeline:
 
     def engine(self) -> Engine:
         return get_engine(self._engine_config)
+
+    def served_policy(self, model: ResolvedModel) -> ServedPolicy:
+        """The policy the primary model ``model`` is served under (policy/carried.py): read
+        once per model version; a mismatch is logged then, and reported by /healthz and
+        modq_stats while that model serves."""
+        key = (model.folder, model.digest)
+        served = self._served_policies.get(key)
+        if served is not None:
+            return served
+        with self._served_lock:
+            served = self._served_policies.get(key)
+            if served is None:
+                served = policy_for_model(
+                    model.folder,
+                    model.digest,
+                    configured=self._configured_policy,
+                    default=self.settings.policy_path,
+                )
+                if served.mismatch is not None:
+                    log.error("modq: serving degraded: %s", served.mismatch)
+                self._served_policies[key] = served
+        return served
+
+    def current_policy(self) -> ServedPolicy | None:
+        """The policy of the primary model serving now (None before it loads)."""
+        engine = current_engine()
+        return self.served_policy(engine.model) if engine is not None else None
 
     def variant_engine(self, variant: Variant) -> Engine:
         """The engine of an A/B variant's model (the primary engine if it is the same)."""
@@ -243,9 +278,13 @@ class ModerationPipeline:
         """Look the requests up in the cache and hand the misses to the variant's batcher
         (without waiting). A model swap between taking the engine and submitting to it closes
         that engine's batcher: the requests then simply go to the new engine."""
-        policy = self.policy if variant is None else self.policies.get(variant.policy_version)
         for attempt in range(SWAP_ATTEMPTS):
             engine = self.engine() if variant is None else self.variant_engine(variant)
+            policy = (
+                self.served_policy(engine.model).policy
+                if variant is None
+                else self.policies.get(variant.policy_version)
+            )
             try:
                 return self._submit_on(engine, policy, requests)
             except BatcherClosed as exc:

@@ -264,4 +264,7 @@ def modq_stats(state: Any) -> dict[str, Any]:
         stats["experiment"] = experiment.id if experiment is not None else None
         cache = pipeline.cache.stats
         stats.update(cache_hits_local=cache.hits_local, cache_errors=cache.errors)
+        served = pipeline.current_policy()
+        if served is not None:  # policy_mismatch: why the worker serves degraded, or None
+            stats.update(served.describe())
     return stats

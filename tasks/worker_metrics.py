@@ -306,7 +306,8 @@ def _on_serving(engine: Engine) -> None:
     from tasks.pipeline import current_pipeline
 
     pipeline = current_pipeline()
-    metrics().serving(engine, pipeline.policy.version if pipeline is not None else "unknown")
+    policy = pipeline.served_policy(engine.model).policy if pipeline is not None else None
+    metrics().serving(engine, policy.version if policy is not None else "unknown")
 
 
 def _on_breaker(snapshot: BreakerSnapshot) -> None:

@@ -13,7 +13,9 @@ one child), the broker answers a ping, no circuit breaker is open (``model_break
 model failed repeatedly or a call hung; under prefork: open in any child; ``storage_breaker``:
 writes to the database failed repeatedly, tasks/storage_breaker.py) and no model call that hung
 is still stuck (``model_calls``: threads pool); otherwise 503, with every check and
-the reason of each failure as JSON. ``/livez`` answers 200 while the process serves HTTP at all
+the reason of each failure as JSON. A policy calibrated for another model version than the one
+served (``policy``: threads pool; prefork children say it in ``modq_stats``) leaves it 200 with
+status ``degraded`` and the reason. ``/livez`` answers 200 while the process serves HTTP at all
 (a liveness probe must not restart workers for a broker outage).
 """
 
@@ -51,13 +53,16 @@ class Health:
     """Each check's outcome: ``"ok"`` or why it failed."""
 
     checks: dict[str, str]
+    advisory: frozenset[str] = frozenset()  # checks that degrade the worker, never fail it
 
     @property
     def ok(self) -> bool:
-        return all(outcome == OK for outcome in self.checks.values())
+        return all(o == OK for name, o in self.checks.items() if name not in self.advisory)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"status": "ok" if self.ok else "unhealthy", "checks": self.checks}
+        degraded = any(self.checks[name] != OK for name in self.advisory if name in self.checks)
+        status = ("degraded" if degraded else "ok") if self.ok else "unhealthy"
+        return {"status": status, "checks": self.checks}
 
 
 class BrokerPing:
@@ -96,10 +101,12 @@ class HealthProbe:
         model_loaded: Callable[[], bool],
         broker: Callable[[], str],
         breakers: Sequence[BreakerCheck] = (),
+        advisories: Sequence[BreakerCheck] = (),
     ) -> None:
         self.model_loaded = model_loaded
         self.broker = broker
         self.breakers = list(breakers)
+        self.advisories = list(advisories)  # reported as "degraded", still 200
 
     def check(self) -> Health:
         model = OK if self.model_loaded() else "not loaded"
@@ -107,7 +114,12 @@ class HealthProbe:
         for breaker in self.breakers:
             name, outcome = breaker()
             checks[name] = outcome
-        return Health(checks)
+        advisory = set()
+        for check in self.advisories:
+            name, outcome = check()
+            checks[name] = outcome
+            advisory.add(name)
+        return Health(checks, frozenset(advisory))
 
 
 def make_app(
@@ -221,6 +233,22 @@ def model_calls_check() -> tuple[str, str]:
     )
 
 
+def policy_check() -> tuple[str, str]:
+    """``ok`` unless the policy served was calibrated for another model version than the one
+    served (policy/carried.py): the worker serves, degraded, and says why."""
+    from modq.errors import ModerationError
+    from tasks.pipeline import current_pipeline
+
+    pipeline = current_pipeline()
+    try:
+        served = pipeline.current_policy() if pipeline is not None else None
+    except ModerationError as exc:  # an unreadable policy file: its jobs fail, typed
+        return "policy", f"{exc.code}: {exc.message}"
+    if served is None or served.mismatch is None:
+        return "policy", OK
+    return "policy", served.mismatch
+
+
 def children_breaker_check(path: str) -> BreakerCheck:
     """Under prefork: the model breaker of every live child, from their gauges."""
 
@@ -271,7 +299,8 @@ def start(*, host: str, port: int, broker_url: str, prefork: bool) -> WorkerServ
     checks = [model_breaker, storage_breaker]
     if not (prefork and shared):  # under prefork a child's hung call opens its breaker gauge
         checks.append(model_calls_check)
-    probe = HealthProbe(model_loaded, BrokerPing(broker_url), checks)
+    advisories = [] if prefork and shared else [policy_check]  # prefork: see modq_stats
+    probe = HealthProbe(model_loaded, BrokerPing(broker_url), checks, advisories)
     server = WorkerServer(host, port, make_app(served, probe), owned)
     log.info("modq: worker metrics and health on http://%s:%d", host, server.port)
     return server

@@ -50,7 +50,7 @@ def _id(prefix: str) -> str:
 def test_delay_returns_a_full_result_that_is_stored(stack, model_dir):
     from gpu_worker.manifest import ModelManifest
     from modq.settings import get_settings
-    from policy import load_policy
+    from policy.carried import policy_for_model
 
     _, repository = stack
     content_id = _id("one")
@@ -65,8 +65,14 @@ def test_delay_returns_a_full_result_that_is_stored(stack, model_dir):
     assert set(result.scores) == {"violence", "adult", "hate_speech", "harassment", "spam"}
     assert result.unscored_categories == ["self_harm"]
     assert result.model_name == ModelManifest.read(model_dir).name and result.model_version
-    default_policy = load_policy(get_settings().policy_path)  # the packaged default (v2)
-    assert result.policy_version == default_policy.version and result.cache_hit is False
+    served = policy_for_model(  # the policy the model's folder carries (policy/carried.py)
+        model_dir,
+        ModelManifest.read(model_dir).version,
+        configured=None,
+        default=get_settings().policy_path,
+    )
+    assert served.mismatch is None
+    assert result.policy_version == served.policy.version and result.cache_hit is False
     assert result.latency_ms > 0
     assert result.scores["violence"] > 0.5 and result.decision.value in {"flag", "remove"}
     assert any(r.category == "violence" for r in result.tripped)

@@ -30,7 +30,7 @@ import migrations
 from cli.services import free_port, redis_reachable, redis_server_binary, start_worker, stop_worker
 from gpu_worker.manifest import ModelManifest
 from modq.settings import get_settings
-from policy import load_policy
+from policy.carried import policy_for_model
 from tests.polling import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -220,7 +220,9 @@ def test_model_info_names_the_served_model_and_policy(stack: Stack, model_dir: P
         "version": manifest.version,
         "device": stats["device"],  # where ONNX Runtime really runs it: cpu here, cuda on a GPU
         "backend": "onnx",
-        "policy_version": load_policy(get_settings().policy_path).version,
+        "policy_version": policy_for_model(  # the policy its folder carries
+            model_dir, manifest.version, configured=None, default=get_settings().policy_path
+        ).policy.version,
     }
     assert total(samples, "modq_worker_model_loaded") == 1
     assert total(samples, "process_resident_memory_bytes") > 0  # the process collectors too
