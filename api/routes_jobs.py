@@ -12,6 +12,7 @@ from fastapi import APIRouter, Path, Request, Response
 import modq
 from api.auth import require_priority
 from api.deps import Caller, Producer
+from api.idempotency import claim_of
 from api.models import JobAccepted, JobBody, JobError, JobOut, ReviewOut, result_out
 from api.problems import problem_responses, status_of
 from api.producer import new_job_id
@@ -35,19 +36,30 @@ async def submit_job(
     ``callback_url`` the result is also POSTed there, signed (HMAC-SHA256), with retries."""
     require_priority(principal, body.priority.value)  # 403 before any check of the URL
     job = body.model_dump(mode="json", exclude={"callback_url"})
-    job_id = new_job_id()
-    options: dict[str, Any] = {"task_id": job_id}
-    if body.callback_url is not None:
-        # signed delivery by the worker that finishes the job (api.webhooks, tasks/webhooks.py)
-        options = webhook_options(
-            body.callback_url, priority=body.priority.value, job_id=job_id, app=modq.app
+
+    async def work(_timeout_s: float) -> JobAccepted:
+        job_id = new_job_id()
+        options: dict[str, Any] = {"task_id": job_id}
+        if body.callback_url is not None:
+            # signed delivery by the worker that finishes the job (api.webhooks)
+            options = webhook_options(
+                body.callback_url, priority=body.priority.value, job_id=job_id, app=modq.app
+            )
+        await producer.submit(principal, job, **options)
+        status_url = str(request.url_for("get_job", job_id=job_id).path)
+        return JobAccepted(
+            job_id=job_id, status="queued", priority=body.priority, status_url=status_url
         )
-    await producer.submit(principal, job, **options)
-    status_url = str(request.url_for("get_job", job_id=job_id).path)
-    response.headers["Location"] = status_url
-    return JobAccepted(
-        job_id=job_id, status="queued", priority=body.priority, status_url=status_url
+
+    # a repeat with the same Idempotency-Key gets the first job's id (api.idempotency)
+    accepted: JobAccepted = await request.app.state.replays.run(
+        claim_of(request, principal, body),
+        work,
+        JobAccepted,
+        deadline_s=producer.settings.api_result_timeout_s,
     )
+    response.headers["Location"] = accepted.status_url
+    return accepted
 
 
 @router.get(

@@ -185,3 +185,20 @@ def test_a_job_with_a_callback_url_is_delivered_signed(
     delivered = json.loads(body)
     assert delivered["job_id"] == accepted.json()["job_id"]
     assert delivered["event"] == "job.succeeded"
+
+
+def test_a_job_sent_twice_with_an_idempotency_key_is_enqueued_once(
+    api_server: ApiServer, api_database_url: str
+) -> None:
+    key = make_key(api_database_url, ("bulk",), may_review=False)
+    body = {"content": "sent twice by a retrying client", "priority": "bulk"}
+    with api_server.client(key) as client:
+        first, again = (
+            client.post("/v1/jobs", json=body, headers={"Idempotency-Key": "job-1"})
+            for _ in range(2)
+        )
+        other = client.post("/v1/jobs", json=body, headers={"Idempotency-Key": "job-2"})
+    assert first.status_code == again.status_code == other.status_code == 202, first.text
+    assert again.json() == first.json()
+    assert again.headers["location"] == first.headers["location"]
+    assert other.json()["job_id"] != first.json()["job_id"]  # another key, another job
