@@ -113,6 +113,13 @@ def db_upgrade(url: str | None) -> None:
     help="prefork only: grow and shrink the child processes between MIN and MAX as work "
     "comes and goes. The threads pool cannot (refused at start).",
 )
+@click.option(
+    "--task-events/--no-task-events",
+    default=True,
+    show_default=True,
+    help="Send task events from the start (celery -E): Flower and `celery events` see every "
+    "job, also those run before Flower turns events on (docs/flower.md).",
+)
 def worker(
     threads: int | None,
     loglevel: str,
@@ -123,6 +130,7 @@ def worker(
     metrics_port: int | None,
     hostname: str | None,
     autoscale: str | None,
+    task_events: bool,
 ) -> None:
     """Run a worker (a thin wrapper over `celery -A tasks worker`)."""
     from cli.services import WORKER_ENV_DEFAULTS, parse_queues, worker_command
@@ -163,6 +171,7 @@ def worker(
             loglevel=loglevel,
             pool=pool,
             queues=queue_list,
+            task_events=task_events,
         )
         + extra
         for name in claims.names

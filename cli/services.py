@@ -181,9 +181,12 @@ def worker_command(
     loglevel: str = "warning",
     queues: str = QUEUES,
     pool: str = "threads",
+    task_events: bool = False,
 ) -> list[str]:
     """``threads``: N task threads share one model and batcher (the default). ``prefork``: N
-    child processes, each loading its own model after the fork (never the parent)."""
+    child processes, each loading its own model after the fork (never the parent).
+    ``task_events``: send task events from the start (``-E``), as Flower needs to see every
+    job (`modq worker` does; tests and benchmarks leave them to whoever turns them on)."""
     # Celery reads a plain "--pool prefork" as "the CLI default" and lets the configured
     # worker_pool (threads) win; its alias "processes" is always taken as asked.
     pool_option = PREFORK_POOL if pool == "prefork" else pool
@@ -206,6 +209,7 @@ def worker_command(
         loglevel,
         "--without-gossip",
         "--without-mingle",
+        *(["--task-events"] if task_events else []),
     ]
 
 
