@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-H11_MAX_HEADER_BYTES = 16_384  # a request line + headers past this are refused (400)
+H11_MAX_HEADER_BYTES = 16_384  # a header still incomplete after this many bytes: 400
 KEEP_ALIVE_S = 5  # an idle kept-alive connection is closed after this long
 
 

@@ -113,10 +113,23 @@ def test_a_body_trickled_byte_by_byte_is_dropped(strict_api: ApiServer) -> None:
     assert "connection: close" in headers
 
 
-def test_a_request_uvicorn_cannot_parse_is_a_400_problem(strict_api: ApiServer) -> None:
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"NOT HTTP AT ALL\r\n\r\n",
+        # no end in sight past 16 KiB: refused without waiting for the rest
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000,
+    ],
+    ids=["garbage", "header-over-16-KiB"],
+)
+def test_a_request_uvicorn_cannot_parse_is_a_400_problem(
+    strict_api: ApiServer, request_bytes: bytes
+) -> None:
     with _connect(strict_api) as connection:
-        connection.sendall(b"NOT HTTP AT ALL\r\n\r\n")
-        answer = connection.recv(65536)
+        connection.sendall(request_bytes)
+        answer = b""
+        while chunk := connection.recv(65536):  # then it closes
+            answer += chunk
     status, problem, _ = _status_and_problem(answer)
     assert (status, problem["code"]) == (400, "bad_request")
 
