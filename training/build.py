@@ -24,6 +24,7 @@ from policy import Policy
 from training.artifacts import onnx_version, point_current, publish_folder, staging_folder
 from training.datasets import COVERED_CATEGORIES, Example, load_examples
 from training.encoder import ENCODER_NAME, embed_token_ids, encoder_dir, load_encoder
+from training.environment import build_environment
 from training.export import write_classifier_files
 from training.heads import blend, fold, train_heads
 from training.lexical import LEXICAL_C, presence_matrix, train_lexical
@@ -204,6 +205,7 @@ def _provenance(
         "train_embedding_max_tokens": TRAIN_EMBED_TOKENS,
         "onnx_parity_max_abs_diff": diff,
         "seed": seed,
+        "build_environment": build_environment(),  # what the digest depends on besides this
     }
 
 
