@@ -306,15 +306,19 @@ def test_deep_lua_only_and_huge_items_with_a_ring_never_stop_the_worker(
     nests 5,000 deep or whose headers nest 985 deep (``RecursionError`` escaped the transport
     and the dead-letter path: every worker that fetched one died, and every restart), items
     Redis's cjson read and Python refuses (parked but left in ``unacked``), an item over
-    ``MODQ_MAX_MESSAGE_BYTES`` (decoded whole inside Redis). Each is dead-lettered and leaves
+    ``MODQ_MAX_MESSAGE_BYTES`` (decoded whole inside Redis), a body that does not decompress
+    (Celery's ``on_decode_error`` acknowledged it away). Each is dead-lettered and leaves
     ``unacked``; the same worker answers every good job; callers of the ones that name a task
     id get ``PoisonMessage``."""
     redis = Redis.from_url(redis_url)
     message = template(redis)
+    compressed_id, compressed = identified(message)  # Celery's on_decode_error acked it away
+    compressed["headers"]["compression"] = "application/x-gzip"
     shapes = {
         **deep_shapes(message),
         **lua_only_shapes(message),
         "too large": huge_item(message, 300_000),
+        "a body that does not decompress": (compressed_id, json.dumps(compressed).encode()),
     }
     env = {"MODQ_DATABASE_URL": database, "MODQ_MAX_MESSAGE_BYTES": "65536"}
     with running_worker(env, log_dir=tmp_path, threads=2) as worker:
@@ -325,7 +329,8 @@ def test_deep_lua_only_and_huge_items_with_a_ring_never_stop_the_worker(
             good.append(moderate.delay(content_id=f"good-{len(good)}", content=f"fine {shape}"))
         answers = [job.get(timeout=60) for job in good]
         assert [a["content_id"] for a in answers] == [f"good-{i}" for i in range(len(good))]
-        for shape in ("a body nested 5,000 deep", "a bare 0x10", "nan", "too large"):
+        typed = ("a body nested 5,000 deep", "a bare 0x10", "nan", "too large")
+        for shape in (*typed, "a body that does not decompress"):
             with pytest.raises(PoisonMessage):
                 app.AsyncResult(shapes[shape][0]).get(timeout=30)
         assert worker.process.poll() is None and worker.stats()["pid"] == pid  # no restart
@@ -340,6 +345,7 @@ def test_deep_lua_only_and_huge_items_with_a_ring_never_stop_the_worker(
     large = by_id[shapes["too large"][0]]
     assert large.reason == "too_large" and large.message_bytes == len(shapes["too large"][1])
     assert shapes["too large"][1].startswith(large.raw())
+    assert by_id[compressed_id].reason == "bad_message"
     assert redis.hlen("unacked") == 0 and redis.zcard("unacked_index") == 0
     assert "Unrecoverable error" not in log and MARKER not in log
 
