@@ -16,7 +16,8 @@ from policy import load_policy
 from policy.carried import CARRIED_POLICY_FILE
 from tests.cli.runner import modq
 
-pytestmark = [pytest.mark.slow, pytest.mark.long]  # a whole build: 5 min on 2 idle cores
+# a whole build: 5-6 min on 2 idle cores, far longer on shared ones (pytest's 300 s is too short)
+pytestmark = [pytest.mark.slow, pytest.mark.long, pytest.mark.timeout(3600)]
 
 
 @pytest.fixture
