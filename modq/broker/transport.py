@@ -31,16 +31,17 @@ lone surrogates and nesting depth; an item one accepted and the other refused wa
 ``unacked`` for good, and ended every worker that swept it). An item over the worker's
 ``MODQ_MAX_MESSAGE_BYTES`` comes back as its head and its size only, never decoded. Every
 ``unacked`` entry can be removed (by that tag) and restored (its bytes go back to the list they
-came from, with no decoder on the way) whatever it holds.
+came from, with no decoder on the way) whatever it holds (modq/broker/unacked.py).
 
 What happens to an item Python cannot take depends on who consumes it:
 
-- **A modq worker's task channel** (the ``PoisonGuard`` bootstep of ``tasks/dead_letters.py``
-  calls ``Channel.guard_poison``): any failure on the way to the consumer (too large, not JSON,
-  nested too deep, kombu's ``Message`` refusing it, Celery's handling of it: any exception but a
-  connection error) dead-letters the item, byte for byte, into the Redis it came from (or
-  ``MODQ_DEAD_LETTERS_URL``), and takes it out of ``unacked``. If the store cannot take it, it
-  stays in ``unacked`` and comes back after the visibility timeout.
+- **A modq worker's task channel** (the ``PoisonGuardStep`` bootstep of
+  ``tasks/dead_letters.py`` calls ``guard_poison``, modq/broker/poison.py): any failure on the
+  way to the consumer (too large, not JSON, nested too deep, kombu's ``Message`` refusing it,
+  Celery's handling of it: any exception but a connection error) dead-letters the item, byte
+  for byte, into the Redis it came from (or ``MODQ_DEAD_LETTERS_URL``), and takes it out of
+  ``unacked``. If the store cannot take it, it stays in ``unacked`` and comes back after the
+  visibility timeout.
 - **Everyone else** (a plain kombu consumer on this transport, Celery's control replies): as
   stock kombu, the exception is raised from ``drain_events`` and the message is kept (in
   ``unacked``; a message its callback failed on is restored when the channel closes).
@@ -52,10 +53,8 @@ visibility timeout). See docs/dead-letters.md.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from time import monotonic, time
 from typing import Any
@@ -63,14 +62,15 @@ from typing import Any
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
-from kombu.utils.json import dumps, loads
+from kombu.utils.json import dumps
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
-from modq.broker import dead_letters, unacked
+from modq.broker.poison import FetchedMessage, PoisonGuarding
+from modq.broker.unacked import PARKED_KEY as PARKED_KEY  # where it always was
+from modq.broker.unacked import Restoring
 from modq.contract import QUEUES
-from modq.errors import TooLarge
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +81,6 @@ DOORBELL_TOKENS = 64  # enough to wake every consumer of a queue; older tokens a
 # LLENs). Transport option ``look_interval`` (seconds) overrides it.
 LOOK_INTERVAL_S = 0.01
 FETCH_COUNTER_KEY = "_modq.fetched"  # fetch.lua's tags: modq-<INCR of this>
-# items waiting to be dead-lettered: left by an older modq, or an unacked entry nothing could
-# restore to a queue; a guarded channel folds them into the dead-letter queue when it starts
-PARKED_KEY = "_modq.undecodable"
-FOLD_BATCH = 100
 HEAD_BYTES = 8_192  # of an item over the size limit: its head and tail come back, to park it
 CONTROL_SUFFIX = ".pidbox"  # Celery's control queues (``<id>.reply.celery.pidbox``): no bell
 
@@ -99,14 +95,6 @@ class Script:
 
 FETCH = Script("fetch.lua")
 LOOK = Script("look.lua")
-
-
-@dataclass(frozen=True)
-class PoisonGuard:
-    """What a guarded channel (a modq worker's task channel) does with an item it cannot
-    deliver: dead-letter it. Items over ``max_message_bytes`` are refused undecoded."""
-
-    max_message_bytes: int
 
 
 def doorbell_key(queue: str) -> str:
@@ -126,21 +114,6 @@ def rings_doorbell(queue: str) -> bool:
     replies, whose consumer blocks on the reply list itself (and whose names are per process:
     a token list per caller would outlive it, with no expiry)."""
     return not queue.endswith(CONTROL_SUFFIX)
-
-
-class FetchedMessage(virtual.Message):
-    """kombu's message, acknowledged by the fetch's own tag (the channel's ``fetched_tag``
-    while it delivers) rather than the one in its properties; ``_raw`` stays the message as it
-    came, so what is parked or retried of it is the item the producer sent."""
-
-    def __init__(self, payload: Any, channel: Any = None, **kwargs: Any) -> None:
-        tag = getattr(channel, "fetched_tag", None)
-        if tag is None:
-            super().__init__(payload, channel=channel, **kwargs)
-            return
-        tagged = {**payload, "properties": {**payload["properties"], "delivery_tag": tag}}
-        super().__init__(tagged, channel=channel, **kwargs)
-        self._raw = payload
 
 
 class AtomicQoS(kombu_redis.QoS):
@@ -167,7 +140,7 @@ class AtomicQoS(kombu_redis.QoS):
             client.transaction(restore_transaction, self.unacked_key)
 
 
-class Channel(kombu_redis.Channel):
+class Channel(PoisonGuarding, Restoring, kombu_redis.Channel):
     """Consumes with ``fetch.lua``, doorbells and idle looks, queues in modq's drain order;
     publishes a message and its token."""
 
@@ -179,9 +152,7 @@ class Channel(kombu_redis.Channel):
         "look_interval",
     )
     look_interval: float = LOOK_INTERVAL_S
-    poison_guard: PoisonGuard | None = None  # set on a modq worker's task channel only
     delivering_fetched = False  # True while a fetched message goes to its consumer
-    fetched_tag: str | None = None  # its unacked tag, meanwhile (None: a no-ack message)
     _waiting_on_doorbell = False  # the command in flight is a doorbell BRPOP, not the script
     _scripts_loaded = False  # this channel has sent SCRIPT LOAD (Redis keeps them until restart)
     _blocked_bells: tuple[str, ...] = ()  # the doorbells the BRPOP in flight waits on
@@ -190,19 +161,7 @@ class Channel(kombu_redis.Channel):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._no_ack_queues: set[str] = set()
         self._look_client: Redis | None = None
-        self._dead_letters: dead_letters.DeadLetters | None = None
         super().__init__(*args, **kwargs)
-
-    def guard_poison(self, *, max_message_bytes: int) -> None:
-        """Dead-letter what this channel cannot deliver, instead of raising it (a modq worker's
-        task channel: the ``PoisonGuard`` bootstep calls this); fold the parked items in."""
-        self.poison_guard = PoisonGuard(max_message_bytes=max_message_bytes)
-        try:
-            with self.conn_or_acquire() as client:
-                for item in client.lrange(PARKED_KEY, 0, FOLD_BATCH - 1):
-                    self._dead_letter_parked(item)
-        except Exception as exc:  # folded at the next start: never a reason not to start
-            log.error("modq: cannot fold the parked items yet (%s)", type(exc).__name__)
 
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
         # kombu builds a pool from the transport's client, which a collected connection has
@@ -216,9 +175,6 @@ class Channel(kombu_redis.Channel):
 
     def _prefixed(self, key: str) -> str:
         return f"{self.global_keyprefix}{key}" if self.global_keyprefix else key
-
-    def _unprefixed(self, key: str) -> str:
-        return key.removeprefix(self.global_keyprefix or "")
 
     def basic_consume(self, queue: str, no_ack: bool, *args: Any, **kwargs: Any) -> Any:
         if no_ack:
@@ -249,121 +205,6 @@ class Channel(kombu_redis.Channel):
             for script in (FETCH, LOOK):
                 client.script_load(script.source)
             self._scripts_loaded = True
-
-    # --- restoring: no decoder between an unacked entry and its queue ------------------------
-
-    def _restore(self, message: Any, leftmost: bool = False) -> None:
-        self.qos.restore_by_tag(message.delivery_tag, leftmost=leftmost)
-
-    def restore_entry(self, entry: bytes, pipe: Any, leftmost: bool = False) -> None:
-        """Queue the commands that put an ``unacked`` entry's item back where it came from
-        (marked redelivered when it reads as a message). An entry that names no queue goes to
-        the parked list, to be dead-lettered: never an exception, never a loss."""
-        push = pipe.lpush if leftmost else pipe.rpush
-        try:
-            targets, item = self._restore_targets(entry)
-        except self.connection_errors:
-            raise
-        except Exception as exc:  # any entry at all: parked rather than lost or fatal
-            log.error("modq: cannot read an unacked entry back (%s)", type(exc).__name__)
-            targets, item = [], entry
-        if not targets:
-            log.error("modq: an unacked entry names no queue: parked to be dead-lettered")
-            pipe.lpush(PARKED_KEY, entry)
-            return
-        for target in targets:
-            push(target, item)
-
-    def _restore_targets(self, entry: bytes) -> tuple[list[str], bytes]:
-        fetched = unacked.split_entry(entry)
-        if fetched is not None:
-            key, item = fetched
-            return [self._unprefixed(key)], unacked.redelivered(item, unacked.readable(item))
-        kombu_entry = unacked.split_kombu(entry)
-        if kombu_entry is None:
-            return [], entry
-        item, exchange, routing_key = kombu_entry
-        message = unacked.readable(item)
-        priority = self._get_message_priority(message, reverse=False) if message else 0
-        queues = self._lookup(exchange, routing_key)
-        lists = [self._q_for_pri(queue, priority) for queue in queues]
-        return lists, unacked.redelivered(item, message)
-
-    # --- poison: dead-lettered on a guarded channel, raised elsewhere -------------------------
-
-    def _dead_letter_store(self) -> dead_letters.DeadLetters:
-        if self._dead_letters is None:
-            self._dead_letters = dead_letters.store_for_broker(Redis(connection_pool=self.pool))
-        return self._dead_letters
-
-    def _dead_letter_parked(self, item: bytes) -> None:
-        """An item from the parked list: dead-lettered, then taken off the list (where it stays
-        if the dead-letter store is away)."""
-        job = dead_letters.read_raw(item)
-        why = job.problem or "not a kombu message"
-        entry = dead_letters.poison_entry(
-            item, queue=None, reason="undecodable", error=f"undecodable message: {why}"
-        )
-        try:
-            dead_letters.park(entry, self._dead_letter_store())
-        except Exception as exc:  # kept on the parked list, folded later
-            log.error("modq: cannot dead-letter a parked item yet (%s)", type(exc).__name__)
-            return
-        with self.conn_or_acquire() as client:
-            client.lrem(PARKED_KEY, 1, item)
-
-    def _deliver_fetched(self, reply: tuple[Any, ...], dest: str) -> None:
-        """Hand a fetched item to its consumer. On a guarded channel a poison item (anything
-        but a connection error on the way) is dead-lettered instead, and leaves ``unacked``;
-        elsewhere the error is raised, as stock kombu raises it, and the item is kept."""
-        item, tag = reply[1], (bytes_to_str(reply[2]) if len(reply) > 2 else None)
-        guard = self.poison_guard if tag is not None else None
-        reason = "undecodable"
-        try:
-            if len(reply) > 3:
-                reason = "too_large"
-                raise TooLarge(
-                    f"a broker item of {int(reply[3])} bytes, over the "
-                    f"{guard.max_message_bytes if guard else 0} of MODQ_MAX_MESSAGE_BYTES"
-                )
-            payload = loads(bytes_to_str(item))
-            reason = "bad_envelope"  # it decodes: from here on what fails is its envelope
-            self.fetched_tag = tag
-            try:
-                self.connection._deliver(payload, dest)
-            finally:
-                self.fetched_tag = None
-        except Exception as exc:
-            # kombu's Redis transport counts KeyError among its connection errors: an envelope
-            # with no "properties" or "body" would pass for a lost connection, and come back
-            if isinstance(exc, self.connection_errors) and not isinstance(exc, KeyError):
-                raise
-            if guard is None or tag is None:
-                raise
-            if reason == "undecodable" and _plain_json(item):
-                reason = "bad_envelope"  # JSON that kombu's object hooks refuse (a bad datetime)
-            self._dead_letter_fetched(reply, dest, tag, reason, exc)
-
-    def _dead_letter_fetched(
-        self, reply: tuple[Any, ...], dest: str, tag: str, reason: str, exc: Exception
-    ) -> None:
-        self.qos._delivered.pop(tag, None)  # type: ignore[attr-defined]  # off the prefetch
-        try:
-            error = dead_letters.describe(exc)
-            if reason == "too_large":
-                entry = dead_letters.oversize_entry(
-                    reply[1], reply[4], size=int(reply[3]), queue=dest, error=error
-                )
-            else:
-                entry = dead_letters.poison_entry(reply[1], queue=dest, reason=reason, error=error)
-            dead_letters.park(entry, self._dead_letter_store())
-        except Exception as store_exc:
-            # left in unacked: it comes back after the visibility timeout and is parked then
-            log.error(
-                "modq: cannot dead-letter a poison message yet (%s)", type(store_exc).__name__
-            )
-            return
-        self.qos._remove_from_indices(tag).execute()
 
     # --- fetching ------------------------------------------------------------------------------
 
@@ -477,20 +318,12 @@ class Channel(kombu_redis.Channel):
             pipe.execute()
 
 
-def _plain_json(item: bytes) -> bool:
-    """Whether ``item`` is JSON to Python's plain decoder (no object hooks)."""
-    try:
-        json.loads(item)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return False
-    return True
-
-
 class Transport(kombu_redis.Transport):
     """The Redis transport, fetching atomically (``broker_transport`` in celeryconfig)."""
 
     Channel = Channel
     looks_when_idle = False  # True once an event loop runs the idle looks
+    fetched_tag: str | None = None  # the unacked tag of the message a channel is delivering
     cycle: Any  # kombu's MultiChannelPoller: the channels this transport polls
     client: Any  # the kombu Connection this transport serves
     _look_timer: Any = None

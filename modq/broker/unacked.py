@@ -12,12 +12,18 @@ no decoder accepts is restorable too.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from typing import Any
 
 from kombu.utils.json import dumps, loads
 
+log = logging.getLogger(__name__)
+
 ENTRY_MARK = b"\0modq1 "
+# items waiting to be dead-lettered: left by an older modq, or an unacked entry that names no
+# queue; a guarded channel folds them into the dead-letter queue when it starts
+PARKED_KEY = "_modq.undecodable"
 # kombu's entry: [<message>, "<exchange>", "<routing key>"] (", " or "," between)
 _KOMBU_ENTRY = re.compile(
     rb'\A\[(?P<message>.*),\s*(?P<exchange>"(?:[^"\\]|\\.)*")\s*,'
@@ -74,3 +80,57 @@ def redelivered(item: bytes, message: dict[str, Any] | None) -> bytes:
         return str(dumps(message)).encode("utf-8", "surrogatepass")
     except Exception:  # it decoded but does not encode back (nested at the limit): as it was
         return item
+
+
+class Restoring:
+    """The restore part of the transport's ``Channel``: an ``unacked`` entry's item back on
+    its list, with no decoder on the way (the sweep, a requeue, a closing channel)."""
+
+    # kombu's Redis channel provides these
+    qos: Any
+    connection_errors: Any
+    global_keyprefix: Any
+    _lookup: Any
+    _q_for_pri: Any
+    _get_message_priority: Any
+
+    def _restore(self, message: Any, leftmost: bool = False) -> None:
+        self.qos.restore_by_tag(message.delivery_tag, leftmost=leftmost)
+
+    def restore_entry(self, entry: bytes, pipe: Any, leftmost: bool = False) -> None:
+        """Queue the commands that put an ``unacked`` entry's item back where it came from
+        (marked redelivered when it reads as a message). An entry that names no queue goes to
+        the parked list, to be dead-lettered: never an exception, never a loss."""
+        push = pipe.lpush if leftmost else pipe.rpush
+        try:
+            targets, item = self._restore_targets(entry)
+        except Exception as exc:  # any entry at all: parked rather than lost or fatal
+            # (kombu counts KeyError among the Redis transport's connection errors)
+            if isinstance(exc, self.connection_errors) and not isinstance(exc, KeyError):
+                raise
+            log.error("modq: cannot read an unacked entry back (%s)", type(exc).__name__)
+            targets, item = [], entry
+        if not targets:
+            log.error("modq: an unacked entry names no queue: parked to be dead-lettered")
+            pipe.lpush(PARKED_KEY, entry)
+            return
+        for target in targets:
+            push(target, item)
+
+    def _restore_targets(self, entry: bytes) -> tuple[list[str], bytes]:
+        fetched = split_entry(entry)
+        if fetched is not None:
+            key, item = fetched
+            return [self._unprefixed(key)], redelivered(item, readable(item))
+        kombu_entry = split_kombu(entry)
+        if kombu_entry is None:
+            return [], entry
+        item, exchange, routing_key = kombu_entry
+        message = readable(item)
+        priority = self._get_message_priority(message, reverse=False) if message else 0
+        queues = self._lookup(exchange, routing_key)
+        lists = [self._q_for_pri(queue, priority) for queue in queues]
+        return lists, redelivered(item, message)
+
+    def _unprefixed(self, key: str) -> str:
+        return key.removeprefix(self.global_keyprefix or "")
