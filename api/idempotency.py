@@ -106,19 +106,23 @@ class Replays:
             return await work(deadline_s)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + deadline_s
+        # the deadline is checked by hand, never by cancelling: the Redis client may swallow a
+        # cancellation, and the work must go on past the caller's deadline anyway
         try:
-            async with asyncio.timeout_at(deadline):
-                while True:
-                    token = uuid.uuid4().hex
-                    if await self._claim(claim, token):
-                        task = loop.create_task(self._finish(claim, token, work))
-                        self._tasks.add(task)
-                        task.add_done_callback(self._forget)
-                        return await asyncio.shield(task)
-                    answer = await self._earlier_answer(claim)
-                    if answer is not None:
-                        return answer_type.model_validate(answer)
-                    # the earlier attempt failed and let its claim go: run it afresh
+            while True:
+                token = uuid.uuid4().hex
+                if await self._claim(claim, token):
+                    task = loop.create_task(self._finish(claim, token, work))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._forget)
+                    done, _ = await asyncio.wait({task}, timeout=max(0.0, deadline - loop.time()))
+                    if not done:
+                        raise TimeoutError
+                    return task.result()
+                answer = await self._earlier_answer(claim, deadline)
+                if answer is not None:
+                    return answer_type.model_validate(answer)
+                # the earlier attempt failed and let its claim go: run it afresh
         except TimeoutError:
             raise DeadlineExceeded(
                 f"no answer within {deadline_s:g} s; the work goes on: send the same request "
@@ -137,8 +141,10 @@ class Replays:
         )
         return bool(claimed)
 
-    async def _earlier_answer(self, claim: Claim) -> dict[str, Any] | None:
-        """The earlier attempt's answer once it has one; None when its claim is gone."""
+    async def _earlier_answer(self, claim: Claim, deadline: float) -> dict[str, Any] | None:
+        """The earlier attempt's answer once it has one; None when its claim is gone;
+        TimeoutError at ``deadline`` (the loop's clock)."""
+        loop = asyncio.get_running_loop()
         while True:
             raw = await self._redis.get(claim.record_key)
             if raw is None:
@@ -152,7 +158,10 @@ class Replays:
             if record.get("state") == "done":
                 answer: dict[str, Any] = record["answer"]
                 return answer
-            await asyncio.sleep(POLL_S)
+            left_s = deadline - loop.time()
+            if left_s <= 0:
+                raise TimeoutError
+            await asyncio.sleep(min(POLL_S, left_s))
 
     async def _finish(
         self, claim: Claim, token: str, work: Callable[[float], Awaitable[Answer]]
