@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from db.models import AliasMoveRow
 from db.session import as_utc, make_session_factory
-from modq.errors import StorageUnavailable
+from db.storage_errors import storage_errors
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,24 +37,23 @@ class AliasHistory:
     def recording(self, move: AliasMove) -> Iterator[None]:
         """Write ``move`` in a transaction that commits only if the body (the real alias
         move) succeeds: a failed move leaves no row, a row always means a move happened."""
-        try:
-            with self._sessions() as session, session.begin():
-                session.add(_row(move))
-                session.flush()
-                yield
-        except SQLAlchemyError as exc:
-            raise StorageUnavailable(f"cannot record alias move: {exc}") from exc
+        # the body is the caller's alias move: only the database's own errors are mapped
+        with (
+            storage_errors("record alias move", catch=(SQLAlchemyError,)),
+            self._sessions() as session,
+            session.begin(),
+        ):
+            session.add(_row(move))
+            session.flush()
+            yield
 
     def moves(self, model_name: str, alias: str | None = None) -> list[AliasMove]:
         """Moves of ``model_name`` (optionally one alias), oldest first."""
         query = select(AliasMoveRow).where(AliasMoveRow.model_name == model_name)
         if alias is not None:
             query = query.where(AliasMoveRow.alias == alias)
-        try:
-            with self._sessions() as session:
-                rows = session.scalars(query.order_by(AliasMoveRow.id)).all()
-        except SQLAlchemyError as exc:
-            raise StorageUnavailable(f"cannot read alias history: {exc}") from exc
+        with storage_errors("read alias history"), self._sessions() as session:
+            rows = session.scalars(query.order_by(AliasMoveRow.id)).all()
         return [_move(r) for r in rows]
 
     def version_at(self, model_name: str, alias: str, when: datetime) -> str | None:

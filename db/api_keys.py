@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, select, update
-from sqlalchemy.exc import SQLAlchemyError
 
 from db.models import ApiKeyRow
 from db.session import as_utc, make_session_factory
-from modq.errors import InvalidContent, StorageUnavailable
+from db.storage_errors import storage_errors
+from modq.errors import InvalidContent
 
 KEY_PREFIX = "modq_"
 PRIORITIES = ("urgent", "normal", "bulk")
@@ -78,7 +78,7 @@ def _record(row: ApiKeyRow) -> ApiKeyRecord:
 
 
 class ApiKeyRepository:
-    """Create, list, revoke and look up keys; every SQL failure is StorageUnavailable."""
+    """Create, list, revoke and look up keys; SQL failures are typed by db/storage_errors.py."""
 
     def __init__(self, engine: Engine) -> None:
         self._sessions = make_session_factory(engine)
@@ -110,47 +110,35 @@ class ApiKeyRepository:
             rate_limit_per_min=rate_limit_per_min,
             created_at=datetime.now(UTC),
         )
-        try:
-            with self._sessions.begin() as session:
-                session.add(row)
-        except SQLAlchemyError as exc:
-            raise StorageUnavailable(f"could not store the API key: {type(exc).__name__}") from exc
+        with storage_errors("store the API key"), self._sessions.begin() as session:
+            session.add(row)
         return _record(row), key
 
     def list(self) -> list[ApiKeyRecord]:
         """Every key, oldest first, revoked ones included."""
-        try:
-            with self._sessions() as session:
-                rows = session.scalars(select(ApiKeyRow).order_by(ApiKeyRow.id)).all()
-                return [_record(row) for row in rows]
-        except SQLAlchemyError as exc:
-            raise StorageUnavailable(f"could not list API keys: {type(exc).__name__}") from exc
+        with storage_errors("list API keys"), self._sessions() as session:
+            rows = session.scalars(select(ApiKeyRow).order_by(ApiKeyRow.id)).all()
+            return [_record(row) for row in rows]
 
     def revoke(self, key_id: str) -> bool:
         """Revoke a key; False when no active key has this id."""
-        try:
-            with self._sessions.begin() as session:
-                result = session.execute(
-                    update(ApiKeyRow)
-                    .where(ApiKeyRow.key_id == key_id, ApiKeyRow.revoked_at.is_(None))
-                    .values(revoked_at=datetime.now(UTC))
-                )
-                return bool(result.rowcount)  # type: ignore[attr-defined]
-        except SQLAlchemyError as exc:
-            raise StorageUnavailable(f"could not revoke the API key: {type(exc).__name__}") from exc
+        with storage_errors("revoke the API key"), self._sessions.begin() as session:
+            result = session.execute(
+                update(ApiKeyRow)
+                .where(ApiKeyRow.key_id == key_id, ApiKeyRow.revoked_at.is_(None))
+                .values(revoked_at=datetime.now(UTC))
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def lookup(self, key: str, *, touch: bool = True) -> ApiKeyRecord | None:
         """The record of this key (revoked or not), or None; stamps last_used_at if ``touch``."""
         digest = hash_key(key)
-        try:
-            with self._sessions.begin() as session:
-                row = session.scalars(
-                    select(ApiKeyRow).where(ApiKeyRow.key_sha256 == digest)
-                ).one_or_none()
-                if row is None:
-                    return None
-                if touch and row.revoked_at is None:
-                    row.last_used_at = datetime.now(UTC)
-                return _record(row)
-        except SQLAlchemyError as exc:
-            raise StorageUnavailable(f"could not read API keys: {type(exc).__name__}") from exc
+        with storage_errors("read API keys"), self._sessions.begin() as session:
+            row = session.scalars(
+                select(ApiKeyRow).where(ApiKeyRow.key_sha256 == digest)
+            ).one_or_none()
+            if row is None:
+                return None
+            if touch and row.revoked_at is None:
+                row.last_used_at = datetime.now(UTC)
+            return _record(row)

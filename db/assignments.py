@@ -8,11 +8,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, Insert, func, select
-from sqlalchemy.exc import SQLAlchemyError
 
 from db.models import AssignmentRow
 from db.session import as_utc, make_session_factory
-from modq.errors import StorageUnavailable
+from db.storage_errors import storage_errors
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +61,8 @@ class AssignmentRepository:
             .where(AssignmentRow.experiment_id == experiment_id)
             .order_by(AssignmentRow.assigned_at, AssignmentRow.id)
         )
-        try:
-            with self._sessions() as session:
-                return [_assignment(r) for r in session.scalars(query)]
-        except SQLAlchemyError as exc:
-            raise StorageUnavailable(f"cannot read assignments: {exc}") from exc
+        with storage_errors("read assignments"), self._sessions() as session:
+            return [_assignment(r) for r in session.scalars(query)]
 
     def counts(self, experiment_id: str) -> dict[str, int]:
         """Assignments per variant."""
@@ -75,11 +71,8 @@ class AssignmentRepository:
             .where(AssignmentRow.experiment_id == experiment_id)
             .group_by(AssignmentRow.variant)
         )
-        try:
-            with self._sessions() as session:
-                return {variant: int(n) for variant, n in session.execute(query).all()}
-        except SQLAlchemyError as exc:
-            raise StorageUnavailable(f"cannot count assignments: {exc}") from exc
+        with storage_errors("count assignments"), self._sessions() as session:
+            return {variant: int(n) for variant, n in session.execute(query).all()}
 
 
 def _assignment(row: AssignmentRow) -> Assignment:

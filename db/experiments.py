@@ -8,12 +8,12 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from db.models import ExperimentRow, ExperimentVariantRow
 from db.session import as_utc, make_session_factory
-from modq.errors import ExperimentError, StorageUnavailable, UnknownExperiment
+from db.storage_errors import storage_errors
+from modq.errors import ExperimentError, UnknownExperiment
 from modq.experiment import AssignmentUnit, Experiment, ExperimentState, Variant
 
 
@@ -25,13 +25,13 @@ class ExperimentRepository:
 
     @contextmanager
     def _session(self, action: str) -> Iterator[Session]:
-        try:
-            with self._sessions() as session, session.begin():
-                yield session
-        except IntegrityError as exc:
-            raise ExperimentError(f"cannot {action}: {exc.orig}") from exc
-        except SQLAlchemyError as exc:
-            raise StorageUnavailable(f"cannot {action}: database unavailable: {exc}") from exc
+        # a row the database refuses (an id taken, a name too long) is the caller's mistake
+        with (
+            storage_errors(action, refused=ExperimentError),
+            self._sessions() as session,
+            session.begin(),
+        ):
+            yield session
 
     def create(self, experiment: Experiment) -> Experiment:
         """Store a new draft; an id that exists already is an ``ExperimentError``."""

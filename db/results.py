@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from db.assignments import Assignment, assignment_row, insert_assignments
 from db.models import ModerationResultRow
 from db.session import make_session_factory
-from db.storage_errors import STORAGE_ERRORS, classify
+from db.storage_errors import storage_errors
 from modq.errors import StorageUnavailable
 from modq.schemas import ModerationResult
 
@@ -58,7 +58,7 @@ class ResultRepository:
     ) -> int:
         """Store several jobs' results and assignments in ONE transaction (group commit);
         return how many results were new."""
-        try:
+        with storage_errors("store results"):  # permanent (the row) or transient (the database)
             results = [self._row(r) for group, _ in groups for r in group]
             assignments = [assignment_row(a) for _, group in groups for a in group]
             if not results and not assignments:
@@ -70,8 +70,6 @@ class ResultRepository:
                 if assignments:
                     connection.execute(self._insert_assignments, assignments)
                 return stored
-        except STORAGE_ERRORS as exc:  # permanent (the row) or transient (the database)
-            raise classify(exc, "store results") from exc
 
     @staticmethod
     def _row(result: ModerationResult) -> dict[str, Any]:
@@ -103,14 +101,14 @@ class ResultRepository:
         }
 
     def find(self, content_id: str) -> list[ModerationResultRow]:
-        with self._sessions() as session:
+        with storage_errors("read results"), self._sessions() as session:
             rows = session.scalars(
                 select(ModerationResultRow).where(ModerationResultRow.content_id == content_id)
             )
             return list(rows)
 
     def count(self, content_id_prefix: str = "") -> int:
-        with self._sessions() as session:
+        with storage_errors("count results"), self._sessions() as session:
             query = select(func.count()).select_from(ModerationResultRow)
             if content_id_prefix:
                 query = query.where(ModerationResultRow.content_id.startswith(content_id_prefix))

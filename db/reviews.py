@@ -9,11 +9,10 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, Table, bindparam, select, union, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
 
 from db.models import AssignmentRow, ModerationResultRow, ReviewOutcomeRow
 from db.session import as_utc, make_session_factory
-from db.storage_errors import STORAGE_ERRORS, classify
+from db.storage_errors import storage_errors
 from modq.errors import StorageUnavailable
 from modq.reviews import OVERALL, ReviewOutcome
 
@@ -52,18 +51,16 @@ class ReviewRepository:
         """The ids modq has decided (a result or an A/B assignment), read in chunks."""
         wanted = sorted(set(content_ids))
         known: set[str] = set()
-        try:
-            with self._sessions() as session:
-                for chunk in _chunks(wanted):
-                    query = union(
-                        select(ModerationResultRow.content_id).where(
-                            ModerationResultRow.content_id.in_(chunk)
-                        ),
-                        select(AssignmentRow.content_id).where(AssignmentRow.content_id.in_(chunk)),
-                    )
-                    known.update(session.scalars(select(query.subquery().c[0])).all())
-        except STORAGE_ERRORS as exc:  # a NUL in an id is refused, never retried
-            raise classify(exc, "read known content ids") from exc
+        # a NUL in an id is refused (StorageRejected), never retried
+        with storage_errors("read known content ids"), self._sessions() as session:
+            for chunk in _chunks(wanted):
+                query = union(
+                    select(ModerationResultRow.content_id).where(
+                        ModerationResultRow.content_id.in_(chunk)
+                    ),
+                    select(AssignmentRow.content_id).where(AssignmentRow.content_id.in_(chunk)),
+                )
+                known.update(session.scalars(select(query.subquery().c[0])).all())
         return known
 
     def record(self, outcomes: Sequence[ReviewOutcome]) -> RecordCounts:
@@ -78,23 +75,20 @@ class ReviewRepository:
         if not latest:
             return counts
         now = datetime.now(UTC)
-        try:
-            with self._engine.begin() as connection:
-                stored = self._stored_labels(connection, latest)
-                missing = [o for key, o in latest.items() if key not in stored]
-                inserted = self._insert_new(connection, missing, now)
-                raced = {(o.content_id, o.category) for o in missing} - inserted
-                if raced:  # another writer stored them between our read and our insert
-                    stored.update(self._stored_labels(connection, dict.fromkeys(raced)))
-                changed = [
-                    latest[key] for key, violation in stored.items()
-                    if violation != latest[key].violation
-                ]  # fmt: skip
-                counts.new = len(inserted)
-                counts.changed = self._update_labels(connection, changed, now)
-                counts.unchanged = len(latest) - counts.new - counts.changed
-        except STORAGE_ERRORS as exc:  # permanent (the row) or transient (the database)
-            raise classify(exc, "store review outcomes") from exc
+        with storage_errors("store review outcomes"), self._engine.begin() as connection:
+            stored = self._stored_labels(connection, latest)
+            missing = [o for key, o in latest.items() if key not in stored]
+            inserted = self._insert_new(connection, missing, now)
+            raced = {(o.content_id, o.category) for o in missing} - inserted
+            if raced:  # another writer stored them between our read and our insert
+                stored.update(self._stored_labels(connection, dict.fromkeys(raced)))
+            changed = [
+                latest[key] for key, violation in stored.items()
+                if violation != latest[key].violation
+            ]  # fmt: skip
+            counts.new = len(inserted)
+            counts.changed = self._update_labels(connection, changed, now)
+            counts.unchanged = len(latest) - counts.new - counts.changed
         return counts
 
     @staticmethod
@@ -174,20 +168,17 @@ class ReviewRepository:
         any category was labelled a violation, else False; ids without labels are absent."""
         wanted = sorted(set(content_ids))
         by_id: dict[str, dict[str, bool]] = {}
-        try:
-            with self._sessions() as session:
-                for chunk in _chunks(wanted):
-                    rows = session.execute(
-                        select(
-                            ReviewOutcomeRow.content_id,
-                            ReviewOutcomeRow.category,
-                            ReviewOutcomeRow.violation,
-                        ).where(ReviewOutcomeRow.content_id.in_(chunk))
-                    )
-                    for content_id, category, violation in rows:
-                        by_id.setdefault(content_id, {})[category] = bool(violation)
-        except SQLAlchemyError as exc:
-            raise StorageUnavailable(f"cannot read review outcomes: {exc}") from exc
+        with storage_errors("read review outcomes"), self._sessions() as session:
+            for chunk in _chunks(wanted):
+                rows = session.execute(
+                    select(
+                        ReviewOutcomeRow.content_id,
+                        ReviewOutcomeRow.category,
+                        ReviewOutcomeRow.violation,
+                    ).where(ReviewOutcomeRow.content_id.in_(chunk))
+                )
+                for content_id, category, violation in rows:
+                    by_id.setdefault(content_id, {})[category] = bool(violation)
         return {
             content_id: labels[OVERALL] if OVERALL in labels else any(labels.values())
             for content_id, labels in by_id.items()
@@ -195,26 +186,23 @@ class ReviewRepository:
 
     def outcomes(self, content_id: str) -> list[ReviewOutcome]:
         """Every stored label of one content id, by category (times in UTC)."""
-        try:
-            with self._sessions() as session:
-                rows = session.scalars(
-                    select(ReviewOutcomeRow)
-                    .where(ReviewOutcomeRow.content_id == content_id)
-                    .order_by(ReviewOutcomeRow.category)
+        with storage_errors("read review outcomes"), self._sessions() as session:
+            rows = session.scalars(
+                select(ReviewOutcomeRow)
+                .where(ReviewOutcomeRow.content_id == content_id)
+                .order_by(ReviewOutcomeRow.category)
+            )
+            return [
+                ReviewOutcome(
+                    r.content_id,
+                    r.category,
+                    r.violation,
+                    r.source,
+                    r.reviewer,
+                    as_utc(r.reviewed_at),
                 )
-                return [
-                    ReviewOutcome(
-                        r.content_id,
-                        r.category,
-                        r.violation,
-                        r.source,
-                        r.reviewer,
-                        as_utc(r.reviewed_at),
-                    )
-                    for r in rows
-                ]
-        except SQLAlchemyError as exc:
-            raise StorageUnavailable(f"cannot read review outcomes: {exc}") from exc
+                for r in rows
+            ]
 
 
 def _values(outcome: ReviewOutcome, now: datetime) -> dict[str, object]:

@@ -16,13 +16,15 @@ log = logging.getLogger(__name__)
 
 
 def make_engine(url: str) -> Engine:
-    """An engine that survives restarts of the server (pre-ping) and SQLite's quirks."""
+    """An engine that survives restarts of the server (pre-ping) and SQLite's quirks, and never
+    shows a statement's parameters (content ids, user ids) in an error or a log line: every
+    engine of modq is made here (tests/db/test_no_data_in_errors.py holds the rule)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             warn_if_read_only(Path(parsed.database))
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _wal(dbapi_connection: Any, _record: Any) -> None:
@@ -31,7 +33,9 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=5, max_overflow=10, hide_parameters=True
+    )
 
 
 def warn_if_read_only(path: Path) -> bool:

@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Engine, String, and_, distinct, func, literal, select, union_all
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from db.models import ModerationResultRow, ReviewOutcomeRow
-from modq.errors import StorageUnavailable
+from db.storage_errors import storage_errors
 
 CONFIRMED = "confirmed"  # the row kind of the confirmed-violations count
 
@@ -55,13 +54,8 @@ class UserHistoryRepository:
             )
             .where(ReviewOutcomeRow.violation.is_(True), results.decided_at >= since)
         )
-        try:
-            with self._engine.connect() as connection:
-                rows = connection.execute(union_all(by_decision, violations)).all()
-        except OperationalError as exc:
-            raise StorageUnavailable(f"database unavailable: {exc.orig}") from exc
-        except SQLAlchemyError as exc:
-            raise StorageUnavailable(f"could not read user history: {exc}") from exc
+        with storage_errors("read user history"), self._engine.connect() as connection:
+            rows = connection.execute(union_all(by_decision, violations)).all()
         counts = {str(kind): int(n) for kind, n in rows}
         confirmed = counts.pop(CONFIRMED, 0)
         return UserOutcomes(
