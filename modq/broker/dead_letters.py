@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import re
 import threading
 import time
 import uuid
@@ -30,6 +29,10 @@ from typing import Any
 
 from redis import Redis
 
+from modq.broker.raw_items import ERROR_CHARS as ERROR_CHARS  # kept importable from here
+from modq.broker.raw_items import RawJob as RawJob
+from modq.broker.raw_items import clip, encode_raw, known_fields, read_raw
+from modq.broker.raw_items import describe as describe
 from modq.errors import UnknownJob
 
 log = logging.getLogger(__name__)
@@ -38,7 +41,6 @@ ENTRIES_KEY = "modq:dlq:entries"
 INDEX_KEY = "modq:dlq:index"
 FIRST_ERROR_PREFIX = "modq:dlq:first:"  # a job's first retryable error, until it ends
 FIRST_ERROR_TTL_S = 7 * 24 * 3600
-ERROR_CHARS = 500  # an error text is cut here: a reason, not a dump
 # the defaults of the settings (modq/settings.py) that bound the store
 MAX_ENTRY_BYTES = 262_144
 MAX_ENTRIES = 10_000
@@ -112,88 +114,6 @@ class DeadLetter:
         return cls(**{k: v for k, v in fields.items() if k in known})
 
 
-def clip(text: str) -> str:
-    return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 1] + "…"
-
-
-def describe(exc: BaseException) -> str:
-    """An exception as one line of text: its type, then its message (cut)."""
-    try:
-        text = str(exc)
-    except Exception:  # an exception whose message cannot be made
-        text = "(no message)"
-    return clip(f"{type(exc).__name__}: {text}")
-
-
-def encode_raw(item: bytes | str) -> tuple[str, str]:
-    """``(message, message_encoding)`` for a raw broker item."""
-    if isinstance(item, str):
-        return item, "utf-8"
-    try:
-        return item.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        return base64.b64encode(item).decode("ascii"), "base64"
-
-
-@dataclass(frozen=True)
-class RawJob:
-    """What can be read back from a raw kombu message, as far as it can be read."""
-
-    task: str | None = None
-    task_id: str | None = None
-    args: list[Any] | None = None
-    kwargs: dict[str, Any] | None = None
-    reply_to: str | None = None
-    problem: str | None = None  # why the arguments could not be read (None: they were)
-
-
-def read_raw(item: bytes | str) -> RawJob:
-    """The task name, id and arguments of a raw kombu message (Celery protocol 2), with plain
-    JSON (no object hooks): as much as the message yields, ``problem`` saying what did not.
-    Total: whatever ``item`` holds (nested 5,000 deep, not JSON), it returns, never raises."""
-    try:
-        return _read_raw(item)
-    except Exception as exc:  # a reader of poison must not be poisoned by it
-        return RawJob(problem=f"unreadable: {describe(exc)}")
-
-
-def _read_raw(item: bytes | str) -> RawJob:
-    try:
-        envelope = json.loads(item)
-    except Exception as exc:  # ValueError, UnicodeDecodeError, RecursionError
-        # its task and id, read off the text where they can be, so its caller is answered
-        found = _fields(item.encode("utf-8", "surrogatepass") if isinstance(item, str) else item)
-        return RawJob(
-            task=found["task"],
-            task_id=found["id"] or found["correlation_id"],
-            problem=f"not JSON: {describe(exc)}",
-        )
-    if not isinstance(envelope, dict):
-        return RawJob(problem="not a JSON object")
-    headers = envelope.get("headers")
-    headers = headers if isinstance(headers, dict) else {}
-    properties = envelope.get("properties")
-    properties = properties if isinstance(properties, dict) else {}
-    task = _text(headers.get("task"))
-    task_id = _text(headers.get("id")) or _text(properties.get("correlation_id"))
-    known = RawJob(task=task, task_id=task_id, reply_to=_text(properties.get("reply_to")))
-    body = envelope.get("body")
-    try:
-        if properties.get("body_encoding") == "base64" and isinstance(body, str):
-            body = base64.b64decode(body, validate=True)
-        decoded = json.loads(body) if isinstance(body, str | bytes) else body
-    except Exception as exc:  # binascii.Error, ValueError, RecursionError, ...
-        return replace(known, problem=f"body does not decode: {describe(exc)}")
-    if not (
-        isinstance(decoded, list)
-        and len(decoded) == 3
-        and isinstance(decoded[0], list)
-        and isinstance(decoded[1], dict)
-    ):
-        return replace(known, problem="body is not [args, kwargs, embed]")
-    return replace(known, args=decoded[0], kwargs=decoded[1])
-
-
 def poison_entry(item: bytes | str, *, queue: str | None, reason: str, error: str) -> DeadLetter:
     """The entry for a raw broker item no worker could take (``error``: why, no content)."""
     job = read_raw(item)
@@ -210,29 +130,12 @@ def poison_entry(item: bytes | str, *, queue: str | None, reason: str, error: st
     )
 
 
-# what the text of an item no decoder reads says of it (an oversize item's tail: kombu puts
-# headers and properties after the body)
-_FIELDS = {
-    name: re.compile(rf'"{name}":\s*"([^"\\]{{1,200}})"'.encode())
-    for name in ("task", "id", "correlation_id")
-}
-
-
-def _fields(text: bytes) -> dict[str, str | None]:
-    """The last ``"task"``, ``"id"`` and ``"correlation_id"`` string values in ``text``."""
-    found: dict[str, str | None] = {}
-    for name, pattern in _FIELDS.items():
-        matches = pattern.findall(text)
-        found[name] = matches[-1].decode("utf-8", "replace") if matches else None
-    return found
-
-
 def oversize_entry(
     head: bytes, tail: bytes, *, size: int, queue: str | None, error: str
 ) -> DeadLetter:
     """The entry for a broker item too large to decode: its ``head`` kept (``message_bytes``
     says how big it was), its task and id read off its ``tail`` where they can be."""
-    found = _fields(tail)
+    found = known_fields(tail)
     message, encoding = encode_raw(head)
     return DeadLetter(
         kind=POISON,
@@ -245,10 +148,6 @@ def oversize_entry(
         message_encoding=encoding,
         message_bytes=size,
     )
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 class DeadLetters:
