@@ -149,6 +149,7 @@ def _one_response(connection: socket.socket) -> bytes:
     return head
 
 
+@pytest.mark.slow
 def test_a_kept_alive_connection_serves_request_after_request(strict_api: ApiServer) -> None:
     """The header bound starts with each request's first byte, not with the connection: one
     socket, idle longer than the bound (shorter than keep-alive, 5 s) between requests."""

@@ -53,6 +53,7 @@ def _create_key(database_url: str, *options: str) -> str:
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_a_key_made_with_rate_per_min_6_gets_6_of_12(
     api_server: ApiServer, api_database_url: str
 ) -> None:

@@ -178,6 +178,7 @@ def impatient_api(
         yield server
 
 
+@pytest.mark.slow
 def test_the_openai_clients_retries_enqueue_a_list_once(
     api_server: ApiServer, impatient_api: ApiServer, api_database_url: str
 ) -> None:

@@ -57,6 +57,7 @@ def test_the_readme_starts_the_servers_with_the_webhook_secret() -> None:
     assert "--port 8000" in setup
 
 
+@pytest.mark.slow
 def test_the_readme_http_snippet_runs_in_order(
     readme_api: ApiServer, api_database_url: str
 ) -> None:
