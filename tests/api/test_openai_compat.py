@@ -88,6 +88,22 @@ def test_a_flagged_result_always_has_a_true_category(category: str, decision: st
     _strict({"id": "modr-1", "model": "m:1", "results": [mapped.model_dump(mode="json")]})
 
 
+def test_the_model_card_names_the_openai_categories_with_no_model(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    from gpu_worker.manifest import ModelManifest
+    from modq.categories import openai_unscored
+    from training.card import write_model_card
+
+    manifest = ModelManifest.read(model_dir)
+    write_model_card(tmp_path / "MODEL_CARD.md", manifest, {})
+    card = (tmp_path / "MODEL_CARD.md").read_text()
+    unscored = openai_unscored(manifest.categories)
+    assert "sexual/minors" in unscored and "illicit" not in unscored  # spam stands behind it
+    for name in unscored:
+        assert f"`{name}`" in card
+
+
 def test_a_list_gets_a_deadline_it_can_meet() -> None:
     settings = Settings(api_result_timeout_s=10, api_result_timeout_per_item_s=0.1)
     assert sync_deadline_s(settings, 1, None) == 10
