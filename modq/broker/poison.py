@@ -70,13 +70,19 @@ class PoisonGuarding:
 
     def guard_poison(self, *, max_message_bytes: int) -> None:
         """Dead-letter what this channel cannot deliver, instead of raising it (a modq worker's
-        task channel: the ``PoisonGuard`` bootstep calls this); fold the parked items in."""
+        task channel: the ``PoisonGuardStep`` bootstep calls this); fold the parked items in."""
         self.poison_guard = PoisonGuard(max_message_bytes=max_message_bytes)
+        self.fold_parked()
+
+    def fold_parked(self) -> None:
+        """Dead-letter what waits on the parked list (left by an older modq, or an ``unacked``
+        entry a sweep could not put back on a queue): at the start, and after each sweep (the
+        transport's timer). Never raises: what is left is folded next time."""
         try:
             with self.conn_or_acquire() as client:
                 for item in client.lrange(PARKED_KEY, 0, FOLD_BATCH - 1):
                     self._dead_letter_parked(item)
-        except Exception as exc:  # folded at the next start: never a reason not to start
+        except Exception as exc:
             log.error("modq: cannot fold the parked items yet (%s)", type(exc).__name__)
 
     def _dead_letter_store(self) -> dead_letters.DeadLetters:

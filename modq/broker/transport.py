@@ -82,6 +82,7 @@ DOORBELL_TOKENS = 64  # enough to wake every consumer of a queue; older tokens a
 LOOK_INTERVAL_S = 0.01
 FETCH_COUNTER_KEY = "_modq.fetched"  # fetch.lua's tags: modq-<INCR of this>
 HEAD_BYTES = 8_192  # of an item over the size limit: its head and tail come back, to park it
+FOLD_INTERVAL_S = 10.0  # how often a guarded channel folds the parked list (kombu's sweep's)
 CONTROL_SUFFIX = ".pidbox"  # Celery's control queues (``<id>.reply.celery.pidbox``): no bell
 
 
@@ -327,6 +328,7 @@ class Transport(kombu_redis.Transport):
     cycle: Any  # kombu's MultiChannelPoller: the channels this transport polls
     client: Any  # the kombu Connection this transport serves
     _look_timer: Any = None
+    _fold_timer: Any = None
 
     def register_with_event_loop(self, connection: Any, loop: Any) -> None:
         super().register_with_event_loop(connection, loop)
@@ -336,6 +338,16 @@ class Transport(kombu_redis.Transport):
         interval_s = float(options.get("look_interval", LOOK_INTERVAL_S))
         self._look_timer = loop.call_repeatedly(interval_s, self._look_when_idle)
         self.looks_when_idle = True
+        if self._fold_timer is not None:
+            self._fold_timer.cancel()
+        fold_s = float(options.get("unacked_restore_interval") or FOLD_INTERVAL_S)
+        self._fold_timer = loop.call_repeatedly(fold_s, self._fold_parked)
+
+    def _fold_parked(self) -> None:
+        """After the sweeps: a guarded channel dead-letters what they parked."""
+        for channel in list(self.cycle._channels):
+            if channel.poison_guard is not None:
+                channel.fold_parked()
 
     def _look_when_idle(self) -> None:
         for channel in list(self.cycle._channels):

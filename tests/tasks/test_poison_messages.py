@@ -362,10 +362,11 @@ def test_a_worker_started_past_the_visibility_timeout_restores_a_dead_workers_jo
 ):
     """What a dead worker of the old transport left in ``unacked``: two jobs, and, indexed
     after them (the sweep meets it first), the entry of an item Redis's cjson read and Python
-    refuses. The sweep decoded each entry with Python's JSON: a worker started past the
-    visibility timeout exited 1 in ``restore_visible``, and the jobs behind that entry were
-    never restored. Now the worker starts, both jobs are answered, the item is dead-lettered
-    and its caller answered, and nothing is left in ``unacked``."""
+    refuses; and an entry that is no entry at all. The sweep decoded each entry with Python's
+    JSON: a worker started past the visibility timeout exited 1 in ``restore_visible``, and
+    the jobs behind that entry were never restored. Now the worker starts, both jobs are
+    answered, the item is dead-lettered and its caller answered, the entry that names no queue
+    is dead-lettered by the running worker (after its sweep), and ``unacked`` is empty."""
     redis = Redis.from_url(redis_url)
     message = template(redis)
     long_ago = time.time() - 7_200  # past the default visibility timeout (1 h)
@@ -375,15 +376,19 @@ def test_a_worker_started_past_the_visibility_timeout_restores_a_dead_workers_jo
     for index, (task_id, raw) in enumerate(left):
         redis.hset("unacked", task_id, b"[" + raw + b',"","normal"]')  # as fetch.lua wrote
         redis.zadd("unacked_index", {task_id: long_ago + index})
+    redis.hset("unacked", "no-entry", b"\x00 names no queue")
+    redis.zadd("unacked_index", {"no-entry": long_ago})
     with running_worker({"MODQ_DATABASE_URL": database}, log_dir=tmp_path, threads=2) as worker:
         answers = [app.AsyncResult(task_id).get(timeout=60) for task_id, _ in orphans]
         assert [a["content_id"] for a in answers] == ["orphan-0", "orphan-1"]
         with pytest.raises(PoisonMessage):
             app.AsyncResult(lua_id).get(timeout=30)
         wait_until(lambda: redis.hlen("unacked") == 0, timeout_s=10, message="left unacked")
+        wait_until(lambda: get_dead_letters().size() == 2, timeout_s=60, message="not folded")
         log = worker.log.read_text()
-    (entry,) = get_dead_letters().entries()
-    assert entry.raw() == lua_only and entry.reason == "undecodable"
+    entries = {entry.raw(): entry.reason for entry in get_dead_letters().entries()}
+    assert entries == {lua_only: "undecodable", b"\x00 names no queue": "undecodable"}
+    assert redis.llen(PARKED_KEY) == 0
     assert redis.zcard("unacked_index") == 0
     assert "Error in timer" not in log and "Unrecoverable error" not in log
 
