@@ -411,7 +411,7 @@ class Settings(BaseSettings):
         60, ge=1, description="Requests a key may make at once before its rate applies."
     )
     api_key_max_in_flight: int = Field(
-        4,
+        2,
         ge=1,
         description="Jobs one API key may have queued or running at once per API process "
         "(sync requests and batch chunks); past it the key's requests wait in the API, so "

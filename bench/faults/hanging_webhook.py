@@ -13,6 +13,8 @@ key's traffic fell to 3 requests in 30 s.)
 from __future__ import annotations
 
 import os
+import select
+import socket
 import threading
 import time
 import uuid
@@ -38,8 +40,20 @@ WEBHOOK_ENV = {
 }
 
 
+def _left(connection: socket.socket) -> bool:
+    """Whether the peer closed ``connection`` (readable with nothing to read)."""
+    readable, _, _ = select.select([connection], [], [], 0)
+    if not readable:
+        return False
+    try:
+        return connection.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
+
+
 class HangingReceiver:
-    """Holds every POST until ``release``; then answers 204. Counts open and delivered."""
+    """Holds every POST until ``release``, then answers 204; counts the attempts open at once
+    (until the sender gives up and closes) and the deliveries answered."""
 
     def __init__(self) -> None:
         self.release = threading.Event()
@@ -56,12 +70,14 @@ class HangingReceiver:
                     receiver.held += 1
                     receiver.most_open = max(receiver.most_open, receiver.open_now)
                 try:
-                    receiver.release.wait(600)
+                    while not receiver.release.wait(0.01):
+                        if _left(self.connection):  # the sender timed out: not open any more
+                            return
                     self.send_response(204)
                     self.end_headers()
                     with receiver.lock:
                         receiver.delivered.add(self.headers.get("Modq-Delivery", ""))
-                except OSError:  # the sender timed out and left
+                except OSError:  # the sender left as the answer went out
                     pass
                 finally:
                     with receiver.lock:
