@@ -33,6 +33,7 @@ from modq.reviews import OVERALL, ReviewOutcome
 from tests.conftest import POSTGRES_ADMIN_URL
 from tests.factories import make_result
 from tests.polling import wait_until
+from tests.tasks.conftest import tiny_model_dir  # noqa: F401  # a fixture: the tiny model
 
 REPO = Path(__file__).resolve().parents[2]
 CONTENT_ID = "c0ntent-planted-7f3a9"
@@ -275,3 +276,32 @@ def test_a_refused_row_is_still_told_apart_from_an_outage(engine: Engine) -> Non
     _refuse_the_planted_rows(engine)
     error = _failure(WRITES["store results"], engine)
     assert isinstance(error, StorageRejected)
+
+
+@pytest.mark.integration
+def test_a_worker_refused_a_row_shows_no_planted_value(tmp_path, tiny_model_dir):  # noqa: F811
+    """A real worker stores a job whose row PostgreSQL refuses (its DETAIL line names the whole
+    row): the caller's error, and the worker's log, hold neither the content id's row values nor
+    the user id."""
+    import migrations
+    from modq import moderate
+    from tests.conftest import postgres_database
+    from tests.workers import running_worker
+
+    with postgres_database() as database:
+        migrations.upgrade(database.url)
+        engine = make_engine(database.url)
+        _refuse_the_planted_rows(engine)
+        engine.dispose()
+        env = {"MODQ_DATABASE_URL": database.url, "MODQ_MODEL_DIR": str(tiny_model_dir)}
+        with running_worker(env, log_dir=tmp_path, threads=2) as worker:
+            job = moderate.delay(content_id=CONTENT_ID, content="hello", user_id=USER_ID)
+            with pytest.raises(Exception) as caught:
+                job.get(timeout=120)
+        log = worker.log.read_text()
+    assert "refused the row" in str(caught.value), caught.value
+    shown = everything_shown(caught.value, log)
+    assert USER_ID not in shown, shown[-3000:]
+    # the content id is the job's own name (shown by design in task events); the row's other
+    # values, the user id above, are what PostgreSQL's DETAIL line would have added
+    assert f"({CONTENT_ID}" not in shown and f"{CONTENT_ID}," not in shown, shown[-3000:]
