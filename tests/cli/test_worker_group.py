@@ -91,6 +91,7 @@ def test_the_command_refuses_a_name_a_worker_on_this_host_holds():
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_two_workers_on_one_host_on_redis(cli_env, tiny_model_dir, tmp_path):  # noqa: F811
     """README's layout (a worker and a dedicated urgent one) on one host: two nodes, not one
     name answered twice (RabbitMQ: tests/rabbitmq/test_worker_names.py)."""

@@ -9,7 +9,7 @@ import pytest
 import migrations
 from tests.cli.side_by_side import check_two_workers_on_one_host
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_two_workers_on_one_host_on_rabbitmq(amqp_url, tiny_model_dir, tmp_path):
