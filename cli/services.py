@@ -225,24 +225,32 @@ def start_worker(
     *,
     threads: int = 16,
     log_path: Path | None = None,
-    hostname: str = "modq@%h",
+    hostname: str | None = None,
     pool: str = "threads",
     queues: str = QUEUES,
     nice: int = 0,
 ) -> subprocess.Popen[bytes]:
     """A worker process in its own session (so its whole group can be signalled); ``nice``
-    > 0 lowers its CPU priority (a bulk worker beside a dedicated urgent one)."""
-    command = worker_command(threads, hostname=hostname, pool=pool, queues=queues)
+    > 0 lowers its CPU priority (a bulk worker beside a dedicated urgent one). No ``hostname``:
+    a node name free on this host, held by the worker while it runs (cli/worker_names.py)."""
+    from cli.worker_names import Claims, claim_names
+
+    claims = claim_names(1) if hostname is None else Claims(names=[hostname])
+    command = worker_command(threads, hostname=claims.names[0], pool=pool, queues=queues)
     if nice:
         command = ["nice", "-n", str(nice), *command]
-    with open(log_path or os.devnull, "ab") as output:  # the child keeps its own handle
-        return subprocess.Popen(
-            command,
-            env={**WORKER_ENV_DEFAULTS, **os.environ, **env},
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    try:
+        with open(log_path or os.devnull, "ab") as output:  # the child keeps its own handle
+            return subprocess.Popen(
+                command,
+                env={**WORKER_ENV_DEFAULTS, **os.environ, **env},
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                pass_fds=[sock.fileno() for sock in claims.sockets],
+            )
+    finally:
+        claims.release()  # the worker holds its own copy
 
 
 def parse_queues(queues: str) -> str:

@@ -9,12 +9,13 @@ import subprocess
 import sys
 import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from cli.services import free_port, worker_stats
+from cli.services import free_port, start_worker, worker_stats
 from cli.worker_group import metrics_ports, processes_for
 from cli.worker_names import NameTaken, claim_names, expanded, full_name
 from tests.cli.side_by_side import check_two_workers_on_one_host
@@ -88,6 +89,32 @@ def test_the_command_refuses_a_name_a_worker_on_this_host_holds():
         held.release()
     assert done.returncode == 2, done.stderr
     assert f"already runs as {name}@" in done.stderr
+
+
+def test_a_worker_started_by_the_demo_holds_a_free_name_of_its_own(tmp_path):
+    """`modq demo` (cli.services.start_worker) names its worker like `modq worker` does: a
+    free name, held by the worker process itself while it runs."""
+    process = start_worker({}, threads=1, log_path=tmp_path / "worker.log")
+    try:
+        arguments = list(process.args)
+        name = str(arguments[arguments.index("--hostname") + 1])
+        with pytest.raises(NameTaken):  # held by the worker, not by this process
+            claim_names(1, name)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+    wait_until(_free(name), timeout_s=10, message=f"{name} still held after the worker died")
+
+
+def _free(name: str) -> Callable[[], bool]:
+    def free() -> bool:
+        try:
+            claim_names(1, name).release()
+        except NameTaken:
+            return False
+        return True
+
+    return free
 
 
 @pytest.mark.integration
