@@ -5,7 +5,8 @@ first alone, then while a flood key keeps ``flood_clients`` requests of its own 
 same priority (``normal``: the hard case, no queue order helps the victim). The row is the
 victim's p99 with the flood ÷ its p99 alone; the target is ≤ 2 (issue 20: the flood's jobs must
 not queue ahead of the victim's, ``api.fairness``). ``runs`` repeats alone/flood pairs, so the
-spread of the ratio shows whether the count of requests makes it stable.
+spread of the ratio shows whether the count of requests makes it stable; within a run the two
+phases alternate in ``BLOCKS`` blocks, so both sample the same background load.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 TARGET_RATIO = 2.0
+BLOCKS = 3  # each run alternates alone / beside the flood this many times
 DEADLINE_S = 60.0
 
 
@@ -42,16 +44,22 @@ def _p99(values: Sequence[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))] if ordered else 0.0
 
 
-async def _victim(client: Any, key: str, texts: Sequence[str], count: int, tag: str) -> list[float]:
-    """``count`` requests one after another: their latencies in ms (a failure raises)."""
+async def _victim(
+    client: Any, key: str, texts: Sequence[str], count: int, tag: str, failures: list[str]
+) -> list[float]:
+    """``count`` requests one after another: their latencies in ms. A failed request (e.g. 503
+    past its 10 s deadline) counts with the time it took, and its answer goes to ``failures``."""
     latencies: list[float] = []
     headers = {"Authorization": f"Bearer {key}"}
     for index in range(count):
         body = {"content": f"{texts[index % len(texts)]} [{tag}-{index}]", "priority": "normal"}
         started = time.perf_counter()
-        response = await client.post("/v1/moderate", json=body, headers=headers)
-        if response.status_code != 200:
-            raise RuntimeError(f"victim request failed: {response.status_code} {response.text}")
+        try:
+            response = await client.post("/v1/moderate", json=body, headers=headers)
+            if response.status_code != 200:
+                failures.append(f"{response.status_code} {response.json().get('code')}")
+        except Exception as exc:  # counted, never fatal to the run
+            failures.append(type(exc).__name__)
         latencies.append((time.perf_counter() - started) * 1000)
     return latencies
 
@@ -73,7 +81,11 @@ async def _flood(
             "priority": "normal",
             "timeout_s": DEADLINE_S,
         }
-        response = await client.post("/v1/moderate", json=body, headers=headers)
+        try:
+            response = await client.post("/v1/moderate", json=body, headers=headers)
+        except Exception:  # a dropped connection: counted as 0
+            tally[0] = tally.get(0, 0) + 1
+            continue
         tally[response.status_code] = tally.get(response.status_code, 0) + 1
         if response.status_code == 429:  # refused past its share: back off as told
             await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
@@ -89,33 +101,53 @@ async def measure_tenants(
     async with httpx.AsyncClient(
         base_url=url, limits=limits, timeout=DEADLINE_S + 10, trust_env=False
     ) as client:
-        await _victim(client, victim_key, texts, 10, "warm")
+        await _victim(client, victim_key, texts, 10, "warm", [])
         for run in range(sizes.runs):
-            alone = await _victim(client, victim_key, texts, sizes.victim_requests, f"a{run}")
-            stop, tally = asyncio.Event(), dict[int, int]()
-            flood = [
-                asyncio.create_task(_flood(client, flood_key, texts, f"f{run}-{n}", stop, tally))
-                for n in range(sizes.flood_clients)
-            ]
-            while sum(tally.values()) < sizes.flood_clients:  # the flood is under way
-                await asyncio.sleep(0.05)
-            with_flood = await _victim(client, victim_key, texts, sizes.victim_requests, f"v{run}")
-            stop.set()
-            await asyncio.gather(*flood)
+            # alone and beside the flood in alternating blocks, so both phases sample the
+            # same background (a shared machine's load comes and goes)
+            alone: list[float] = []
+            with_flood: list[float] = []
+            tally: dict[int, int] = {}
+            failed_alone: list[str] = []
+            failed_flood: list[str] = []
+            per_block = max(1, sizes.victim_requests // BLOCKS)
+            for block in range(BLOCKS):
+                alone += await _victim(
+                    client, victim_key, texts, per_block, f"a{run}-{block}", failed_alone
+                )
+                stop = asyncio.Event()
+                flood = [
+                    asyncio.create_task(
+                        _flood(client, flood_key, texts, f"f{run}-{block}-{n}", stop, tally)
+                    )
+                    for n in range(sizes.flood_clients)
+                ]
+                started = sum(tally.values())
+                while sum(tally.values()) < started + sizes.flood_clients:  # under way
+                    await asyncio.sleep(0.05)
+                with_flood += await _victim(
+                    client, victim_key, texts, per_block, f"v{run}-{block}", failed_flood
+                )
+                stop.set()
+                await asyncio.gather(*flood)
             row: dict[str, Any] = {
-                "victim_requests": sizes.victim_requests,
+                "victim_requests": len(alone),
                 "alone_p50_ms": statistics.median(alone),
                 "alone_p99_ms": _p99(alone),
                 "flood_p50_ms": statistics.median(with_flood),
                 "flood_p99_ms": _p99(with_flood),
                 "flood_responses": {str(k): v for k, v in sorted(tally.items())},
+                "victim_failed_alone": len(failed_alone),
+                "victim_failed_with_flood": len(failed_flood),
+                "victim_failure_samples": sorted(set(failed_alone + failed_flood))[:5],
             }
             row["ratio_p99"] = row["flood_p99_ms"] / row["alone_p99_ms"]
             runs.append(row)
             print(
                 f"tenants run {run + 1}/{sizes.runs}: victim p99 alone "
                 f"{row['alone_p99_ms']:.0f} ms, with flood {row['flood_p99_ms']:.0f} ms, "
-                f"ratio {row['ratio_p99']:.2f}; flood answers {row['flood_responses']}",
+                f"ratio {row['ratio_p99']:.2f}; victim failures {len(failed_alone)} alone, "
+                f"{len(failed_flood)} with flood; flood answers {row['flood_responses']}",
                 flush=True,
             )
     ratios = [row["ratio_p99"] for row in runs]
@@ -141,13 +173,14 @@ def tenant_markdown(result: dict[str, Any]) -> str:
         f"{sizes['flood_clients']} requests of another key in flight; {sizes['runs']} runs.",
         "",
         "| run | victim p50 alone ms | p99 alone ms | p50 with flood ms | p99 with flood ms "
-        "| p99 ratio |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| p99 ratio | victim failed (alone / with flood) |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for number, row in enumerate(result["runs"], 1):
         lines.append(
             f"| {number} | {row['alone_p50_ms']:.0f} | {row['alone_p99_ms']:.0f} | "
-            f"{row['flood_p50_ms']:.0f} | {row['flood_p99_ms']:.0f} | {row['ratio_p99']:.2f} |"
+            f"{row['flood_p50_ms']:.0f} | {row['flood_p99_ms']:.0f} | {row['ratio_p99']:.2f} | "
+            f"{row['victim_failed_alone']} / {row['victim_failed_with_flood']} |"
         )
     state = "met" if result["met"] else "MISSED"
     lines.append(

@@ -42,3 +42,26 @@ def test_both_paths_are_driven_and_counted_at_each_level(
     verdicts = targets(levels)
     assert [v["clients"] for v in verdicts] == [1, 1, 3, 3]
     assert "| 3 | HTTP POST /v1/moderate | 5 | 0 |" in markdown(levels, verdicts)
+
+
+def test_the_tenant_row_drives_a_victim_alone_and_beside_a_flood(
+    api_server: ApiServer, api_database_url: str
+) -> None:
+    """``bench.http_tenants`` at a tiny size: every victim request answered in both phases, the
+    flood answered too, and the ratio computed from the two p99s (its value is the benchmark's
+    to report, never asserted here)."""
+    from bench.http_tenants import TenantSizes, run_tenants, tenant_markdown
+    from tests.api.conftest import make_key
+
+    victim, flood = make_key(api_database_url), make_key(api_database_url)
+    result = run_tenants(api_server.url, victim, flood, TEXTS, TenantSizes(6, 6, 1))
+
+    (row,) = result["runs"]
+    assert row["victim_requests"] == 6
+    assert row["flood_p99_ms"] >= row["flood_p50_ms"] > 0
+    assert row["alone_p99_ms"] >= row["alone_p50_ms"] > 0
+    assert row["ratio_p99"] == row["flood_p99_ms"] / row["alone_p99_ms"]
+    assert sum(row["flood_responses"].values()) >= 6 and set(row["flood_responses"]) == {"200"}
+    assert row["victim_failed_alone"] == row["victim_failed_with_flood"] == 0
+    assert result["ratio_min"] == result["ratio_max"] == row["ratio_p99"]
+    assert "Tenant row: victim p99 with a flood key" in tenant_markdown(result)
