@@ -10,6 +10,8 @@ one bad job raises before any of its jobs is sent.
 from __future__ import annotations
 
 import inspect
+import json
+import math
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -106,6 +108,31 @@ def job_priority_option(value: object) -> tuple[int | None, Priority | None]:
         "urgency is its priority argument: urgent, normal or bulk",
         field="priority",
     )
+
+
+# room in a broker item beside the body: the envelope's properties and headers (kombu's Redis
+# item is a JSON envelope holding the body base64-encoded)
+ENVELOPE_ALLOWANCE_BYTES = 8_192
+
+
+def message_bytes_estimate(message: Mapping[str, Any]) -> int:
+    """An upper estimate of the broker item's size for a message of these kwargs: kombu's JSON
+    (ASCII-escaped) body, base64-encoded as the Redis transport stores it, plus the envelope."""
+    body = len(json.dumps([[], dict(message), {}], ensure_ascii=True, default=str))
+    return math.ceil(body / 3) * 4 + ENVELOPE_ALLOWANCE_BYTES
+
+
+def check_message_size(message: Mapping[str, Any], limit_bytes: int) -> None:
+    """Refuse, before anything is sent, a message a worker would refuse undecoded as too large
+    (``MODQ_MAX_MESSAGE_BYTES``): the same bound on both sides, so no valid job is dead-lettered."""
+    size = message_bytes_estimate(message)
+    if size > limit_bytes:
+        raise InvalidContent(
+            f"the message would be about {size} bytes on the broker, over "
+            f"MODQ_MAX_MESSAGE_BYTES ({limit_bytes}): send fewer or shorter items per message",
+            field="items" if "items" in message else "content",
+            limit=limit_bytes,
+        )
 
 
 def _queue_name(queue: object) -> str:
@@ -224,6 +251,7 @@ class ProducerTask(Task):
                 field="queue",
             )
         check_schedule(options, get_settings())  # countdown/eta within the visibility timeout
+        check_message_size(message, get_settings().max_message_bytes)
         check_broker_url(self.app.conf.broker_url)  # typed, password masked
         admission = get_admission(self.app)
         charged = 0

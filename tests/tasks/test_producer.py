@@ -1,5 +1,7 @@
 """Producer side, no worker: validation before enqueue, routing by priority, broker down."""
 
+import base64
+import json
 import os
 import subprocess
 import sys
@@ -8,6 +10,7 @@ import pytest
 from redis import Redis
 
 from modq.errors import BrokerUnavailable, InvalidContent, UnsupportedContentType
+from modq.producer.task import message_bytes_estimate
 from tasks import moderate, moderate_many
 from tests.workers import flush_private_redis
 
@@ -88,3 +91,28 @@ def test_a_down_broker_is_a_clear_error_not_a_hang():
     )
     # the child printed the exception's class check and its code: both must be BrokerUnavailable's
     assert f"BROKER_UNAVAILABLE {BrokerUnavailable.code}" in done.stdout, done.stderr[-2000:]
+
+
+def test_a_bulk_message_a_worker_would_refuse_as_too_large_is_refused_before_it_is_sent(broker):
+    # every item is valid (20,000 characters each), but 150 of them in non-ASCII text make a
+    # broker item of ~24 MB: over MODQ_MAX_MESSAGE_BYTES (16 MiB), which a worker dead-letters
+    # undecoded as too_large; the producer refuses it with a typed error instead
+    items = [{"content_id": f"i{i}", "content": "é" * 20_000} for i in range(150)]
+    with pytest.raises(InvalidContent, match="MODQ_MAX_MESSAGE_BYTES") as refused:
+        moderate_many.delay(items=items)
+    assert refused.value.details["field"] == "items"
+    assert _depths(broker) == {q: 0 for q in QUEUES}
+
+
+def test_the_producers_size_estimate_is_never_below_the_real_broker_item(broker):
+    texts = ["plain ascii " * 300, "é" * 4_000, "emoji 😀 " * 500, 'quotes " and \\ ' * 200]
+    items = [{"content_id": f"i{i}", "content": text} for i, text in enumerate(texts)]
+    moderate_many.delay(items=items, priority="bulk")
+    moderate.delay(content_id="one", content=texts[2], priority="bulk")
+    keys = [key for key in broker.keys("bulk*") if broker.type(key) == b"list"]
+    stored = [raw for key in keys for raw in broker.lrange(key, 0, -1)]
+    assert len(stored) == 2
+    for raw in stored:
+        envelope = json.loads(raw)
+        kwargs = json.loads(base64.b64decode(envelope["body"]))[1]
+        assert len(raw) <= message_bytes_estimate(kwargs)
