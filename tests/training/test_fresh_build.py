@@ -44,7 +44,9 @@ def test_a_fresh_build_carries_its_policy_and_ships_as_the_readme_says(
     assert "model card:" in out and "## " not in out  # a summary; the card stays in its file
     current = (root / "current").resolve()
     digest = ModelManifest.read(current).version
-    for folder in {current, *root.glob("*/*")}:  # the fp32 folder and its int8 copy alike
+    built = {path.parent for path in root.glob("*/*/manifest.json")}  # fp32 and its int8 copy
+    assert current in built and len(built) == 2
+    for folder in built:
         policy = load_policy(folder / CARRIED_POLICY_FILE)
         assert policy.calibration is not None
         assert policy.calibration.model_version == ModelManifest.read(folder).version
