@@ -76,8 +76,8 @@ def policy_calibrate(
     from modq.settings import get_settings
     from policy import load_policy
     from policy.model import Calibration
-    from policy.writer import next_version, render_policy, write_policy
-    from training.finish import calibrate_scores, thresholds_of
+    from policy.writer import calibrated_policy_text, next_version, write_policy
+    from training.finish import calibrate_scores
     from training.scores import load_scores
 
     settings = get_settings()
@@ -94,9 +94,6 @@ def policy_calibrate(
             remove_target=remove_precision,
             z=z,
         )
-        thresholds = thresholds_of(calibrated)
-        for category, limits in base_policy.thresholds.items():
-            thresholds.setdefault(category, (limits.flag, limits.remove))  # e.g. self_harm
         calibration = Calibration(
             model_name=manifest.name,
             model_version=manifest.version,
@@ -105,30 +102,13 @@ def policy_calibrate(
             base_policy=base_policy.version,
             calibrated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
-        notes = {
-            c: (
-                f"validation: flag P {k.flag.precision:.2f} R {k.flag.recall:.2f}, remove P "
-                f"{k.remove.precision:.2f} R {k.remove.recall:.2f} ({k.positives} positives)"
-                + (f"; {k.note}" if k.note else "")
-            )
-            for c, k in calibrated.items()
-        }
-        unscored = sorted(set(base_policy.thresholds) - set(calibrated))
-        for category in unscored:
-            notes[category] = "not scored by this model: base thresholds kept"
-        text = render_policy(
+        text = calibrated_policy_text(
             new_version,
-            thresholds,
-            calibration=calibration,
-            user_history=base_policy.user_history,
-            thin=frozenset(c for c, k in calibrated.items() if k.thin),
-            notes=notes,
-            header=(
-                f"modq policy {new_version}: thresholds calibrated by `modq policy calibrate` for "
-                f"{manifest.name} {manifest.version}\non its validation split (flag precision >= "
-                f"{flag_precision}, remove precision >= {remove_precision}, Wilson z = {z}).\n"
-                f"Base policy {base_policy.version}. Change a threshold => bump `version`."
-            ),
+            calibrated,
+            base_policy,
+            calibration,
+            z=z,
+            header_lead="thresholds calibrated by `modq policy calibrate`",
         )
         path = write_policy(target_dir, new_version, text)
     except ModerationError as exc:
