@@ -11,7 +11,11 @@ schedule headers used to escape that promise on messages that skipped the produc
   this module first: such a message is dead-lettered once (reason ``eta_too_far``) and
   acknowledged, never held; its caller gets ``PoisonMessage``. The bound is the producer's
   (``max_countdown_s``: ``MODQ_MAX_COUNTDOWN_S``, else half the visibility timeout) plus
-  ``ETA_GRACE_S`` for clocks that disagree between hosts.
+  ``ETA_GRACE_S`` for clocks that disagree between hosts. A retry (``retries`` > 0 in its
+  headers) is the worker's own: the producer lets it pass, and so does the worker, up to the
+  longest delay a worker itself schedules (``longest_own_delay_s``: the retry schedule's and
+  the webhook backoff's longest pause) plus the grace. A raw message that merely says it is a
+  retry, with an ETA in 2999, is still refused once and never held.
 - **An ``expires`` that passed** (at receipt, or while the job waited for its ETA or in the
   prefetch). Celery revoked it: state ``REVOKED``, nothing stored, nothing parked. Every
   task's Request (``tasks.redaction.RedactedRequest``) hands an expiry to ``expire_request``
@@ -44,7 +48,10 @@ def eta_problem(headers: Any, settings: Settings | None = None) -> str | None:
     if eta is None:
         return None
     settings = settings or get_settings()
-    limit_s = max_countdown_s(settings) + ETA_GRACE_S
+    limit_s = max_countdown_s(settings)
+    if _is_retry(headers):
+        limit_s = max(limit_s, longest_own_delay_s(settings))
+    limit_s += ETA_GRACE_S
     ahead_s = (eta - dt.datetime.now(dt.UTC)).total_seconds()
     if ahead_s <= limit_s:
         return None
@@ -53,6 +60,18 @@ def eta_problem(headers: Any, settings: Settings | None = None) -> str | None:
         "(held longer, the broker redelivers it while it waits and it runs in copies); "
         "schedule it outside modq, or raise MODQ_VISIBILITY_TIMEOUT_S and MODQ_MAX_COUNTDOWN_S"
     )
+
+
+def longest_own_delay_s(settings: Settings) -> float:
+    """The longest countdown a worker gives a retry of its own: the retry schedule's longest
+    delay (``tasks.retry_policy``) or the webhook backoff's, whichever is longer."""
+    return max(settings.retry_delay_max_s, settings.webhook_backoff_max_s)
+
+
+def _is_retry(headers: Any) -> bool:
+    """Whether a protocol-2 message's headers say it is a retry (``retries`` > 0)."""
+    retries = headers.get("retries") if isinstance(headers, dict) else None
+    return isinstance(retries, int) and not isinstance(retries, bool) and retries > 0
 
 
 def expired_problem(headers: Any) -> str | None:

@@ -124,7 +124,10 @@ def check_visibility_timeout(settings: Settings, tasks: Iterable[Any]) -> list[s
     """The problems with the visibility timeout (each also logged as an error)."""
     visibility_s = float(settings.visibility_timeout_s)
     limits = {
-        "the longest retry delay": longest_retry_delay_s(tasks),
+        # a webhook's backoff is a retry the worker schedules itself (tasks.schedules)
+        "the longest retry delay": max(
+            longest_retry_delay_s(tasks), settings.webhook_backoff_max_s
+        ),
         "the longest countdown/ETA allowed": max_countdown_s(settings),
     }
     problems = [

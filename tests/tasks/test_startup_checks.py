@@ -133,3 +133,27 @@ def test_producers_refuse_a_countdown_or_eta_past_the_visibility_timeout(databas
     assert broker.llen("normal") == 0  # nothing enqueued
     moderate.apply_async(kwargs=job, countdown=60)  # within the limit: accepted
     assert broker.llen("normal") == 1
+
+
+def test_a_worker_holds_its_own_far_retry_but_no_raw_eta_in_2999() -> None:
+    """A retry's countdown (a webhook's backoff, up to ``webhook_backoff_max_s``) beyond
+    ``max_countdown_s`` is the worker's own: the producer lets it pass (``check_schedule``), so
+    the worker must too; the old check dead-lettered it as ``eta_too_far``. A message that only
+    claims to be a retry is still bounded by what a worker itself schedules."""
+    import datetime as dt
+
+    from tasks.schedules import eta_problem
+
+    settings = Settings(max_countdown_s=30, webhook_backoff_max_s=600, retry_delay_max_s=60)
+
+    def headers(ahead_s: float, **extra: object) -> dict[str, object]:
+        eta = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=ahead_s)
+        return {"eta": eta.isoformat(), **extra}
+
+    assert eta_problem(headers(590, retries=3), settings) is None  # a webhook backoff
+    assert eta_problem(headers(590), settings) is not None  # a first send that far: refused
+    assert eta_problem(headers(590, retries=0), settings) is not None
+    assert eta_problem(headers(2 * 600, retries=3), settings) is not None  # past own delays
+    far = {"eta": "2999-01-01T00:00:00+00:00", "retries": 1}
+    assert eta_problem(far, settings) is not None  # never held in copies
+    assert eta_problem(headers(590, retries=True), settings) is not None  # not a count
