@@ -45,6 +45,15 @@ KEY_PREFIX = "modq:api:once:"
 MAX_TOKEN_CHARS = 255
 POLL_S = 0.2  # a repeat reads the first attempt's record this often while it runs
 RUNNING_GRACE_S = 30.0  # a running record outlives its work's own deadline by this much
+# delete the record only if it still holds our token, in one step: a first attempt of the openai
+# client (written without NX) may overwrite it between a read and a delete
+RELEASE_LUA = """
+local raw = redis.call('GET', KEYS[1])
+if raw and cjson.decode(raw)['token'] == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
 
 Answer = TypeVar("Answer", bound=BaseModel)
 
@@ -91,6 +100,7 @@ class Replays:
         self._running_ttl_ms = int((work_deadline_s + RUNNING_GRACE_S) * 1000)
         self.work_deadline_s = work_deadline_s  # how long claimed work waits for its result
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._release_script = self._redis.register_script(RELEASE_LUA)
 
     async def run(
         self,
@@ -189,9 +199,8 @@ class Replays:
             task.exception()  # retrieved: a caller past its deadline no longer awaits it
 
     async def _release(self, claim: Claim, token: str) -> None:
-        raw = await self._redis.get(claim.record_key)
-        if raw is not None and json.loads(raw).get("token") == token:
-            await self._redis.delete(claim.record_key)
+        """Let the claim go if it is still ours (compare-and-delete, atomic in Redis)."""
+        await self._release_script(keys=[claim.record_key], args=[token])
 
     async def aclose(self) -> None:
         for task in list(self._tasks):
