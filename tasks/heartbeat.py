@@ -14,6 +14,8 @@ import logging
 import os
 import socket
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from celery.signals import worker_ready, worker_shutdown
@@ -25,12 +27,25 @@ from modq.settings import get_settings
 
 log = logging.getLogger(__name__)
 
+LOG_EVERY_S = 300.0  # while beats keep failing, say so again this often
+
 
 class Heartbeat:
-    """Beats for ``node`` until ``stop``."""
+    """Beats for ``node`` until ``stop``. No error ends the thread: a beat that fails (Redis
+    away, or anything ``state`` or the encoding raises) is logged, at most once per
+    ``LOG_EVERY_S`` while failures go on, and the next beat is tried on time. A thread that
+    died on one unexpected error left its worker never ready again (503 to every sync call)."""
 
-    def __init__(self, redis: Redis, node: str, *, interval_s: float = heartbeat.INTERVAL_S):
+    def __init__(
+        self,
+        redis: Redis,
+        node: str,
+        *,
+        interval_s: float = heartbeat.INTERVAL_S,
+        state: Callable[[], dict[str, Any]] | None = None,
+    ):
         self.redis, self.node, self.interval_s = redis, node, interval_s
+        self.state = state or serving_state
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="modq-heartbeat", daemon=True)
 
@@ -38,15 +53,19 @@ class Heartbeat:
         self._thread.start()
 
     def _run(self) -> None:
-        failing = False
+        logged_at: float | None = None  # when the current run of failures was last logged
         while not self._stopped.is_set():
             try:
-                heartbeat.beat(self.redis, self.node, serving_state())
-                failing = False
-            except (RedisError, OSError) as exc:
-                if not failing:  # once per outage
-                    log.warning("modq: heartbeat not recorded (%s)", type(exc).__name__)
-                failing = True
+                heartbeat.beat(self.redis, self.node, self.state())
+                logged_at = None
+            except Exception as exc:  # never fatal: the next beat may work
+                now = time.monotonic()
+                if logged_at is None or now - logged_at >= LOG_EVERY_S:
+                    logged_at = now
+                    if isinstance(exc, RedisError | OSError):
+                        log.warning("modq: heartbeat not recorded (%s)", type(exc).__name__)
+                    else:
+                        log.error("modq: heartbeat not recorded", exc_info=True)
             self._stopped.wait(self.interval_s)
 
     def stop(self) -> None:
@@ -60,9 +79,9 @@ class Heartbeat:
 def serving_state() -> dict[str, Any]:
     """This process's model and breaker state, as ``modq_stats`` reports it."""
     from gpu_worker.runtime import current_engine
-    from tasks.signals import _breaker_stats
+    from tasks.signals import breaker_stats
 
-    return {"model_loaded": current_engine() is not None, **_breaker_stats()}
+    return {"model_loaded": current_engine() is not None, **breaker_stats()}
 
 
 _beating: Heartbeat | None = None

@@ -198,7 +198,7 @@ def _close(**_: Any) -> None:
         _server.stop()
 
 
-def _breaker_stats() -> dict[str, Any]:
+def breaker_stats() -> dict[str, Any]:
     """The circuit breakers of this process: ``closed``, ``half_open`` or ``open``; whether a
     CPU fallback serves while the model's is open; its model calls that hung (ever, and
     still stuck now)."""
@@ -249,7 +249,7 @@ def modq_stats(state: Any) -> dict[str, Any]:
     from tasks import heap
 
     stats["heap_trims"] = heap.trims_done
-    stats.update(_breaker_stats())
+    stats.update(breaker_stats())
     stats["python_objects"] = len(gc.get_objects())  # a leak shows here first
     stats["variant_models"] = [
         {
