@@ -34,8 +34,10 @@ log = logging.getLogger(__name__)
 PERMANENT: tuple[type[BaseException], ...] = (sa.DataError, sa.IntegrityError)
 # raised by a driver while it adapts a parameter (before the server sees it): the value is bad
 PERMANENT_ADAPTATION: tuple[type[BaseException], ...] = (ValueError, TypeError, UnicodeError)
-# what a repository catches and hands to classify(): the database's and the drivers' errors
-STORAGE_ERRORS: tuple[type[BaseException], ...] = (sa.SQLAlchemyError, *PERMANENT_ADAPTATION)
+# what a repository catches and hands to classify(): SQLAlchemy's errors only. A driver's error
+# while it adapts a parameter reaches us wrapped in a StatementError (is_permanent unwraps it);
+# a bare ValueError or TypeError is a bug in our own code, raised as it is, never a "refused row"
+STORAGE_ERRORS: tuple[type[BaseException], ...] = (sa.SQLAlchemyError,)
 READ_ONLY_MARKERS = ("readonly database", "read-only", "unable to open database file")
 MASK = '"…"'
 # PostgreSQL quotes values and names alike ('invalid input syntax for type uuid: "x"',

@@ -174,7 +174,9 @@ class Settings(BaseSettings):
         262_144,
         ge=1_024,
         description="A dead-letter entry keeps at most this many bytes of its message (the "
-        "rest is cut, and the entry says so): a flood of huge poison stays small.",
+        "rest is cut, and the entry says so, and it cannot be retried): with "
+        "dead_letter_max_entries, the store holds at most ~2.6 GB by default; lower either for "
+        "a small Redis.",
     )
     dead_letter_max_entries: int = Field(
         10_000,

@@ -14,6 +14,7 @@ from db.group_commit import GroupCommitter
 from db.results import ResultRepository
 from db.reviews import ReviewRepository
 from db.session import make_engine
+from db.storage_errors import storage_errors
 from modq.errors import RETRYABLE, InvalidContent, StorageRejected, StorageUnavailable
 from modq.reviews import OVERALL, ReviewOutcome
 from tests.conftest import postgres_database
@@ -124,3 +125,11 @@ def test_an_unavailable_database_still_fails_the_whole_group(tmp_path) -> None:
         committer.submit(object())
     committer.close()
     assert calls == [1] and committer.isolations == 0
+
+
+def test_a_bug_in_our_own_code_is_raised_as_it_is_not_as_a_refused_row():
+    # a TypeError raised by a repository's own Python (not by a driver adapting a parameter,
+    # which SQLAlchemy wraps in a StatementError) must not become a permanent StorageRejected
+    # with its traceback hidden: the job would fail for good on a bug
+    with pytest.raises(TypeError, match="a bug"), storage_errors("store results"):
+        raise TypeError("a bug")
