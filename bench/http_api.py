@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.http_tenants import TenantSizes, run_tenants, tenant_markdown
-from bench.report import machine, update_docs, write_json
+from bench.report import machine, percentile, update_docs, write_json
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
@@ -112,14 +112,6 @@ class PathRun:
             },
             "error_samples": self.error_samples,
         }
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest rank on the sorted values (0.0 when there are none)."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 # --- the driver: a spawned process, as an app beside the API would be ------------------------

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bench.report import percentile
+
 TARGET_RATIO = 2.0
 BLOCKS = 3  # each run alternates alone / beside the flood this many times
 DEADLINE_S = 60.0
@@ -37,11 +39,6 @@ class TenantSizes:
     @classmethod
     def quick(cls) -> TenantSizes:
         return cls(40, 16, 1)
-
-
-def _p99(values: Sequence[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))] if ordered else 0.0
 
 
 async def _victim(
@@ -133,9 +130,9 @@ async def measure_tenants(
             row: dict[str, Any] = {
                 "victim_requests": len(alone),
                 "alone_p50_ms": statistics.median(alone),
-                "alone_p99_ms": _p99(alone),
+                "alone_p99_ms": percentile(alone, 0.99),
                 "flood_p50_ms": statistics.median(with_flood),
-                "flood_p99_ms": _p99(with_flood),
+                "flood_p99_ms": percentile(with_flood, 0.99),
                 "flood_responses": {str(k): v for k, v in sorted(tally.items())},
                 "victim_failed_alone": len(failed_alone),
                 "victim_failed_with_flood": len(failed_flood),

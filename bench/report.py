@@ -189,3 +189,12 @@ def update_docs(path: Path, section: str, *, begin: str = DOCS_BEGIN, end: str =
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     path.write_text(text)
     print(f"wrote {path}")
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest rank on the sorted values, ``q`` in 0..1 (0.0 when there are none): the one
+    percentile of the HTTP and producer rows."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]

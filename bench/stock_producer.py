@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.report import percentile
 from bench.services import ModqWorker, modq_worker_env
 from cli.services import private_redis
 
@@ -37,9 +38,7 @@ TEXT = "comment {}: a typical reply of a dozen words or so, neither long nor sho
 
 
 def _percentile_ms(samples_s: list[float], q: float) -> float:
-    ordered = sorted(samples_s)
-    index = min(len(ordered) - 1, round(q * (len(ordered) - 1)))
-    return ordered[index] * 1000
+    return percentile(samples_s, q) * 1000
 
 
 def _senders(redis_url: str) -> dict[str, Callable[[str], Any]]:
