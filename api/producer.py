@@ -25,7 +25,7 @@ from api.fairness import KeySlots
 from api.jobs import JobStore
 from api.readiness import ReadinessProbe
 from api.results import ResultWaiter
-from modq.errors import DeadlineExceeded, TooLarge
+from modq.errors import DeadlineExceeded
 from modq.settings import Settings
 
 
@@ -89,12 +89,10 @@ class ApiProducer:
         priority: str,
         timeout_s: float | None,
     ) -> tuple[str, list[dict[str, Any]]]:
-        """Up to ``max_items_per_message`` items: (job id, results in the items' order). Sent
+        """Items checked by ``api.checks.check_items`` (its 413 past ``max_items_per_message``):
+        (job id, results in the items' order). Sent
         as one ``moderate_many`` message per chunk of ``api_batch_chunk_items``, each holding a
         slot of the key; more than one chunk makes a ``batch`` job whose id covers them all."""
-        limit = self.settings.max_items_per_message
-        if len(items) > limit:
-            raise TooLarge(f"{len(items)} items, the limit is {limit}", field="items", limit=limit)
         require_priority(principal, priority)
         await self.readiness.require_worker()
         items = [{**item, "content_id": item.get("content_id") or new_job_id()} for item in items]
