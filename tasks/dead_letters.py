@@ -196,11 +196,17 @@ def dead_letter_message(message: Any, *, reason: str, error: str) -> None:
         park(entry)
     except Exception as exc:  # the store is away: never lose the message
         log.error("modq: cannot dead-letter a poison message yet (%s)", type(exc).__name__)
-        qos = getattr(message.channel, "qos", None)
-        getattr(qos, "_delivered", {}).pop(message.delivery_tag, None)
+        leave_unacknowledged(message)
         return
     if not message.acknowledged:
         message.ack()
+
+
+def leave_unacknowledged(message: Any) -> None:
+    """Let go of a consumed message without acknowledging it: it stays in the broker's
+    ``unacked`` and comes back after the visibility timeout (no prefetch slot held meanwhile)."""
+    qos = getattr(getattr(message, "channel", None), "qos", None)
+    getattr(qos, "_delivered", {}).pop(getattr(message, "delivery_tag", None), None)
 
 
 # --- messages Celery rejects itself --------------------------------------------------------

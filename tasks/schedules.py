@@ -98,29 +98,40 @@ def _when(headers: Any, key: str) -> dt.datetime | None:
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
-def store_expired(task_id: str, why: str) -> None:
+def store_expired(task_id: str, why: str, request: Any = None) -> None:
     """A ``JobExpired`` FAILURE under ``task_id`` (a REVOKED state is overwritten; a SUCCESS
-    never is, by Celery's own rule)."""
+    never is, by Celery's own rule). With the job's ``request`` (its task context), Celery
+    calls its errbacks too (``link_error``: a ``callback_url``'s ``job.failed`` webhook)."""
     from tasks.app import app
 
-    app.backend.mark_as_failure(task_id, JobExpired(why, task_id=task_id))
+    app.backend.mark_as_failure(task_id, JobExpired(why, task_id=task_id), request=request)
 
 
 def expire_request(request: Any) -> None:
     """Celery found ``request``'s ``expires`` passed (at receipt, or when its ETA came): instead
-    of a REVOKED state, a ``JobExpired`` FAILURE under its id, the whole message dead-lettered
-    (kind and reason ``expired``), the message acknowledged, and its id taken back out of the
-    worker's revoked set (an expiry is no operator's revoke: `modq dlq retry` may run it).
+    of a REVOKED state, a ``JobExpired`` FAILURE under its id (its errbacks called), the whole
+    message dead-lettered (kind and reason ``expired``), the message acknowledged, and its id
+    taken back out of the worker's revoked set (an expiry is no operator's revoke: `modq dlq
+    retry` may run it). If neither the failure nor the entry could be recorded, the message is
+    left unacknowledged: the broker hands it out again and it is expired again then.
     ``RedactedRequest._announce_revoked`` (every task's Request) calls this."""
     from celery import signals
     from celery.worker import state
 
-    from tasks.dead_letters import raw_item
+    from tasks.dead_letters import leave_unacknowledged, raw_item
 
     why = expired_problem(getattr(request, "_request_dict", None)) or "expired before it ran"
     state.task_ready(request)
+    request._already_revoked = True  # never run here, whatever asks again
+    recorded = False
     try:
-        store_expired(request.id, why)
+        store_expired(request.id, why, request=request._context)
+        recorded = True
+    except Exception as exc:
+        log.error(  # the store, or an errback that could not be sent
+            "modq: cannot record expired job %s (%s)", request.id, type(exc).__name__
+        )
+    try:
         entry = dead_letters.poison_entry(
             raw_item(request._message),
             queue=(request.delivery_info or {}).get("routing_key"),
@@ -129,12 +140,15 @@ def expire_request(request: Any) -> None:
         )
         entry.kind = EXPIRED
         park(entry)
-    except Exception as exc:  # its caller has the typed failure, or at worst the log says so
-        log.error("modq: cannot record expired job %s (%s)", request.id, type(exc).__name__)
+        recorded = True
+    except Exception as exc:
+        log.error("modq: cannot dead-letter expired job %s (%s)", request.id, type(exc).__name__)
+    state.revoked.discard(request.id)
+    if not recorded:  # never lose it: redelivered after the visibility timeout
+        leave_unacknowledged(request._message)
+        return
     request.send_event("task-failed", exception=f"JobExpired({why!r})")
     request.acknowledge()
-    request._already_revoked = True  # never run, whatever asks again
-    state.revoked.discard(request.id)
     signals.task_revoked.send(
         sender=request.task, request=request._context, terminated=False, signum=None, expired=True
     )

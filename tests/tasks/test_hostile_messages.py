@@ -182,3 +182,41 @@ def test_parking_reasons_say_what_is_wrong_with_the_item(
     entry = wait_until(lambda: entry_of(lax), timeout_s=60, message="not parked")
     assert entry.reason == "undecodable"  # Python's decoder, the one that counts, refuses it
     assert worker.process.poll() is None
+
+
+def test_a_job_that_expires_calls_its_errbacks(
+    worker: WorkerHandle, redis: Redis, template: dict[str, Any]
+) -> None:
+    """A job with a ``link_error`` (a ``callback_url``'s ``job.failed`` webhook) that expires
+    before it runs: its errback is sent with the job id, as for any other failure (the old
+    code stored the failure with no request, so Celery called no errback)."""
+    import base64
+
+    queue = f"modq-test-errbacks-{uuid.uuid4().hex[:8]}"
+    message = template
+    args, kwargs, embed = json.loads(base64.b64decode(message["body"]))
+    errback = {
+        "task": "modq.deliver_webhook",
+        "args": [],
+        "kwargs": {
+            "callback_url": "https://hooks.example.com/modq",
+            "job_id": template["headers"]["id"],
+            "event": "job.failed",
+        },
+        "options": {"queue": queue},
+        "subtask_type": None,
+        "immutable": False,
+    }
+    embed = {**embed, "errbacks": [errback]}
+    message["body"] = base64.b64encode(json.dumps([args, kwargs, embed]).encode()).decode()
+    message["headers"]["expires"] = at(-60)
+    task_id = message["headers"]["id"]
+    push(redis, message)
+    with pytest.raises(JobExpired):
+        app.AsyncResult(task_id).get(timeout=60)
+    sent = wait_until(lambda: redis.rpop(queue), timeout_s=30, message="no errback sent")
+    envelope = json.loads(sent)
+    assert envelope["headers"]["task"] == "modq.deliver_webhook"
+    sent_args, sent_kwargs, _ = json.loads(base64.b64decode(envelope["body"]))
+    assert sent_args == [task_id] and sent_kwargs["event"] == "job.failed"
+    redis.delete(queue)
