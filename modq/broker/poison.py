@@ -23,12 +23,47 @@ from kombu.utils.json import loads
 from redis import Redis
 
 from modq.broker import dead_letters
-from modq.broker.unacked import PARKED_KEY
+from modq.broker.unacked import PARKED_KEY, split_parked
 from modq.errors import TooLarge
 
 log = logging.getLogger(__name__)
 
 FOLD_BATCH = 100  # parked items moved to the dead-letter queue when a channel is guarded
+# a parked item is claimed (taken off the list, atomically, by one channel of one worker)
+# before it is dead-lettered, so two workers never park it twice; a claim its channel never
+# released (the worker died) goes back on the list after CLAIM_STALE_S
+CLAIMS_KEY = "_modq.undecodable.claims"
+CLAIMS_INDEX_KEY = "_modq.undecodable.claims_index"
+CLAIMS_COUNTER_KEY = "_modq.undecodable.claims_counter"
+CLAIM_STALE_S = 300
+_CLAIM = """
+local now = redis.call('TIME')
+local now_s = tonumber(now[1]) + tonumber(now[2]) / 1e6
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now_s - tonumber(ARGV[2]))) do
+  local item = redis.call('HGET', KEYS[2], id)
+  if item then redis.call('RPUSH', KEYS[1], item) end
+  redis.call('HDEL', KEYS[2], id)
+  redis.call('ZREM', KEYS[3], id)
+end
+local claimed = {}
+for _ = 1, tonumber(ARGV[1]) do
+  local item = redis.call('RPOP', KEYS[1])
+  if not item then break end
+  local id = tostring(redis.call('INCR', KEYS[4]))
+  redis.call('HSET', KEYS[2], id, item)
+  redis.call('ZADD', KEYS[3], now_s, id)
+  claimed[#claimed + 1] = id
+  claimed[#claimed + 1] = item
+end
+return claimed
+"""
+_RELEASE = """
+local item = redis.call('HGET', KEYS[2], ARGV[1])
+if item and ARGV[2] == '1' then redis.call('RPUSH', KEYS[1], item) end
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return 0
+"""
 
 
 @dataclass(frozen=True)
@@ -67,6 +102,7 @@ class PoisonGuarding:
     connection: Any
     connection_errors: Any
     conn_or_acquire: Any
+    _prefixed: Any
 
     def guard_poison(self, *, max_message_bytes: int) -> None:
         """Dead-letter what this channel cannot deliver, instead of raising it (a modq worker's
@@ -77,34 +113,55 @@ class PoisonGuarding:
     def fold_parked(self) -> None:
         """Dead-letter what waits on the parked list (left by an older modq, or an ``unacked``
         entry a sweep could not put back on a queue): at the start, and after each sweep (the
-        transport's timer). Never raises: what is left is folded next time."""
+        transport's timer). Each item is claimed first (taken off the list atomically: no other
+        worker parks it too), then parked with the reason it was parked for, then released; if
+        the store is away the claimed items go back on the list. Never raises: what is left is
+        folded next time."""
         try:
             with self.conn_or_acquire() as client:
-                for item in client.lrange(PARKED_KEY, 0, FOLD_BATCH - 1):
-                    self._dead_letter_parked(item)
-        except Exception as exc:
+                claimed = client.execute_command(
+                    "EVAL", _CLAIM, 4, *self._claim_keys(), CLAIMS_COUNTER_KEY, FOLD_BATCH,
+                    CLAIM_STALE_S,
+                )  # fmt: skip
+                pairs = list(zip(claimed[::2], claimed[1::2], strict=True))
+                for index, (claim, item) in enumerate(pairs):
+                    if not self._dead_letter_parked(item):  # the store is away: all back
+                        for left, _ in pairs[index:]:
+                            self._release_claim(client, left, put_back=True)
+                        return
+                    self._release_claim(client, claim, put_back=False)
+        except Exception as exc:  # unreleased claims go back after CLAIM_STALE_S
             log.error("modq: cannot fold the parked items yet (%s)", type(exc).__name__)
+
+    def _claim_keys(self) -> list[str]:
+        # EVAL's keys are not prefixed by kombu's client: prefixed here, as the fetch's are
+        return [self._prefixed(key) for key in (PARKED_KEY, CLAIMS_KEY, CLAIMS_INDEX_KEY)]
+
+    def _release_claim(self, client: Any, claim: bytes, *, put_back: bool) -> None:
+        keys = self._claim_keys()
+        client.execute_command("EVAL", _RELEASE, 3, *keys, claim, "1" if put_back else "0")
 
     def _dead_letter_store(self) -> dead_letters.DeadLetters:
         if self._dead_letters is None:
             self._dead_letters = dead_letters.store_for_broker(Redis(connection_pool=self.pool))
         return self._dead_letters
 
-    def _dead_letter_parked(self, item: bytes) -> None:
-        """An item from the parked list: dead-lettered, then taken off the list (where it stays
-        if the dead-letter store is away)."""
-        job = dead_letters.read_raw(item)
-        why = job.problem or "not a kombu message"
-        entry = dead_letters.poison_entry(
-            item, queue=None, reason="undecodable", error=f"undecodable message: {why}"
-        )
+    def _dead_letter_parked(self, item: bytes) -> bool:
+        """An item from the parked list, dead-lettered with the reason it was parked for;
+        False if the dead-letter store is away (the item goes back on the list)."""
+        reason, entry = split_parked(item)
+        job = dead_letters.read_raw(entry)
+        if reason == "undecodable":
+            error = f"undecodable message: {job.problem or 'not a kombu message'}"
+        else:  # readable or not, an unacked entry no queue could take back
+            error = f"an unacked entry that names no queue to go back to ({reason})"
+        letter = dead_letters.poison_entry(entry, queue=None, reason=reason, error=error)
         try:
-            dead_letters.park(entry, self._dead_letter_store())
+            dead_letters.park(letter, self._dead_letter_store())
         except Exception as exc:  # kept on the parked list, folded later
             log.error("modq: cannot dead-letter a parked item yet (%s)", type(exc).__name__)
-            return
-        with self.conn_or_acquire() as client:
-            client.lrem(PARKED_KEY, 1, item)
+            return False
+        return True
 
     def _deliver_fetched(self, reply: tuple[Any, ...], dest: str) -> None:
         """Hand a fetched item to its consumer. On a guarded channel a poison item (anything

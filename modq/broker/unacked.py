@@ -24,12 +24,31 @@ ENTRY_MARK = b"\0modq1 "
 # items waiting to be dead-lettered: left by an older modq, or an unacked entry that names no
 # queue; a guarded channel folds them into the dead-letter queue when it starts
 PARKED_KEY = "_modq.undecodable"
+# a parked item: PARKED_MARK, its reason, a space, then the entry as it was (an item an older
+# modq left there has no mark: it was undecodable)
+PARKED_MARK = b"\0modq-parked1 "
+NO_QUEUE = "no_queue"  # an unacked entry that names no queue it could go back to
+BAD_ENTRY = "bad_entry"  # an unacked entry that could not be read back at all
 # kombu's entry: [<message>, "<exchange>", "<routing key>"] (", " or "," between)
 _KOMBU_ENTRY = re.compile(
     rb'\A\[(?P<message>.*),\s*(?P<exchange>"(?:[^"\\]|\\.)*")\s*,'
     rb'\s*(?P<routing_key>"(?:[^"\\]|\\.)*")\s*\]\Z',
     re.DOTALL,
 )
+
+
+def parked_item(reason: str, entry: bytes) -> bytes:
+    """What goes on the parked list for ``entry``: its reason carried with it."""
+    return PARKED_MARK + reason.encode("ascii") + b" " + entry
+
+
+def split_parked(item: bytes) -> tuple[str, bytes]:
+    """``(reason, entry)`` of a parked item (``undecodable`` for one an older modq left)."""
+    if item.startswith(PARKED_MARK):
+        reason, sep, entry = item[len(PARKED_MARK) :].partition(b" ")
+        if sep and reason.isascii():
+            return reason.decode("ascii"), entry
+    return "undecodable", item
 
 
 def split_entry(entry: bytes) -> tuple[str, bytes] | None:
@@ -102,6 +121,7 @@ class Restoring:
         (marked redelivered when it reads as a message). An entry that names no queue goes to
         the parked list, to be dead-lettered: never an exception, never a loss."""
         push = pipe.lpush if leftmost else pipe.rpush
+        reason = NO_QUEUE
         try:
             targets, item = self._restore_targets(entry)
         except Exception as exc:  # any entry at all: parked rather than lost or fatal
@@ -109,10 +129,10 @@ class Restoring:
             if isinstance(exc, self.connection_errors) and not isinstance(exc, KeyError):
                 raise
             log.error("modq: cannot read an unacked entry back (%s)", type(exc).__name__)
-            targets, item = [], entry
+            targets, item, reason = [], entry, BAD_ENTRY
         if not targets:
             log.error("modq: an unacked entry names no queue: parked to be dead-lettered")
-            pipe.lpush(PARKED_KEY, entry)
+            pipe.lpush(PARKED_KEY, parked_item(reason, entry))
             return
         for target in targets:
             push(target, item)

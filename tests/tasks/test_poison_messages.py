@@ -187,6 +187,50 @@ def test_items_left_on_the_old_parked_list_are_folded_into_the_dead_letter_queue
     assert entry.reason == "undecodable" and entry.raw() == b"left by an older modq"
 
 
+def test_two_workers_folding_at_once_dead_letter_a_parked_item_once(broker_url):
+    """Every guarded channel folds the parked list. It used to read it (LRANGE), park, then
+    LREM: a second worker folding between the two parked the same item again, and `modq dlq
+    retry` ran it twice. Here the second one folds while the first is parking (its store
+    calls it back): the item was taken off the list first, so it is parked once."""
+    from modq.broker.dead_letters import DeadLetters, store_for_broker
+
+    raw = Redis.from_url(broker_url)
+    with _connect(broker_url) as first, _connect(broker_url) as second:
+        other = _guarded(second)  # folds the list (empty yet) as it starts
+        raw.lpush(PARKED_KEY, b"left by an older modq")
+        real = store_for_broker(raw)
+
+        class ParkingWhileAnotherFolds(DeadLetters):
+            def park(self, entry):  # a real park, with the other worker's fold inside it
+                other.fold_parked()
+                return real.park(entry)
+
+        channel = first.channel()
+        channel._dead_letters = ParkingWhileAnotherFolds(raw)
+        channel.guard_poison(max_message_bytes=1_048_576)  # folds
+    entries = get_dead_letters(broker_url).entries()
+    assert [e.raw() for e in entries] == [b"left by an older modq"]
+    assert raw.llen(PARKED_KEY) == 0 and raw.hlen("_modq.undecodable.claims") == 0
+
+
+def test_a_parked_unacked_entry_keeps_the_reason_it_was_parked_for(broker_url):
+    """An unacked entry that names no queue is readable JSON: it was dead-lettered as
+    ``undecodable`` all the same. Its parked item carries its reason (``no_queue``)."""
+    raw = Redis.from_url(broker_url)
+    entry = json.dumps({"foo": 1, "marker": uuid.uuid4().hex}).encode()
+    with _connect(broker_url) as connection:
+        channel = _guarded(connection)
+        raw.hset("unacked", "no-queue", entry)
+        raw.zadd("unacked_index", {"no-queue": time.time() - 10_000})
+        channel.qos.restore_visible(start=0, num=10, interval=1)
+        assert raw.llen(PARKED_KEY) == 1
+        channel.fold_parked()
+    (letter,) = get_dead_letters(broker_url).entries()
+    assert letter.raw() == entry and letter.reason == "no_queue"
+    assert "names no queue" in letter.error
+    assert raw.llen(PARKED_KEY) == 0
+
+
 def test_a_poison_message_stays_in_unacked_while_the_dead_letter_store_is_away(
     broker_url, monkeypatch
 ):
