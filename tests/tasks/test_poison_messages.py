@@ -231,6 +231,27 @@ def test_a_parked_unacked_entry_keeps_the_reason_it_was_parked_for(broker_url):
     assert raw.llen(PARKED_KEY) == 0
 
 
+def test_parked_items_stay_on_the_list_while_the_dead_letter_store_is_away(broker_url):
+    """Claimed, not parked (no store): every claimed item goes back on the list, no claim is
+    left behind, and the next fold, with the store back, parks each once."""
+    from cli.services import free_port
+    from modq.broker.dead_letters import DeadLetters
+
+    raw = Redis.from_url(broker_url)
+    raw.lpush(PARKED_KEY, b"parked 1", b"parked 2")
+    away = DeadLetters(Redis.from_url(f"redis://127.0.0.1:{free_port()}/0"))
+    with _connect(broker_url) as connection:
+        channel = connection.channel()
+        channel._dead_letters = away
+        channel.guard_poison(max_message_bytes=1_048_576)  # folds: the store is away
+        assert sorted(raw.lrange(PARKED_KEY, 0, -1)) == [b"parked 1", b"parked 2"]
+        assert raw.hlen("_modq.undecodable.claims") == 0
+        channel._dead_letters = None  # the broker's own store
+        channel.fold_parked()
+    raws = sorted(e.raw() for e in get_dead_letters(broker_url).entries())
+    assert raws == [b"parked 1", b"parked 2"] and raw.llen(PARKED_KEY) == 0
+
+
 def test_a_poison_message_stays_in_unacked_while_the_dead_letter_store_is_away(
     broker_url, monkeypatch
 ):
