@@ -121,7 +121,8 @@ class ModelGuard:
         self._probe_call: threading.Thread | None = None  # a probe's model call, if hung
         self.probes_run = 0
         self.fallback_loads = 0
-        self.hung_calls = 0  # model calls of the primary that hung (the probe's included)
+        self._hung_calls = 0  # model calls of the primary that hung (the probe's included)
+        self._hung_lock = threading.Lock()  # counted by batcher threads and the prober
         self.breaker.add_listener(self._changed)
 
     # --- the jobs' side -----------------------------------------------------------------
@@ -156,7 +157,7 @@ class ModelGuard:
     def on_batch(self, failed: bool, error: str | None, *, hung: bool = False) -> None:
         """A model call of the primary engine ended, or hung (its batcher's hook)."""
         if hung:
-            self.hung_calls += 1
+            self._count_hung()
             reason = error or "ModelHung: the model call did not return"
             self.breaker.record_failure(reason)
             if self.breaker.closed:
@@ -165,6 +166,15 @@ class ModelGuard:
             self.breaker.record_failure(error or "model call failed")
         elif self.breaker.closed:
             self.breaker.record_success()  # resets the count; only the probe closes it
+
+    @property
+    def hung_calls(self) -> int:
+        """Model calls of the primary that hung (the probe's included)."""
+        return self._hung_calls
+
+    def _count_hung(self) -> None:
+        with self._hung_lock:
+            self._hung_calls += 1
 
     def snapshot(self) -> BreakerSnapshot:
         return self.breaker.snapshot()
@@ -269,7 +279,7 @@ class ModelGuard:
         thread.join(timeout_s)
         if thread.is_alive():
             self._probe_call = thread
-            self.hung_calls += 1
+            self._count_hung()
             raise ModelHung(f"the probe did not answer within {timeout_s:g} s")
         if outcome and outcome[0] is not None:
             raise outcome[0]
