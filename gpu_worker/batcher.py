@@ -35,6 +35,7 @@ import numpy as np
 
 from gpu_worker.backend import Backend, TokenIds
 from gpu_worker.partition import cheapest_cuts
+from gpu_worker.watchdog import RunningCall, Watchdog
 from modq.errors import ModelHung
 
 log = logging.getLogger(__name__)
@@ -97,17 +98,6 @@ class BatcherStats:
     hung_calls: int = 0  # model calls the watchdog gave up on
 
 
-@dataclass(slots=True)
-class _Running:
-    """A batch in a model call, as the watchdog sees it."""
-
-    batch: list[_Item]
-    started_s: float  # time.monotonic()
-    urgent_lane: bool
-    thread: threading.Thread
-    abandoned: bool = False  # the watchdog failed its callers: a late answer is dropped
-
-
 class MicroBatcher:
     """Collects texts from many threads and runs them through one backend in batches."""
 
@@ -167,18 +157,12 @@ class MicroBatcher:
         )
         self._running = 0  # model lanes running a batch now
         self.call_timeout_s = call_timeout_s
-        self._calls: list[_Running] = []  # model calls in flight (guarded by _watch)
-        self._stuck: list[_Running] = []  # hung calls whose thread has not returned yet
-        self._watch = threading.Condition()
+        self._watchdog = None if call_timeout_s is None else Watchdog(call_timeout_s, self._give_up)
         self._threads = [
             self._lane(self._loop, f"modq-batcher-{lane}") for lane in range(self.model_lanes)
         ]
         if self.urgent_lane:
             self._threads.append(self._lane(self._urgent_loop, "modq-batcher-urgent"))
-        if call_timeout_s is not None:
-            threading.Thread(
-                target=self._watchdog, name="modq-batcher-watchdog", daemon=True
-            ).start()
 
     def _lane(self, target: Callable[[], None], name: str) -> threading.Thread:
         thread = threading.Thread(target=target, name=name, daemon=True)
@@ -214,8 +198,8 @@ class MicroBatcher:
         with self._wakeup:
             self._closed = True
             self._wakeup.notify_all()
-        with self._watch:
-            self._watch.notify_all()  # the watchdog stops once no call is left in flight
+        if self._watchdog is not None:
+            self._watchdog.close()  # it stops once no call is left in flight
         deadline_s = time.monotonic() + timeout_s
         for thread in list(self._threads):  # a hung lane's thread was swapped out already
             thread.join(max(0.0, deadline_s - time.monotonic()))
@@ -363,56 +347,19 @@ class MicroBatcher:
                 request.future.set_result(request.scores)
         return False
 
-    # --- the watchdog -------------------------------------------------------------------
-    def _call_started(self, batch: list[_Item], urgent_lane: bool) -> _Running | None:
-        if self.call_timeout_s is None:
-            return None
-        call = _Running(batch, time.monotonic(), urgent_lane, threading.current_thread())
-        with self._watch:
-            self._calls.append(call)
-            self._watch.notify_all()
-        return call
+    # --- the watchdog (gpu_worker/watchdog.py) ------------------------------------------
+    def _call_started(self, batch: list[_Item], urgent_lane: bool) -> RunningCall | None:
+        return None if self._watchdog is None else self._watchdog.started(batch, urgent_lane)
 
-    def _call_ended(self, call: _Running | None) -> bool:
+    def _call_ended(self, call: RunningCall | None) -> bool:
         """The call returned: True if the watchdog had given up on it."""
-        if call is None:
-            return False
-        with self._watch:
-            if call.abandoned:
-                self._stuck.remove(call)
-                return True
-            self._calls.remove(call)
-            return False
+        return call is not None and self._watchdog is not None and self._watchdog.ended(call)
 
     def hung_now(self) -> list[float]:
         """How long (s) each model call that hung and has not returned yet has been running."""
-        now = time.monotonic()
-        with self._watch:
-            return [now - call.started_s for call in self._stuck]
+        return [] if self._watchdog is None else self._watchdog.hung_now()
 
-    def _watchdog(self) -> None:
-        """Fail the callers of every call running past ``call_timeout_s`` (the module doc)."""
-        timeout_s = self.call_timeout_s
-        assert timeout_s is not None
-        while True:
-            with self._watch:
-                while True:
-                    now = time.monotonic()
-                    overdue = [c for c in self._calls if now - c.started_s >= timeout_s]
-                    if overdue:
-                        break
-                    if self._closed and not self._calls:
-                        return
-                    first = min((c.started_s for c in self._calls), default=None)
-                    self._watch.wait(None if first is None else first + timeout_s - now)
-                for call in overdue:
-                    call.abandoned = True
-                    self._calls.remove(call)
-                    self._stuck.append(call)
-            for call in overdue:
-                self._give_up(call, timeout_s)
-
-    def _give_up(self, call: _Running, timeout_s: float) -> None:
+    def _give_up(self, call: RunningCall, timeout_s: float) -> None:
         """A hung call: report it, fail its callers, give its lane to a fresh thread."""
         with self._stats_lock:
             self.stats.hung_calls += 1
