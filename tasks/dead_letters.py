@@ -13,11 +13,12 @@ parked, never fatal, and jobs that ran out of retries are parked where an operat
   error (``task_retry`` remembers the first). Its caller sees that FAILURE and its typed error.
 - Every poison message that names a task id gets a FAILURE result (``PoisonMessage``) under
   that id, so a caller waiting on it returns.
-- ``PoisonGuardStep`` (a consumer bootstep) keeps all this to the worker's own task channel:
-  the transport dead-letters what it cannot deliver there (``Channel.guard_poison``), and a
-  task message Celery cannot decode is parked rather than acknowledged away. Control messages
-  (another app's broadcasts and replies on the same broker) and plain kombu consumers are left
-  to kombu's and Celery's own handling, and logged for what happened to them.
+- ``PoisonGuardStep`` (a consumer bootstep, ``tasks/poison_guard.py``, registered when this
+  module is imported) keeps all this to the worker's own task channel: the transport
+  dead-letters what it cannot deliver there (``Channel.guard_poison``), and a task message
+  Celery cannot decode is parked rather than acknowledged away. Control messages (another
+  app's broadcasts and replies on the same broker) and plain kombu consumers are left to
+  kombu's and Celery's own handling, and logged for what happened to them.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from celery import Task, bootsteps
+from celery import Task
 from celery.exceptions import MaxRetriesExceededError
 from celery.signals import task_failure, task_rejected, task_retry, task_unknown
 from kombu.utils.json import dumps
@@ -38,8 +39,10 @@ from kombu.utils.json import dumps
 from modq.broker import dead_letters
 from modq.broker.dead_letters import EXHAUSTED, DeadLetter, describe, park, poison_entry
 from modq.errors import RETRYABLE, InvalidContent, PoisonMessage
-from modq.settings import get_settings
-from tasks import schedules
+from tasks import (
+    poison_guard,  # noqa: F401  # the consumer bootstep and the log filter
+    schedules,
+)
 from tasks.app import app
 
 log = logging.getLogger(__name__)
@@ -226,79 +229,6 @@ def _unknown(message: Any = None, name: str | None = None, **_: Any) -> None:
     ``NotRegistered`` for its id)."""
     if message is not None:
         _park_quietly(message, reason="unknown_task", error=f"no task named {name!r} here")
-
-
-class NoBodiesInRejections(logging.Filter):
-    """Celery logs the body and headers of a message it turns away (which may hold the text
-    and the user id); its log line says only which kind of rejection it was, and what became
-    of the message: task messages are in the dead-letter queue; a message Celery's own
-    ``on_decode_error`` handles is not a task message (``PoisonGuardStep`` parks those), but a
-    control message (another app sharing the broker, pickle) that Celery dropped."""
-
-    DROPPED = (
-        "modq: Celery dropped a control message it cannot decode (%s, content type %s; another "
-        "app sharing this broker?): not a job, nothing dead-lettered, body not logged"
-    )
-
-    def __init__(self) -> None:
-        super().__init__()
-        from celery.worker.consumer import consumer
-
-        self.kinds = {
-            consumer.UNKNOWN_FORMAT: "no task name in the message",
-            consumer.UNKNOWN_TASK_ERROR: "a task this worker does not know",
-            consumer.INVALID_TASK_ERROR: "an invalid task message",
-        }
-        self.decode_error = consumer.MESSAGE_DECODE_ERROR
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.msg == self.decode_error:
-            args = record.args if isinstance(record.args, tuple) else ()
-            record.msg = self.DROPPED
-            error_type = type(args[0]).__name__ if args else "?"
-            record.args = (error_type, args[1] if len(args) > 1 else "?")
-            record.levelno, record.levelname = logging.WARNING, "WARNING"
-            record.exc_info = record.exc_text = None
-            return True
-        kind = self.kinds.get(record.msg) if isinstance(record.msg, str) else None
-        if kind is not None:
-            record.msg = "modq: Celery turned away a message (%s): dead-lettered, body not logged"
-            record.args = (kind,)
-            record.exc_info = record.exc_text = None
-        return True
-
-
-def install_log_filter() -> None:
-    """Put ``NoBodiesInRejections`` on Celery's consumer logger, once per process."""
-    logger = logging.getLogger("celery.worker.consumer.consumer")
-    if not any(isinstance(f, NoBodiesInRejections) for f in logger.filters):
-        logger.addFilter(NoBodiesInRejections())
-
-
-install_log_filter()  # a worker imports this module at start (celeryconfig ``imports``)
-
-
-class PoisonGuardStep(bootsteps.StartStopStep):
-    """After Celery made the task consumer (at each start and reconnect): its channel
-    dead-letters what it cannot deliver (on modq's Redis transport), and a task message that
-    Celery cannot decode is parked, not acknowledged away. Other channels are left alone."""
-
-    requires = ("celery.worker.consumer.tasks:Tasks",)
-
-    def start(self, parent: Any) -> None:
-        consumer = parent.task_consumer
-        guard = getattr(consumer.channel, "guard_poison", None)
-        if guard is not None:
-            guard(max_message_bytes=get_settings().max_message_bytes)
-        consumer.on_decode_error = _park_undecodable
-
-
-def _park_undecodable(message: Any, exc: BaseException) -> None:
-    """Celery's ``on_decode_error`` for task messages: parked (``bad_message``) and acked."""
-    dead_letter_message(message, reason="bad_message", error=describe(exc))
-
-
-app.steps["consumer"].add(PoisonGuardStep)  # before the worker builds its consumer
 
 
 def _park_quietly(message: Any, *, reason: str, error: str, answer: bool = False) -> None:
