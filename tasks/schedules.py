@@ -128,8 +128,10 @@ def expire_request(request: Any) -> None:
         store_expired(request.id, why, request=request._context)
         recorded = True
     except Exception as exc:
-        log.error(  # the store, or an errback that could not be sent
-            "modq: cannot record expired job %s (%s)", request.id, type(exc).__name__
+        log.error(
+            "modq: cannot store expired job %s or send its errbacks (%s)",
+            request.id,
+            type(exc).__name__,
         )
     try:
         entry = dead_letters.poison_entry(
