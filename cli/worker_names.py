@@ -1,5 +1,5 @@
-"""Celery node names for `modq worker`: distinct for every worker on a host, stable across
-restarts.
+"""Celery node names for `modq worker` and `modq webhooks`: distinct for every worker on a
+host, stable across restarts.
 
 Two workers with one node name share a remote-control mailbox (``<name>.celery.pidbox``). On
 RabbitMQ that queue is exclusive, so the second worker dies at start (``405 RESOURCE_LOCKED``);
@@ -85,12 +85,13 @@ def _claim(name: str) -> socket.socket | None:
     return sock
 
 
-def claim_names(count: int, name: str | None = None) -> Claims:
+def claim_names(count: int, name: str | None = None, *, base: str = DEFAULT_BASE) -> Claims:
     """Claim ``count`` node names on this host. ``name`` (``--hostname``): that name for one
     worker, ``name-1``... for a group, all free or ``NameTaken``. No name: the first free of
-    ``modq``, ``modq-2``, ``modq-3``... for one worker, of ``modq-1``, ``modq-2``... for a
-    group. Off Linux (no abstract sockets) nothing is checked: ``modq`` or ``modq-1``...."""
-    base = full_name(name or DEFAULT_BASE)
+    ``base``, ``base-2``, ``base-3``... for one worker (``modq``, ``modq-2``...; ``modq
+    webhooks``: ``webhooks``, ``webhooks-2``...), of ``base-1``, ``base-2``... for a group.
+    Off Linux (no abstract sockets) nothing is checked: ``base`` or ``base-1``...."""
+    base = full_name(name or base)
     wanted = [base] if count == 1 else [numbered(base, i) for i in range(1, count + 1)]
     if not sys.platform.startswith("linux"):
         return Claims(names=wanted)

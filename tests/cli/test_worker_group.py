@@ -229,3 +229,41 @@ def test_one_process_dying_stops_the_group_with_a_failure(start_group):
     os.kill(first, signal.SIGKILL)
     assert group.wait(60) != 0  # a supervisor sees the group fail and restarts it whole
     assert not Path(f"/proc/{second}").exists()  # stopped and reaped
+
+
+def test_modq_webhooks_takes_a_stable_free_name_and_refuses_a_held_one():
+    """`modq webhooks` claims its node name as `modq worker` does: ``--hostname`` held on this
+    host is refused; without it, the first free of webhooks@%h, webhooks-2@%h... (was
+    ``webhooks-<pid>@%h``: a new name on every restart, never checked)."""
+    name = f"hooks{uuid.uuid4().hex[:6]}"
+    held = claim_names(1, name)
+    try:
+        done = subprocess.run(
+            [MODQ, "webhooks", "--hostname", name], capture_output=True, text=True, timeout=60
+        )
+    finally:
+        held.release()
+    assert done.returncode == 2, done.stderr
+    assert f"already runs as {name}@" in done.stderr
+    # the default name: `webhooks@%h` held here, the command takes the next free one
+    try:
+        base = claim_names(1, "webhooks")
+    except NameTaken:  # a `modq webhooks` runs on this host: its name is the base's
+        base = None
+    env = {**os.environ, "MODQ_BROKER_URL": "redis://127.0.0.1:1/0"}
+    process = subprocess.Popen(
+        [MODQ, "webhooks"], stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+    )
+    try:
+        assert process.stderr is not None
+        first = process.stderr.readline()
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
+        if process.stderr is not None:
+            process.stderr.close()
+        if base is not None:
+            base.release()
+    host = expanded("any").partition("@")[2]
+    assert first.startswith("modq: webhooks webhooks-") and first.endswith(f"@{host}\n"), first
+    assert "-2@" in first or base is None, first  # the lowest free name after webhooks@%h
