@@ -13,7 +13,9 @@ A request is recognised as a repeat, always within one API key, in one of two wa
   more gets the answer of the latest request with the same fingerprint. A first attempt
   (count 0) never attaches: two deliberate, identical calls both run.
 
-A claimed request runs in a task of its own: when the caller's deadline passes, the caller
+A claimed request runs in a task of its own. It waits for a slot of its key (``api.fairness``)
+within the caller's deadline, as any request: past it 429, never enqueued. Once enqueued, only
+its wait for the result outlives the caller: when the caller's deadline passes, the caller
 gets 503 (with ``Retry-After``) while the work goes on and stores its answer for
 ``answer_ttl_s``; the retry picks it up instead of enqueuing the same items again. Plain
 requests (neither header) run as before. The records live in Redis (``modq:api:once:``), so
@@ -37,12 +39,14 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from api.auth import Principal
+from api.budget import Budget
 from modq.errors import BrokerUnavailable, DeadlineExceeded, InvalidContent
 
 IDEMPOTENCY_HEADER = "idempotency-key"
 RETRY_COUNT_HEADER = "x-stainless-retry-count"
 KEY_PREFIX = "modq:api:once:"
 MAX_TOKEN_CHARS = 255
+ADMIT_GRACE_S = 5.0  # past its deadline, a caller waits this long at most to learn of a refusal
 POLL_S = 0.2  # a repeat reads the first attempt's record this often while it runs
 RUNNING_GRACE_S = 30.0  # a running record outlives its work's own deadline by this much
 # delete the record only if it still holds our token, in one step: a first attempt of the openai
@@ -105,15 +109,16 @@ class Replays:
     async def run(
         self,
         claim: Claim | None,
-        work: Callable[[float], Awaitable[Answer]],
+        work: Callable[[Budget], Awaitable[Answer]],
         answer_type: type[Answer],
         *,
         deadline_s: float,
     ) -> Answer:
-        """``work(timeout_s)``'s answer. Unclaimed: run within ``deadline_s``. Claimed: run
-        once (in a task that outlives the caller's deadline), or the earlier answer."""
+        """``work(budget)``'s answer. Unclaimed: run within ``deadline_s``. Claimed: run once
+        (admitted within ``deadline_s``, its result awaited in a task that outlives the
+        caller's deadline), or the earlier answer."""
         if claim is None:
-            return await work(deadline_s)
+            return await work(Budget.within(deadline_s))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + deadline_s
         # the deadline is checked by hand, never by cancelling: the Redis client may swallow a
@@ -122,13 +127,11 @@ class Replays:
             while True:
                 token = uuid.uuid4().hex
                 if await self._claim(claim, token):
-                    task = loop.create_task(self._finish(claim, token, work))
+                    budget = Budget(deadline_s, self.work_deadline_s)
+                    task = loop.create_task(self._finish(claim, token, work, budget))
                     self._tasks.add(task)
                     task.add_done_callback(self._forget)
-                    done, _ = await asyncio.wait({task}, timeout=max(0.0, deadline - loop.time()))
-                    if not done:
-                        raise TimeoutError
-                    return task.result()
+                    return await self._answer_or_refusal(task, budget, deadline)
                 answer = await self._earlier_answer(claim, deadline)
                 if answer is not None:
                     return answer_type.model_validate(answer)
@@ -141,6 +144,27 @@ class Replays:
             ) from None
         except RedisError as exc:
             raise BrokerUnavailable(f"cannot record the request: {type(exc).__name__}") from exc
+
+    async def _answer_or_refusal(
+        self, task: asyncio.Task[Answer], budget: Budget, deadline: float
+    ) -> Answer:
+        """The task's answer by ``deadline``; past it TimeoutError (503: the work goes on)
+        once the work is enqueued, or the work's own refusal (429) if it never was: its wait
+        for a slot ends at the same deadline."""
+        loop = asyncio.get_running_loop()
+        done, _ = await asyncio.wait({task}, timeout=max(0.0, deadline - loop.time()))
+        if not done:
+            admitted = loop.create_task(budget.admitted.wait())
+            try:
+                waits: set[asyncio.Task[Any]] = {task, admitted}
+                done, _ = await asyncio.wait(
+                    waits, timeout=ADMIT_GRACE_S, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                admitted.cancel()
+            if task not in done:
+                raise TimeoutError
+        return task.result()
 
     async def _claim(self, claim: Claim, token: str) -> bool:
         record = json.dumps({"state": "running", "fingerprint": claim.fingerprint, "token": token})
@@ -174,10 +198,14 @@ class Replays:
             await asyncio.sleep(min(POLL_S, left_s))
 
     async def _finish(
-        self, claim: Claim, token: str, work: Callable[[float], Awaitable[Answer]]
+        self,
+        claim: Claim,
+        token: str,
+        work: Callable[[Budget], Awaitable[Answer]],
+        budget: Budget,
     ) -> Answer:
         try:
-            answer = await work(self.work_deadline_s)
+            answer = await work(budget)
         except BaseException:
             # nothing to replay: a repeat runs afresh (and meets the same refusal, if any)
             with contextlib.suppress(RedisError):

@@ -12,7 +12,8 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from modq.errors import BrokerUnavailable, UnknownJob
+from api.problems import status_of
+from modq.errors import BrokerUnavailable, ModerationError, UnknownJob
 
 KEY_PREFIX = "modq:api:job:"
 
@@ -25,6 +26,8 @@ class JobRecord:
     priority: str
     created_at_s: float
     parts: tuple[str, ...] = ()  # a batch's chunks: their job ids, in the items' order
+    unsent: tuple[str, ...] = ()  # a failed batch's chunks never sent (cancelled or refused)
+    error: dict[str, Any] | None = None  # why a batch failed: {code, detail, status}
 
 
 class JobStore:
@@ -35,9 +38,30 @@ class JobStore:
         self._ttl_s = ttl_s
 
     async def record(
-        self, job_id: str, key_id: str, kind: str, priority: str, *, parts: list[str] | None = None
+        self,
+        job_id: str,
+        key_id: str,
+        kind: str,
+        priority: str,
+        *,
+        parts: list[str] | None = None,
+        unsent: list[str] | None = None,
+        error: ModerationError | None = None,
     ) -> JobRecord:
-        record = JobRecord(job_id, key_id, kind, priority, time.time(), tuple(parts or ()))
+        """Record a job (again, to say which parts of a failed batch were never sent)."""
+        failure = None
+        if error is not None:
+            failure = {"code": error.code, "detail": error.message, "status": status_of(error)}
+        record = JobRecord(
+            job_id,
+            key_id,
+            kind,
+            priority,
+            time.time(),
+            tuple(parts or ()),
+            tuple(unsent or ()),
+            failure,
+        )
         data: dict[str, Any] = {
             "key_id": key_id,
             "kind": kind,
@@ -46,6 +70,10 @@ class JobStore:
         }
         if parts:
             data["parts"] = list(parts)
+        if unsent:
+            data["unsent"] = list(unsent)
+        if failure is not None:
+            data["error"] = failure
         body = json.dumps(data)
         try:
             await self._redis.set(KEY_PREFIX + job_id, body, ex=self._ttl_s)
@@ -69,6 +97,8 @@ class JobStore:
             data["priority"],
             float(data["at"]),
             tuple(data.get("parts", ())),
+            tuple(data.get("unsent", ())),
+            data.get("error"),
         )
 
     async def aclose(self) -> None:

@@ -28,6 +28,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.budget import Budget
 from api.checks import check_items, check_job
 from api.deps import Caller, Producer
 from api.idempotency import claim_of
@@ -150,18 +151,18 @@ async def create_moderation(
     else:
         check_items(producer.settings, [{"content": text} for text in texts], priority)
 
-    async def work(timeout_s: float) -> ModerationsOut:
+    async def work(budget: Budget) -> ModerationsOut:
         response_id = f"modr-{uuid.uuid4().hex}"
         if len(texts) == 1:
             job = {"content_id": f"{response_id}-0", "content": texts[0], "priority": priority}
-            _, result = await producer.moderate(principal, job, timeout_s)
+            _, result = await producer.moderate(principal, job, budget)
             results = [result]
         else:
             items = [
                 {"content_id": f"{response_id}-{index}", "content": text}
                 for index, text in enumerate(texts)
             ]
-            _, results = await producer.moderate_many(principal, items, priority, timeout_s)
+            _, results = await producer.moderate_many(principal, items, priority, budget)
         first = results[0]
         return ModerationsOut(
             id=response_id,

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Path, Request, Response
 
 import modq
 from api.auth import require_priority
+from api.budget import Budget
 from api.deps import Caller, Producer
 from api.idempotency import claim_of
 from api.models import JobAccepted, JobBody, JobError, JobOut, ReviewOut, result_out
@@ -37,7 +38,8 @@ async def submit_job(
     require_priority(principal, body.priority.value)  # 403 before any check of the URL
     job = body.model_dump(mode="json", exclude={"callback_url"})
 
-    async def work(_timeout_s: float) -> JobAccepted:
+    async def work(budget: Budget) -> JobAccepted:
+        budget.admitted.set()  # no slot to wait for: an async job is enqueued at once
         job_id = new_job_id()
         options: dict[str, Any] = {"task_id": job_id}
         if body.callback_url is not None:
@@ -78,6 +80,16 @@ async def get_job(job_id: JOB_ID, principal: Caller, producer: Producer) -> JobO
         priority=record.priority,
         created_at=datetime.fromtimestamp(record.created_at_s, UTC),
     )
+    if record.unsent:  # a batch that failed before all its parts were sent: it never completes
+        job.status = "failed"
+        error = record.error or {}
+        job.error = JobError(
+            code=str(error.get("code", "batch_incomplete")),
+            detail=f"{len(record.unsent)} of {len(record.parts)} parts never sent "
+            f"({', '.join(record.unsent)}): {error.get('detail', 'the batch failed')}",
+            status=int(error.get("status", 500)),
+        )
+        return job
     metas = [await producer.waiter.meta(part) for part in record.parts or (job_id,)]
     states_of = [None if meta is None else meta.get("status") for meta in metas]
     if all(state in states.READY_STATES for state in states_of):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from api.budget import Budget
 from api.checks import check_items, check_job, check_review
 from api.deps import Caller, Producer
 from api.idempotency import claim_of
@@ -36,8 +37,8 @@ async def moderate(
     job = body.model_dump(mode="json", exclude={"timeout_s"})
     check_job(job)
 
-    async def work(timeout_s: float) -> ModerateOut:
-        job_id, result = await producer.moderate(principal, job, timeout_s)
+    async def work(budget: Budget) -> ModerateOut:
+        job_id, result = await producer.moderate(principal, job, budget)
         return ModerateOut(job_id=job_id, result=result_out(result))
 
     deadline_s = sync_deadline_s(producer.settings, 1, body.timeout_s)
@@ -59,8 +60,8 @@ async def moderate_batch(
     priority = body.priority.value
     check_items(producer.settings, items, priority)
 
-    async def work(timeout_s: float) -> BatchOut:
-        job_id, results = await producer.moderate_many(principal, items, priority, timeout_s)
+    async def work(budget: Budget) -> BatchOut:
+        job_id, results = await producer.moderate_many(principal, items, priority, budget)
         return BatchOut(job_id=job_id, results=[result_out(r) for r in results])
 
     deadline_s = sync_deadline_s(producer.settings, len(items), body.timeout_s)
