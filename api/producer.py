@@ -135,7 +135,7 @@ class ApiProducer:
         if failure is None:
             return batch_id, [result for task in tasks for result in task.result()]
         if isinstance(failure, ModerationError):  # the batch's id: GET /v1/jobs says what ran
-            failure.details.setdefault("job_id", batch_id)
+            failure.details["job_id"] = batch_id  # not a chunk's: the client never saw those
         if unsent and isinstance(failure, ModerationError):
             await self.jobs.record(
                 batch_id,
