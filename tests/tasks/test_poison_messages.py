@@ -474,7 +474,7 @@ def test_the_guard_is_the_workers_own_it_parks_into_its_broker_and_logs_what_hap
         "MODQ_BROKER_URL": redis_url,
         "MODQ_REDIS_URL": other_db,
     }
-    pickle_app = Celery("an-app-that-uses-pickle", broker=redis_url)
+    pickle_app = Celery("an-app-that-uses-pickle", broker=redis_url, set_as_current=False)
     pickle_app.conf.update(task_serializer="pickle", accept_content=["pickle", "json"])
     with running_worker(env, log_dir=tmp_path, threads=2) as worker:
         push(redis_url, b"\xffnot a message", ring=True)
