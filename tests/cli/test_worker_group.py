@@ -78,17 +78,22 @@ def test_an_asked_for_name_is_used_as_given_and_refused_when_taken():
             full_name(bad)
 
 
-def test_the_command_refuses_a_name_a_worker_on_this_host_holds():
-    name = f"taken{uuid.uuid4().hex[:6]}"
+def _assert_refused_while_held(command: str, flag: str, prefix: str) -> None:
+    """``modq COMMAND FLAG NAME`` exits 2 naming the holder while this process holds NAME."""
+    name = f"{prefix}{uuid.uuid4().hex[:6]}"
     held = claim_names(1, name)
     try:
         done = subprocess.run(
-            [MODQ, "worker", "-n", name], capture_output=True, text=True, timeout=60
+            [MODQ, command, flag, name], capture_output=True, text=True, timeout=60
         )
     finally:
         held.release()
     assert done.returncode == 2, done.stderr
     assert f"already runs as {name}@" in done.stderr
+
+
+def test_the_command_refuses_a_name_a_worker_on_this_host_holds():
+    _assert_refused_while_held("worker", "-n", "taken")
 
 
 def test_a_worker_started_by_the_demo_holds_a_free_name_of_its_own(tmp_path):
@@ -235,16 +240,7 @@ def test_modq_webhooks_takes_a_stable_free_name_and_refuses_a_held_one():
     """`modq webhooks` claims its node name as `modq worker` does: ``--hostname`` held on this
     host is refused; without it, the first free of webhooks@%h, webhooks-2@%h... (was
     ``webhooks-<pid>@%h``: a new name on every restart, never checked)."""
-    name = f"hooks{uuid.uuid4().hex[:6]}"
-    held = claim_names(1, name)
-    try:
-        done = subprocess.run(
-            [MODQ, "webhooks", "--hostname", name], capture_output=True, text=True, timeout=60
-        )
-    finally:
-        held.release()
-    assert done.returncode == 2, done.stderr
-    assert f"already runs as {name}@" in done.stderr
+    _assert_refused_while_held("webhooks", "--hostname", "hooks")
     # the default name: `webhooks@%h` held here, the command takes the next free one
     try:
         base = claim_names(1, "webhooks")
