@@ -9,6 +9,7 @@ from typing import Any
 
 from modq.categories import CANONICAL_CATEGORIES
 from modq.errors import PolicyError
+from policy.language import parse_language_rule
 from policy.model import Calibration, CategoryThresholds, Policy, UserHistoryRule
 
 FLAG_FRACTION_DEFAULT = 0.7  # flag at 0.7 x the remove threshold unless a file says otherwise
@@ -53,6 +54,7 @@ def parse_policy(document: Mapping[str, Any]) -> Policy:
         calibration=_calibration(document.get("calibration"), version),
         user_history=_user_history(document.get("user_history"), version),
         thin=frozenset(thin),
+        language=parse_language_rule(document.get("language"), version),
     )
 
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from modq.errors import PolicyError
+
+if TYPE_CHECKING:  # policy.language builds on policy.decide, which builds on this module
+    from policy.language import LanguageRule
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +71,7 @@ class Policy:
     calibration: Calibration | None = None
     user_history: UserHistoryRule | None = None
     thin: frozenset[str] = frozenset()  # categories whose thresholds rest on thin data
+    language: LanguageRule | None = None  # the [language] table (policy.language)
 
     @property
     def categories(self) -> tuple[str, ...]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from modq.errors import PolicyError
 from policy.calibration import CategoryCalibration
+from policy.language import LanguageRule
 from policy.loader import load_policy
 from policy.model import Calibration, Policy, UserHistoryRule
 
@@ -27,6 +28,7 @@ def render_policy(
     *,
     calibration: Calibration | None = None,
     user_history: UserHistoryRule | None = None,
+    language: LanguageRule | None = None,
     thin: frozenset[str] = frozenset(),
     notes: Mapping[str, str] | None = None,
     header: str = "",
@@ -61,6 +63,16 @@ def render_policy(
             f"repeat_offender_violations = {user_history.repeat_offender_violations}",
             f"flag_threshold_factor = {_number(user_history.flag_threshold_factor)}",
         ]
+    if language is not None:
+        codes = ", ".join(f'"{code}"' for code in language.supported)
+        lines += [
+            "",
+            "[language]",
+            "enabled = true",
+            f"supported = [{codes}]",
+            f'unsupported = "{language.unsupported.value}"',
+            f"min_confidence = {_number(language.min_confidence)}",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -92,7 +104,8 @@ def calibrated_policy_text(
 ) -> str:
     """TOML text of a policy calibrated for ``calibration``'s model: each calibrated category's
     cuts with a note on what they do on validation; categories the model does not score keep
-    the base policy's; the base policy's ``[user_history]`` rule is carried over."""
+    the base policy's; the base policy's ``[user_history]`` and ``[language]`` rules are carried
+    over."""
     thresholds = {c: (k.flag.threshold, k.remove.threshold) for c, k in calibrated.items()}
     for category, limits in base.thresholds.items():
         thresholds.setdefault(category, (limits.flag, limits.remove))  # e.g. self_harm
@@ -111,6 +124,7 @@ def calibrated_policy_text(
         thresholds,
         calibration=calibration,
         user_history=base.user_history,
+        language=base.language,
         thin=frozenset(c for c, k in calibrated.items() if k.thin),
         notes=notes,
         header=(
