@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gpu_worker.manifest import ModelManifest
+from gpu_worker.windows import TextScores, TextWindows, WindowPlanner, aggregate, window_texts
 from modq.errors import ModelUnavailable
 
 if TYPE_CHECKING:
@@ -27,6 +28,8 @@ class Backend(ABC):
         self.model_calls = 0  # batches run through the model
         self.texts_scored = 0  # rows run through the model
         self._count_lock = threading.Lock()
+        self._planner: WindowPlanner | None = None
+        self._planner_lock = threading.Lock()
 
     @property
     def categories(self) -> tuple[str, ...]:
@@ -40,6 +43,22 @@ class Backend(ABC):
     @abstractmethod
     def tokenize(self, texts: Sequence[str]) -> list[TokenIds]:
         """Token ids per text, truncated to the model's limit, unpadded."""
+
+    def text_tokenizer(self) -> Tokenizer | None:
+        """The ``tokenizers`` tokenizer ``tokenize`` uses, if any: windows need its offsets.
+        A backend without one scores every text as one window."""
+        return None
+
+    def windows(self, texts: Sequence[str]) -> list[TextWindows]:
+        """Each text's windows (``gpu_worker.windows``)."""
+        tokenizer = self.text_tokenizer()
+        if tokenizer is None:
+            return [TextWindows.whole(t) for t in texts]
+        if self._planner is None:
+            with self._planner_lock:
+                if self._planner is None:
+                    self._planner = WindowPlanner(tokenizer, self.manifest.max_length_tokens)
+        return self._planner.plan(texts)
 
     @abstractmethod
     def _run(self, token_ids: Sequence[TokenIds]) -> np.ndarray:
@@ -58,8 +77,13 @@ class Backend(ABC):
         return scores
 
     def score(self, texts: Sequence[str]) -> np.ndarray:
-        """Tokenize and run in one call (no batching policy): for tools and tests."""
-        return self.run(self.tokenize(texts))
+        """Windowed scores in one call (no batching policy): for tools and tests."""
+        return self.score_windows(texts).scores
+
+    def score_windows(self, texts: Sequence[str]) -> TextScores:
+        """Every text's windows run in one call, aggregated (scores, spans)."""
+        plans = self.windows(texts)
+        return aggregate(self.run(self.tokenize(window_texts(texts, plans))), plans)
 
 
 def pad_batch(token_ids: Sequence[TokenIds], pad_id: int) -> tuple[np.ndarray, np.ndarray]:

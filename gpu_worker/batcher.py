@@ -30,12 +30,14 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from gpu_worker.backend import Backend, TokenIds
 from gpu_worker.partition import cheapest_cuts
 from gpu_worker.watchdog import RunningCall, Watchdog
+from gpu_worker.windows import TextScores, aggregate, window_texts
 from modq.errors import ModelHung
 
 log = logging.getLogger(__name__)
@@ -55,9 +57,10 @@ class BatcherClosed(RuntimeError):
 
 @dataclass(slots=True)
 class _Request:
-    future: Future[np.ndarray]
-    scores: np.ndarray
+    future: Future[Any]
+    scores: np.ndarray  # one row per window
     remaining: int
+    finish: Callable[[np.ndarray], Any]  # window scores → what the future gives
 
 
 @dataclass(order=True, slots=True)
@@ -171,14 +174,31 @@ class MicroBatcher:
 
     # --- callers ------------------------------------------------------------------------
     def submit(self, texts: Sequence[str], *, urgent: bool = False) -> Future[np.ndarray]:
-        """Queue texts; the future gives their scores (len(texts), categories) in order."""
-        future: Future[np.ndarray] = Future()
+        """Queue texts; the future gives their scores (len(texts), categories) in order: per
+        category the maximum over each text's windows (``gpu_worker.windows``)."""
+        return self._submit(texts, urgent, lambda matrix, plans: aggregate(matrix, plans).scores)
+
+    def submit_scored(self, texts: Sequence[str], *, urgent: bool = False) -> Future[TextScores]:
+        """Like ``submit``; the future gives ``TextScores``: the scores, and per category the
+        span (character offsets) of the window that gave its score."""
+        return self._submit(texts, urgent, aggregate)
+
+    def _submit(
+        self, texts: Sequence[str], urgent: bool, finish: Callable[[np.ndarray, Any], Any]
+    ) -> Future[Any]:
+        future: Future[Any] = Future()
         if not texts:
-            future.set_result(np.zeros((0, len(self.backend.categories)), np.float32))
+            future.set_result(finish(np.zeros((0, len(self.backend.categories)), np.float32), []))
             return future
-        token_ids = self.backend.tokenize(texts)  # in the caller's thread: overlaps the model
+        # in the caller's thread, overlapping the model: every window is one row of a batch,
+        # so the token budget counts windows
+        plans = self.backend.windows(texts)
+        token_ids = self.backend.tokenize(window_texts(texts, plans))
         request = _Request(
-            future, np.zeros((len(texts), len(self.backend.categories)), np.float32), len(texts)
+            future,
+            np.zeros((len(token_ids), len(self.backend.categories)), np.float32),
+            len(token_ids),
+            lambda matrix: finish(matrix, plans),
         )
         now = time.monotonic()
         with self._wakeup:
@@ -344,7 +364,7 @@ class MicroBatcher:
             request.scores[item.row] = scores[slot]
             request.remaining -= 1
             if request.remaining == 0 and not request.future.done():
-                request.future.set_result(request.scores)
+                _answer(request)
         return False
 
     # --- the watchdog (gpu_worker/watchdog.py) ------------------------------------------
@@ -408,6 +428,15 @@ class MicroBatcher:
         for item in items:
             if not item.request.future.done():
                 item.request.future.set_exception(exc)
+
+
+def _answer(request: _Request) -> None:
+    try:
+        result = request.finish(request.scores)
+    except Exception as exc:  # an aggregation bug fails its caller, never the lane
+        request.future.set_exception(exc)
+        return
+    request.future.set_result(result)
 
 
 def _notify(hook: BatchHook, report: BatchReport) -> None:

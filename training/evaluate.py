@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from gpu_worker.windows import TextScores, aggregate, window_texts
 from policy import Policy
 from training.datasets import COVERED_CATEGORIES, Example, load_examples
 from training.metrics import category_metrics
@@ -52,15 +53,26 @@ def _length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list
 def score_folder(
     folder: Path, texts: Sequence[str], *, batch_size: int = SPEED_BATCH_SIZE, threads: int = 1
 ) -> tuple[tuple[str, ...], np.ndarray]:
-    """(categories, scores) of the folder's ONNX model, CPU, in length-sorted batches."""
+    """(categories, scores) of the folder's ONNX model, CPU, windowed as the worker scores
+    (``gpu_worker.windows``: max per category over each text's windows), the windows run in
+    length-sorted batches."""
+    categories, scored = score_folder_windows(folder, texts, batch_size=batch_size, threads=threads)
+    return categories, scored.scores
+
+
+def score_folder_windows(
+    folder: Path, texts: Sequence[str], *, batch_size: int = SPEED_BATCH_SIZE, threads: int = 1
+) -> tuple[tuple[str, ...], TextScores]:
+    """``score_folder`` with each score's span and each text's window count."""
     from gpu_worker.backends.onnx import OnnxBackend
 
     backend = OnnxBackend(folder, device="cpu", intra_op_threads=threads)
-    token_ids = backend.tokenize(texts)
-    scores = np.zeros((len(texts), len(backend.categories)), dtype=np.float32)
+    plans = backend.windows(texts)
+    token_ids = backend.tokenize(window_texts(texts, plans))
+    scores = np.zeros((len(token_ids), len(backend.categories)), dtype=np.float32)
     for index in _length_sorted_batches([len(t) for t in token_ids], batch_size):
         scores[index] = backend.run([token_ids[i] for i in index])
-    return backend.categories, scores
+    return backend.categories, aggregate(scores, plans)
 
 
 def metrics_for_scores(

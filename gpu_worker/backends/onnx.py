@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from gpu_worker.backend import Backend, TokenIds, open_tokenizer, pad_batch
 from gpu_worker.manifest import ModelManifest
 from modq.errors import ModelUnavailable
 from modq.settings import get_settings
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +98,9 @@ class OnnxBackend(Backend):
 
     def tokenize(self, texts: Sequence[str]) -> list[TokenIds]:
         return [e.ids for e in self._tokenizer.encode_batch(list(texts))]
+
+    def text_tokenizer(self) -> Tokenizer:
+        return self._tokenizer
 
     def _run(self, token_ids: Sequence[TokenIds]) -> np.ndarray:
         return self._score(self._session, token_ids)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib.metadata
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,6 +25,9 @@ from gpu_worker.labels import LabelMapping
 from gpu_worker.manifest import ModelManifest
 from gpu_worker.torch_modules import label_scores_module, pooled_heads_module
 from modq.errors import ModelUnavailable
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 HF_CHECKPOINT_DIR = "hf"  # an imported Hugging Face sequence-classification checkpoint
 ENCODER_DIR = "encoder"  # a folder's own (fine-tuned) sentence encoder
@@ -65,6 +68,9 @@ class TorchBackend(Backend):
 
     def tokenize(self, texts: Sequence[str]) -> list[TokenIds]:
         return [e.ids for e in self._tokenizer.encode_batch(list(texts))]
+
+    def text_tokenizer(self) -> Tokenizer:
+        return self._tokenizer
 
     def _run(self, token_ids: Sequence[TokenIds]) -> np.ndarray:
         import torch
