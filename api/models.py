@@ -92,6 +92,11 @@ class ReasonOut(BaseModel):
     score: float
     threshold: float
     action: Decision
+    span: list[int] | None = Field(
+        None,
+        description="Character offsets [start, end) of the part of the text that gave the "
+        "score (the window scored).",
+    )
 
 
 class ResultOut(BaseModel):
@@ -111,6 +116,11 @@ class ResultOut(BaseModel):
     content_sha256: str
     created_at: str
     priority: Priority
+    language: str | None = Field(
+        None,
+        description="ISO 639-1 code of the language detected in the text; the policy decides "
+        "what a language the model was not built for gets.",
+    )
 
 
 class ModerateOut(BaseModel):

@@ -54,6 +54,8 @@ class ModerationResultRow(Base):
     stored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     # the user's recent outcomes and which of them changed the decision (policy user_history); 0005
     user_features: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # ISO 639-1 code detected in the text (None: not detected, or stored before 0007)
+    language: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class AliasMoveRow(Base):

@@ -80,15 +80,7 @@ class ResultRepository:
             "priority": result.priority.value,
             "decision": result.decision.value,
             "scores": result.scores,
-            "tripped": [
-                {
-                    "category": r.category,
-                    "score": r.score,
-                    "threshold": r.threshold,
-                    "action": r.action.value,
-                }
-                for r in result.tripped
-            ],
+            "tripped": [r.to_dict() for r in result.tripped],  # with each span
             "unscored_categories": result.unscored_categories,
             "model_name": result.model_name,
             "model_version": result.model_version,
@@ -98,6 +90,7 @@ class ResultRepository:
             "latency_ms": result.latency_ms,
             "decided_at": datetime.fromisoformat(result.created_at),
             "user_features": result.extra.get("user_features"),
+            "language": result.language,
         }
 
     def find(self, content_id: str) -> list[ModerationResultRow]:

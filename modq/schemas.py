@@ -67,12 +67,15 @@ class ModerationRequest:
 
 @dataclass(frozen=True, slots=True)
 class Reason:
-    """Why a category tripped: its score against the threshold it crossed."""
+    """Why a category tripped: its score against the threshold it crossed, and ``span``, the
+    character offsets [start, end) of the part of the text that gave the score (the window
+    scored; None where no span applies)."""
 
     category: str
     score: float
     threshold: float
     action: Decision
+    span: tuple[int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -80,7 +83,19 @@ class Reason:
             "score": self.score,
             "threshold": self.threshold,
             "action": self.action.value,
+            "span": None if self.span is None else [self.span[0], self.span[1]],
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Reason:
+        span = data.get("span")
+        return cls(
+            category=data["category"],
+            score=data["score"],
+            threshold=data["threshold"],
+            action=Decision(data["action"]),
+            span=None if span is None else (int(span[0]), int(span[1])),
+        )
 
 
 @dataclass(slots=True)
@@ -103,6 +118,7 @@ class ModerationResult:
     priority: Priority = Priority.NORMAL
     user_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    language: str | None = None  # ISO 639-1 code detected in the text; None if not detected
 
     def to_dict(self) -> dict[str, Any]:
         # by hand: dataclasses.asdict deep-copies every field recursively, ~10x slower, and
@@ -124,17 +140,20 @@ class ModerationResult:
             "priority": self.priority.value,
             "user_id": self.user_id,
             "extra": copy.deepcopy(self.extra) if self.extra else {},
+            "language": self.language,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModerationResult:
-        values = dict(data)
+        # keys a newer worker added are dropped, so an older client still reads its results
+        values = {k: v for k, v in data.items() if k in _RESULT_FIELDS}
         values["decision"] = Decision(values["decision"])
         values["priority"] = Priority(values.get("priority", Priority.NORMAL))
-        values["tripped"] = [
-            Reason(**{**r, "action": Decision(r["action"])}) for r in values["tripped"]
-        ]
+        values["tripped"] = [Reason.from_dict(r) for r in values["tripped"]]
         return cls(**values)
+
+
+_RESULT_FIELDS = frozenset(ModerationResult.__dataclass_fields__)
 
 
 def require_text(

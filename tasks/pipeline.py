@@ -9,7 +9,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -20,6 +20,7 @@ from redis import Redis
 from sqlalchemy import Engine as SqlEngine
 
 from cache import ResultCache, cache_key, content_sha256, normalize_content
+from cache.keys import original_span
 from db.assignments import Assignment
 from db.group_commit import GroupCommitter
 from db.results import ResultRepository
@@ -28,6 +29,7 @@ from db.user_history import UserHistoryRepository
 from experiments.assignment import unit_of
 from gpu_worker.batcher import BatcherClosed, describe_error
 from gpu_worker.guard import FALLBACK, GuardConfig
+from gpu_worker.language import detect_language
 from gpu_worker.model_source import ResolvedModel
 from gpu_worker.runtime import (
     Engine,
@@ -39,10 +41,11 @@ from gpu_worker.runtime import (
 )
 from modq.errors import ModelUnavailable, ModerationError
 from modq.experiment import Experiment, Variant
-from modq.schemas import ModerationRequest, ModerationResult, Priority
+from modq.schemas import ModerationRequest, ModerationResult, Priority, Reason
 from modq.settings import Settings, get_settings
 from policy import Policy, UserFeatures, apply_user_history, decide, load_policy
 from policy.carried import ServedPolicy, policy_for_model
+from policy.language import LanguageGuess, apply_language_rule
 from policy.user_history import describe as describe_user_features
 from tasks import storage_breaker
 from tasks.routing import ExperimentRouter, PolicyBook
@@ -306,9 +309,11 @@ class ModerationPipeline:
         misses = [i for i, hit in enumerate(cached) if hit is None]
         metrics().cache_lookups(hits=len(keys) - len(misses), misses=len(misses))
         future = None
+        languages: dict[int, LanguageGuess] = {}
         if misses:
             urgent = any(requests[i].priority is Priority.URGENT for i in misses)
-            future = engine.batcher.submit([texts[i] for i in misses], urgent=urgent)
+            future = engine.batcher.submit_scored([texts[i] for i in misses], urgent=urgent)
+            languages = {i: detect_language(texts[i]) for i in misses}  # beside the model
         return _Pending(
             model,
             engine.role,
@@ -321,6 +326,7 @@ class ModerationPipeline:
             cached,
             misses,
             future,
+            languages,
         )
 
     def _collect(self, pendings: Sequence[_Pending], enqueued_at_s: float | None) -> list[Scored]:
@@ -348,24 +354,34 @@ class ModerationPipeline:
         users: Sequence[UserFeatures | None],
     ) -> Scored:
         scores_by_index: dict[int, dict[str, float]] = {}
+        spans_by_index: dict[int, dict[str, list[int]]] = {}
         for row, index in enumerate(pending.misses):
             scores_by_index[index] = {
-                c: round(float(s), 6) for c, s in zip(pending.categories, matrix[row], strict=True)
+                c: round(float(s), 6)
+                for c, s in zip(pending.categories, matrix.scores[row], strict=True)
+            }
+            spans_by_index[index] = {
+                c: [int(span[0]), int(span[1])]
+                for c, span in zip(pending.categories, matrix.spans[row], strict=True)
             }
         model, policy = pending.model, pending.policy
         results: list[ModerationResult] = []
         for i, request in enumerate(pending.requests):
             hit = pending.cached[i]
             scores = dict(hit["scores"]) if hit is not None else scores_by_index[i]
+            spans = (hit.get("spans") or {}) if hit is not None else spans_by_index[i]
+            language = pending.languages.get(i) or cached_language(hit, request.content)
             user = users[i]
             applied_policy, applied = apply_user_history(policy, user)
-            outcome = decide(scores, applied_policy)
+            outcome = apply_language_rule(
+                decide(scores, applied_policy), language, applied_policy.language
+            )
             results.append(
                 ModerationResult(
                     content_id=request.content_id,
                     decision=outcome.decision,
                     scores=scores,
-                    tripped=outcome.reasons,
+                    tripped=with_spans(outcome.reasons, spans, request.content),
                     unscored_categories=outcome.unscored_categories,
                     model_name=model.name,
                     model_version=model.version,
@@ -377,6 +393,7 @@ class ModerationPipeline:
                     created_at=now,
                     priority=request.priority,
                     user_id=request.user_id,
+                    language=language.code,
                     extra=(
                         {}
                         if user is None
@@ -386,7 +403,14 @@ class ModerationPipeline:
             )
             if pending.role == FALLBACK and hit is None:  # scored by the fallback engine
                 results[-1].extra["engine"] = {"role": FALLBACK, "device": pending.device}
-        writes = {pending.keys[i]: {"scores": results[i].scores} for i in pending.misses}
+        writes = {
+            pending.keys[i]: {
+                "scores": results[i].scores,
+                "spans": spans_by_index[i],
+                "language": language_entry(pending.languages[i]),
+            }
+            for i in pending.misses
+        }
         return Scored(results, writes)
 
 
@@ -405,6 +429,39 @@ class _Pending:
     cached: list[dict[str, Any] | None]
     misses: list[int]
     future: Future[Any] | None
+    languages: dict[int, LanguageGuess]  # of the misses (a hit's comes from the cache)
+
+
+def language_entry(guess: LanguageGuess) -> dict[str, Any]:
+    """A language guess as the cache keeps it."""
+    return {"code": guess.code, "confidence": guess.confidence, "reliable": guess.reliable}
+
+
+def cached_language(hit: dict[str, Any] | None, content: str) -> LanguageGuess:
+    """The guess a cache entry kept; detected afresh for an entry written before it did."""
+    entry = (hit or {}).get("language")
+    if isinstance(entry, dict):
+        try:
+            return LanguageGuess(
+                str(entry["code"]), float(entry["confidence"]), bool(entry["reliable"])
+            )
+        except (KeyError, TypeError, ValueError):
+            pass
+    return detect_language(normalize_content(content))
+
+
+def with_spans(
+    reasons: Sequence[Reason], spans: Mapping[str, Sequence[int]], content: str
+) -> list[Reason]:
+    """Each reason with the span of the text that gave its score, as offsets into the content
+    the caller sent (the model scores its normalized form: ``cache.keys.original_span``)."""
+    out = []
+    for reason in reasons:
+        span = spans.get(reason.category)
+        if span is not None:
+            reason = replace(reason, span=original_span(content, (span[0], span[1])))
+        out.append(reason)
+    return out
 
 
 def _scores(future: Future[Any]) -> Any:

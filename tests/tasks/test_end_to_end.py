@@ -159,3 +159,51 @@ def test_identical_texts_in_flight_reach_the_model_fewer_times_than_sent(stack):
     assert len({r["content_id"] for r in results}) == 8
     assert after["texts_scored"] - before["texts_scored"] < 8
     assert after["texts_scored"] - before["texts_scored"] >= 1
+
+
+# benign filler written for this test; the threat sits at the end of a long post
+LONG_FILLER = (
+    "We walked along the river after lunch and counted the boats.\n\n"
+    "The library opens at nine on weekdays and at ten on Saturdays.  "
+    "My sister planted tomatoes, basil and two kinds of peppers this spring. "
+)
+THREAT = "I am going to find where you live and I will kill you."
+
+
+def test_a_threat_at_the_end_of_a_long_post_is_caught_and_its_span_named(stack):
+    _, repository = stack
+    content = LONG_FILLER * 60 + THREAT  # ~2,000 words, blank lines and double spaces
+    content_id = _id("long")
+    result = ModerationResult.from_dict(
+        moderate.delay(content_id=content_id, content=content).get(timeout=120)
+    )
+    assert result.decision.value in {"flag", "remove"}
+    violence = next(r for r in result.tripped if r.category == "violence")
+    start, end = violence.span
+    # offsets into the content as sent (not the whitespace-collapsed text the model read)
+    assert start <= content.index(THREAT) and end >= len(content) - 1
+    assert end - start < 400
+    assert result.language == "en"
+    (row,) = repository.find(content_id)
+    assert row.language == "en"
+    stored = next(r for r in row.tripped if r["category"] == "violence")
+    assert stored["span"] == [start, end]
+    again = ModerationResult.from_dict(
+        moderate.delay(content_id=_id("long-again"), content=content).get(timeout=120)
+    )
+    assert again.cache_hit and again.tripped == result.tripped  # spans come back from the cache
+
+
+def test_text_in_a_language_the_model_was_not_built_for_is_marked_not_allowed(stack):
+    _, repository = stack
+    content_id = _id("es")
+    content = "Eres una persona horrible y todos en este barrio te odian, vete de aquí."
+    result = ModerationResult.from_dict(
+        moderate.delay(content_id=content_id, content=content).get(timeout=60)
+    )
+    assert result.language == "es"
+    # the default policy's [language] rule, carried by the model's folder
+    assert result.decision.value != "allow"
+    assert any(r.category == "unsupported_language" for r in result.tripped)
+    (row,) = repository.find(content_id)
+    assert row.language == "es"
