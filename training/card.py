@@ -9,6 +9,7 @@ from typing import Any
 from gpu_worker.manifest import ModelManifest
 from modq.categories import openai_unscored
 from training.datasets import SOURCE_DESCRIPTIONS as _SOURCES
+from training.probes.report import probe_sections
 
 # what each category's labels rest on (positives; negatives come from every source that knows)
 CATEGORY_DATA = {
@@ -270,8 +271,8 @@ def write_model_card(
 ) -> None:
     """Write the card; ``comparison`` adds a table of other models' figures on the same
     evaluation rows: ``{column title: metrics}``. The folder's calibration.json and
-    targets.json (when present) add the thresholds, the issue's targets, the evasion set and
-    real errors."""
+    targets.json (when present) add the thresholds, the issue's targets, the probe sets
+    (targets on real content), the evasion set and real errors."""
     folder = path.parent
     calibration = _read(folder, "calibration.json")
     targets = _read(folder, "targets.json")
@@ -298,6 +299,7 @@ def write_model_card(
             "evaluation.**",
         ]
     lines += _targets_section(targets)
+    lines += probe_sections(targets.get("probes", {}))
     lines += _category_section(metrics, calibration)
     lines += _evasion_section(targets.get("evasion", {}))
     lines += _errors_section(targets.get("errors", {}))

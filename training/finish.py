@@ -1,12 +1,13 @@
 """What every built folder gets once it scores: thresholds calibrated on validation (and the
 policy it carries, ``policy.toml``, calibrated for that very artifact), metrics and the issue's
-targets on evaluation, real errors of weak categories, the evasion set, the card."""
+targets on evaluation, the probe sets on real content (issue 21), real errors of weak categories,
+the evasion set, the card."""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +22,7 @@ from policy.calibration import CategoryCalibration, calibrate
 from policy.carried import CARRIED_POLICY_FILE, carried_policy_version
 from policy.writer import calibrated_policy_text
 from training.card import write_model_card
-from training.datasets import TOXICITY_CATEGORIES
+from training.datasets import TOXICITY_CATEGORIES, Example
 from training.metrics import bootstrap_interval, category_metrics, wilson_interval
 from training.scores import ScoreSet
 from training.split import EVALUATION, VALIDATION
@@ -224,10 +225,13 @@ def finish_folder(
     *,
     evasion: Callable[[Mapping[str, tuple[float, float]]], dict[str, Any]] | None = None,
     extra_targets: Mapping[str, Any] | None = None,
+    probes: bool = True,
 ) -> dict[str, dict[str, Any]]:
     """Calibrate, measure, write calibration.json, metrics.json, targets.json and the card.
-    ``evasion(thresholds)`` returns the evasion report (``training.evasion``). Returns the
-    evaluation metrics."""
+    ``evasion(thresholds)`` returns the evasion report (``training.evasion``). A folder measured
+    on evaluation also runs the probe sets (``training.probes``, unless ``probes`` is False)
+    under the policy it carries, into targets.json's ``probes``. Returns the evaluation
+    metrics."""
     calibrated = calibrate_scores(score_sets[VALIDATION], base)
     thresholds = thresholds_of(calibrated)
     # a folder not served (fp32 when its int8 variant is) is measured on validation only
@@ -255,11 +259,21 @@ def finish_folder(
         "categories": {c: asdict(k) for c, k in calibrated.items()},
     }
     (folder / CALIBRATION_FILE).write_text(json.dumps(document, indent=2) + "\n")
-    write_carried_policy(folder, manifest, base, calibrated)
+    carried = write_carried_policy(folder, manifest, base, calibrated)
+    if probes and measured_on == EVALUATION and evaluation.rows is not None:
+        targets["probes"] = folder_probes(folder, load_policy(carried), evaluation.rows)
     (folder / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
     (folder / TARGETS_FILE).write_text(json.dumps(targets, indent=2, ensure_ascii=False) + "\n")
     write_model_card(folder / "MODEL_CARD.md", manifest, metrics)
     return metrics
+
+
+def folder_probes(folder: Path, policy: Policy, rows: Sequence[Example]) -> dict[str, Any]:
+    """The probe sets (issue 21) judged by ``folder``'s model under ``policy``."""
+    from training.judge import folder_judge
+    from training.probes import run_probes
+
+    return run_probes(folder_judge(folder, policy), rows)
 
 
 def write_carried_policy(

@@ -1,0 +1,1 @@
+"""Hand-written probe data (see PROVENANCE.md): read by ``training.probes``, never trained on."""

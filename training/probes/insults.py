@@ -1,0 +1,52 @@
+"""Insults: ROC-AUC of the harassment score on the evaluation rows of the ``insults`` source
+(human labels, the cross-domain check), with a bootstrap interval. Target: >= 0.95."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from modq.categories import HARASSMENT
+from training.datasets import Example
+from training.metrics import bootstrap_interval
+from training.probes.base import Lookup, ProbeSet, target
+
+NAME = "insults"
+MIN_AUC = 0.95
+
+
+def build(rows: Sequence[Example], seed: int = 0) -> ProbeSet:
+    """The insults set: every labelled evaluation insults row (texts deduplicated)."""
+    labelled: dict[str, int] = {}
+    for r in rows:
+        if r.source == "insults" and r.labels.get(HARASSMENT, -1) >= 0:
+            labelled.setdefault(r.text, r.labels[HARASSMENT])
+    texts = tuple(labelled)
+
+    def report(lookup: Lookup) -> dict[str, Any]:
+        from sklearn.metrics import roc_auc_score
+
+        if not texts:
+            return target(None, None, 0, f"ROC-AUC >= {MIN_AUC}", False, {})
+        truth = np.array([labelled[t] for t in texts])
+        score = np.array([lookup[t].scores.get(HARASSMENT, 0.0) for t in texts])
+        hit = np.array([lookup[t].actioned for t in texts])
+        auc = float(roc_auc_score(truth, score))
+        positives = int(truth.sum())
+        details = {
+            "positives": positives,
+            "actioned_precision": round(float(truth[hit].mean()), 4) if hit.any() else None,
+            "actioned_recall": round(float(hit[truth == 1].mean()), 4) if positives else None,
+        }
+        return target(
+            auc,
+            bootstrap_interval(truth, score, roc_auc_score),
+            len(texts),
+            f"harassment ROC-AUC >= {MIN_AUC}",
+            auc >= MIN_AUC,
+            details,
+        )
+
+    return ProbeSet(NAME, texts, report)

@@ -1,0 +1,121 @@
+"""Long texts: short abuse alone vs placed at the start, middle and end of ~2,000 benign words,
+and followed by 30 and 120 benign words. Target: every placement actioned at least 0.9x as
+often as the abuse alone."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from training.datasets import Example
+from training.probes.base import (
+    DATA_DIR,
+    Lookup,
+    ProbeSet,
+    actioned,
+    paired_bootstrap,
+    rate,
+    short_abuse,
+    target,
+    word_count,
+)
+
+NAME = "long_text"
+SEED = 2101
+PROFANITY_TEXTS = 20  # evaluation offensive texts besides the hand-written ones
+PROFANITY_MAX_WORDS = 25
+TAIL_WORDS = (30, 120)
+POSITIONS = ("start", "middle", "end")
+FILLER_CONTROLS = 3
+GOAL_RATIO = 0.9
+
+
+def paragraphs() -> list[str]:
+    """The hand-written benign paragraphs (~1,970 words together)."""
+    text = (DATA_DIR / "benign_paragraphs.txt").read_text(encoding="utf-8")
+    return [p.strip() for p in text.split("\n\n") if p.strip()]
+
+
+def abusive_texts(rows: Sequence[Example], rng: random.Random) -> list[str]:
+    """Hand-written threats and insults, plus short offensive evaluation texts."""
+    offensive = sorted(
+        {
+            r.text.strip()
+            for r in rows
+            if r.source == "profanity"
+            and r.labels.get("harassment") == 1
+            and 3 <= word_count(r.text) <= PROFANITY_MAX_WORDS
+        }
+    )
+    picked = rng.sample(offensive, min(PROFANITY_TEXTS, len(offensive)))
+    return list(dict.fromkeys(short_abuse() + picked))
+
+
+def placed(abuse: str, filler: Sequence[str], position: str) -> str:
+    """``abuse`` as its own paragraph at ``position`` among the ``filler`` paragraphs."""
+    at = {"start": 0, "middle": len(filler) // 2, "end": len(filler)}[position]
+    return "\n\n".join([*filler[:at], abuse, *filler[at:]])
+
+
+def followed(abuse: str, filler: Sequence[str], words: int) -> str:
+    """``abuse`` followed by the first ``words`` benign words."""
+    return abuse + " " + " ".join(" ".join(filler).split()[:words])
+
+
+def build(rows: Sequence[Example], seed: int = SEED) -> ProbeSet:
+    """The long-text set: each abusive text alone and in five placements."""
+    rng = random.Random(seed)
+    base = paragraphs()
+    abuse = abusive_texts(rows, rng)
+    variants: dict[str, list[str]] = {"alone": list(abuse)}
+    for key in (*POSITIONS, *(f"after_{n}_words" for n in TAIL_WORDS)):
+        variants[key] = []
+    for text in abuse:
+        filler = rng.sample(base, len(base))
+        for position in POSITIONS:
+            variants[position].append(placed(text, filler, position))
+        for n in TAIL_WORDS:
+            variants[f"after_{n}_words"].append(followed(text, filler, n))
+    controls = ["\n\n".join(rng.sample(base, len(base))) for _ in range(FILLER_CONTROLS)]
+    texts = tuple(dict.fromkeys([t for v in variants.values() for t in v] + controls))
+    filler_words = word_count("\n\n".join(base))
+
+    def report(lookup: Lookup) -> dict[str, Any]:
+        hits = {key: actioned(lookup, texts) for key, texts in variants.items()}
+        alone = hits["alone"]
+        placements = [key for key in variants if key != "alone"]
+
+        def worst_ratio(index: np.ndarray) -> float | None:
+            base_rate = alone[index].mean()
+            if base_rate == 0:
+                return None
+            return float(min(hits[k][index].mean() for k in placements) / base_rate)
+
+        details: dict[str, Any] = {
+            "abusive_texts": len(abuse),
+            "filler_words": filler_words,
+            "alone": rate(int(alone.sum()), len(alone)),
+        }
+        for key in placements:
+            entry = rate(int(hits[key].sum()), len(hits[key]))
+            entry["ratio_to_alone"] = (
+                round(entry["hits"] / int(alone.sum()), 4) if alone.sum() else None
+            )
+            details[key] = entry
+        details["filler_alone_actioned"] = rate(
+            int(actioned(lookup, controls).sum()), len(controls)
+        )
+        value = worst_ratio(np.arange(len(abuse)))
+        return target(
+            value,
+            paired_bootstrap(worst_ratio, len(abuse)),
+            len(abuse),
+            f">= {GOAL_RATIO} x the rate alone at every placement (worst ratio shown)",
+            value is not None and value >= GOAL_RATIO,
+            details,
+        )
+
+    return ProbeSet(NAME, texts, report)
