@@ -34,6 +34,9 @@ def test_moderate_returns_the_full_result(api_server: ApiServer, api_key: str) -
     for field in ("model_name", "model_version", "policy_version", "variant", "tripped"):
         assert field in result
     assert result["priority"] == "urgent"
+    assert result["language"] == "en"
+    assert result["tripped"]  # an insult: flagged, its span the whole (one-window) text
+    assert all(r["span"] == [0, len("you are an idiot")] for r in result["tripped"])
     assert body["job_id"]
 
 
