@@ -22,6 +22,7 @@ import numpy as np
 from gpu_worker.manifest import ModelManifest
 from policy import Policy
 from training.artifacts import onnx_version, point_current, publish_folder, staging_folder
+from training.augment import AUGMENT_SEED, Augmented, augment, salient_words
 from training.datasets import COVERED_CATEGORIES, Example, load_examples
 from training.encoder import ENCODER_NAME, embed_token_ids, encoder_dir, load_encoder
 from training.environment import build_environment
@@ -38,6 +39,9 @@ MAX_LENGTH_TOKENS = 256  # served length
 TRAIN_EMBED_TOKENS = 64  # training embeddings are cut here (the build's time budget)
 PARITY_SAMPLE = 64
 TOKENIZE_CHUNK = 50_000  # texts tokenised between two progress lines
+# transformed copies (training.augment) per branch: (toxic rows, clean rows, identity swaps)
+LEXICAL_AUGMENT = (16_000, 10_000, 4_000)
+EMBEDDING_AUGMENT = (900, 500, 300)
 
 
 def _log(message: str) -> None:
@@ -56,6 +60,38 @@ def tokenize(tokenizer: Any, texts: Sequence[str], started: float) -> list[list[
 def label_matrix(examples: Sequence[Example]) -> np.ndarray:
     """(rows, categories) of 1 / 0 / -1 (unknown)."""
     return np.array([[e.labels[c] for c in COVERED_CATEGORIES] for e in examples], np.int8)
+
+
+def _toxic(labels: np.ndarray) -> np.ndarray:
+    """Rows positive for any toxicity category (every column but spam)."""
+    toxic_columns = [i for i, c in enumerate(COVERED_CATEGORIES) if c != "spam"]
+    return (labels[:, toxic_columns] == 1).any(axis=1)
+
+
+def augmented_rows(
+    examples: Sequence[Example],
+    rows: np.ndarray,
+    labels: np.ndarray,
+    saliency: dict[str, float],
+    counts: tuple[int, int, int],
+    seed: int,
+) -> list[Augmented]:
+    """Transformed copies of ``rows``: ``counts`` = (copies of toxic rows, copies of the
+    others, identity swaps split between both), plus the benign identity sentences."""
+    toxic = _toxic(labels[rows])
+    positive, other = rows[toxic].tolist(), rows[~toxic].tolist()
+    n_toxic, n_other, n_identity = counts
+    return augment(
+        examples, positive, saliency, copies=n_toxic, identity_copies=n_identity // 2, seed=seed
+    ) + augment(
+        examples,
+        other,
+        saliency,
+        copies=n_other,
+        identity_copies=n_identity - n_identity // 2,
+        seed=seed + 1,
+        benign_identity=False,
+    )
 
 
 def build_model(models_root: Path, policy: Policy, *, seed: int = 0, evaluate: bool = True) -> Path:
@@ -80,9 +116,19 @@ def build_model(models_root: Path, policy: Policy, *, seed: int = 0, evaluate: b
     token_ids = tokenize(tokenizer, [e.text for e in examples], started)
     vocab = tokenizer.get_vocab_size()
     train_rows = np.flatnonzero(splits == TRAIN)
+    saliency = salient_words(
+        [examples[i].text for i in train_rows], _toxic(labels[train_rows]).tolist()
+    )
+    extra = augmented_rows(examples, train_rows, labels, saliency, LEXICAL_AUGMENT, AUGMENT_SEED)
+    extra_ids = [e.ids for e in tokenizer.encode_batch([a.text for a in extra])]
+    extra_labels = np.array([[a.labels[c] for c in COVERED_CATEGORIES] for a in extra], np.int8)
+    _log(
+        f"augmented: {len(extra)} transformed training copies for the lexical branch at "
+        f"{time.monotonic() - started:.0f}s"
+    )
     lexical = train_lexical(
-        presence_matrix([token_ids[i] for i in train_rows], vocab),
-        labels[train_rows],
+        presence_matrix([token_ids[i] for i in train_rows] + extra_ids, vocab),
+        np.concatenate([labels[train_rows], extra_labels]),
         COVERED_CATEGORIES,
         progress=lambda step: _log(f"{step} at {time.monotonic() - started:.0f}s"),
     )
@@ -101,10 +147,34 @@ def build_model(models_root: Path, policy: Policy, *, seed: int = 0, evaluate: b
         )
         for split in splits_embedded
     }
-    count = sum(len(sample[s]) for s in splits_embedded)
+    embedding_extra = augmented_rows(
+        examples,
+        np.array(sample[TRAIN]),
+        labels,
+        saliency,
+        EMBEDDING_AUGMENT,
+        AUGMENT_SEED + 2,
+    )
+    embedded_extra = embed_token_ids(
+        [e.ids for e in tokenizer.encode_batch([a.text for a in embedding_extra])],
+        encoder,
+        max_length=TRAIN_EMBED_TOKENS,
+        label="augmented training texts",
+    )
+    count = sum(len(sample[s]) for s in splits_embedded) + len(embedding_extra)
     _log(f"embedded {count} texts at {time.monotonic() - started:.0f}s")
     embedding_heads = train_heads(
-        embedded[TRAIN], labels[sample[TRAIN]], COVERED_CATEGORIES, seed=seed
+        np.concatenate([embedded[TRAIN], embedded_extra]),
+        np.concatenate(
+            [
+                labels[sample[TRAIN]],
+                np.array(
+                    [[a.labels[c] for c in COVERED_CATEGORIES] for a in embedding_extra], np.int8
+                ),
+            ]
+        ),
+        COVERED_CATEGORIES,
+        seed=seed,
     )
     presence = {
         s: presence_matrix([token_ids[i] for i in sample[s]], vocab) for s in splits_embedded
@@ -203,6 +273,13 @@ def _provenance(
         "lexical_C": LEXICAL_C,
         "blend": {c: {"embedding": a, "lexical": b, "bias": k} for c, (a, b, k) in weights.items()},
         "train_embedding_max_tokens": TRAIN_EMBED_TOKENS,
+        "augmentation": {
+            "seed": AUGMENT_SEED,
+            "lexical_copies_toxic_clean_identity": list(LEXICAL_AUGMENT),
+            "embedding_copies_toxic_clean_identity": list(EMBEDDING_AUGMENT),
+            "families": "drop_vowels, mask, split, separate, leet, noise (junk appended), "
+            "identity_swap, benign_identity (training.augment)",
+        },
         "onnx_parity_max_abs_diff": diff,
         "seed": seed,
         "build_environment": build_environment(),  # what the digest depends on besides this
