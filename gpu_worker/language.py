@@ -1,5 +1,6 @@
-"""Which language a text is in: py3langid's naive Bayes model (shipped in its wheel; ~50-500 µs
-a text on one core, deterministic), loaded once per process on first use.
+"""Which language a text is in: py3langid's naive Bayes model (shipped in its wheel;
+deterministic; ~0.05 ms a chat line to ~0.6 ms at the ``MAX_CHARS`` cap on one busy core),
+loaded once per process on first use.
 
 Short or ambiguous text (a few words, emoji, numbers, URLs) is never called foreign: with fewer
 than ``MIN_LETTERS`` letters, or a best guess below ``RELIABLE_CONFIDENCE``, the guess is the
@@ -49,14 +50,18 @@ def _has_letters(text: str, count: int) -> bool:
 
 def detect_language(text: str) -> LanguageGuess:
     """The language ``text`` is in: ``code`` ISO 639-1 (ISO 639-3 for a language without one),
-    ``confidence`` the model's probability of it; short or ambiguous text is
-    ``LanguageGuess("en", p, reliable=False)``, ``p`` the probability of English."""
+    ``confidence`` the model's probability of it. Text in English, or too short or ambiguous to
+    tell, is ``LanguageGuess("en", p, reliable=p >= RELIABLE_CONFIDENCE)``, ``p`` the
+    probability of the likeliest English-like label (0.0 for text without enough letters)."""
     sample = text[:MAX_CHARS]
     if not _has_letters(sample, MIN_LETTERS):
         return LanguageGuess(DEFAULT_LANGUAGE, 0.0, False)
-    ranked: list[tuple[str, float]] = _model().rank(sample)
-    english = min(1.0, sum(p for code, p in ranked if code in ENGLISH_LIKE))
-    code, confidence = ranked[0]
-    if code in ENGLISH_LIKE or code in NO_LANGUAGE or confidence < RELIABLE_CONFIDENCE:
-        return LanguageGuess(DEFAULT_LANGUAGE, round(english, 4), english >= RELIABLE_CONFIDENCE)
-    return LanguageGuess(code, round(float(confidence), 4), True)
+    model = _model()
+    code, confidence = model.classify(sample)
+    if code not in ENGLISH_LIKE:
+        if code not in NO_LANGUAGE and confidence >= RELIABLE_CONFIDENCE:
+            return LanguageGuess(code, round(float(confidence), 4), True)
+        # ambiguous: English, as likely as the model finds it (rank: every label's probability)
+        confidence = max(p for label, p in model.rank(sample) if label in ENGLISH_LIKE)
+    english = round(float(confidence), 4)
+    return LanguageGuess(DEFAULT_LANGUAGE, english, english >= RELIABLE_CONFIDENCE)

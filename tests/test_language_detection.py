@@ -134,6 +134,13 @@ def test_short_text_is_english_and_unreliable(text: str) -> None:
     assert guess == LanguageGuess("en", guess.confidence, False)
 
 
+@pytest.mark.parametrize("text", ["über", "Tschüss!", "Größe"])
+def test_a_word_or_two_is_too_short_to_call_foreign(text: str) -> None:
+    """A loanword with an umlaut looks German to the model (about 0.7): the letter floor keeps
+    fewer than eight letters from ever counting as a language."""
+    assert detect_language(text) == LanguageGuess("en", detect_language(text).confidence, False)
+
+
 @pytest.mark.parametrize("text", ENGLISH_LONG[:8])
 def test_plain_english_sentences_are_reliably_english(text: str) -> None:
     assert detect_language(text).reliable
