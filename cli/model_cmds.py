@@ -226,18 +226,54 @@ def model_quantize(
 
 
 @model.command("show")
-def model_show() -> None:
+@click.option(
+    "--run-probes",
+    is_flag=True,
+    help="Also judge the probe sets (issue 21: long texts, disguised abuse, noise, identity "
+    "mentions, hate, other languages, e-mail, insults) now with this model under the policy "
+    "it carries, and print their tables (about a minute on 2 cores; nothing is written).",
+)
+def model_show(run_probes: bool) -> None:
     """Print the current model's card: per category the data behind it, ROC-AUC and PR-AUC
     with 95% intervals, precision/recall at the calibrated thresholds, the issue's targets,
-    the evasion set and real errors of weak categories."""
-    from modq.settings import get_settings
+    the targets on real content (probe sets) with their intervals, the evasion set and real
+    errors of weak categories."""
+    import json
 
-    card = get_settings().model_dir / "MODEL_CARD.md"
+    from modq.settings import get_settings
+    from policy.carried import CARRIED_POLICY_FILE, carried_policy
+    from training.probes.report import PROBES_HEADING, probe_sections
+
+    folder = get_settings().model_dir
+    card = folder / "MODEL_CARD.md"
     if not card.exists():
         raise click.ClickException(f"no model at {card.parent}; run `modq model build`")
-    click.echo(card.read_text())
-    from policy.carried import CARRIED_POLICY_FILE, carried_policy
-
+    text = card.read_text()
+    click.echo(text)
     policy = carried_policy(card.parent)
+    targets_file = folder / "targets.json"
+    probes = json.loads(targets_file.read_text()).get("probes") if targets_file.exists() else None
+    if run_probes:
+        probes = _probes_now(folder.resolve(), policy)
+    if probes and (run_probes or PROBES_HEADING not in text):
+        click.echo("\n".join(probe_sections(probes)))
+    elif not probes:
+        click.echo(
+            "No probe sets measured for this folder (built before them): "
+            "`modq model show --run-probes` judges them now."
+        )
     if policy is not None:
         click.echo(f"Policy carried by this folder: {policy.version} ({CARRIED_POLICY_FILE}).")
+
+
+def _probes_now(folder: Path, policy: Policy | None) -> dict[str, object]:
+    """The probe sets judged now by ``folder``'s model (its carried policy, else the
+    configured one)."""
+    from modq.settings import get_settings
+    from policy import load_policy
+    from training.evaluate import held_out_examples
+    from training.judge import folder_judge
+    from training.probes import run_probes
+
+    chosen = policy or load_policy(get_settings().policy_path)
+    return run_probes(folder_judge(folder, chosen), held_out_examples())

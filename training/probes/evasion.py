@@ -93,6 +93,7 @@ def build(rows: Sequence[Example], seed: int = SEED) -> list[ProbeSet]:
         if worst is None:
             return target(None, None, 0, f"drop <= {MAX_RECALL_DROP}", False, details)
         plain, disguised = columns[worst[1]]
+        caught_plain = any(column[0].any() for column in columns.values())
 
         def drop_of(index: np.ndarray) -> float:
             return float(plain[index].mean() - disguised[index].mean())
@@ -103,7 +104,7 @@ def build(rows: Sequence[Example], seed: int = SEED) -> list[ProbeSet]:
             paired_bootstrap(drop_of, len(plain)),
             sum(len(p) for p in offensive.values()),
             f"every family's offensive recall within {MAX_RECALL_DROP} of plain (worst drop shown)",
-            worst[0] <= MAX_RECALL_DROP,
+            caught_plain and worst[0] <= MAX_RECALL_DROP,  # nothing caught plain: not met
             details,
         )
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,15 +16,18 @@ from training.probes.base import Lookup, ProbeSet, target
 
 NAME = "insults"
 MIN_AUC = 0.95
+SAMPLE = 1500  # of the ~2,990 rows (seeded): about a third of the probes' scoring cost
+SEED = 2104
 
 
-def build(rows: Sequence[Example], seed: int = 0) -> ProbeSet:
-    """The insults set: every labelled evaluation insults row (texts deduplicated)."""
+def build(rows: Sequence[Example], seed: int = SEED) -> ProbeSet:
+    """The insults set: a seeded sample of the labelled evaluation insults rows."""
     labelled: dict[str, int] = {}
     for r in rows:
         if r.source == "insults" and r.labels.get(HARASSMENT, -1) >= 0:
             labelled.setdefault(r.text, r.labels[HARASSMENT])
-    texts = tuple(labelled)
+    every = len(labelled)
+    texts = tuple(random.Random(seed).sample(sorted(labelled), min(SAMPLE, every)))
 
     def report(lookup: Lookup) -> dict[str, Any]:
         from sklearn.metrics import roc_auc_score
@@ -37,6 +41,7 @@ def build(rows: Sequence[Example], seed: int = 0) -> ProbeSet:
         positives = int(truth.sum())
         details = {
             "positives": positives,
+            "sampled_of": every,
             "actioned_precision": round(float(truth[hit].mean()), 4) if hit.any() else None,
             "actioned_recall": round(float(hit[truth == 1].mean()), 4) if positives else None,
         }

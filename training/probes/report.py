@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 Entry = Mapping[str, Any]
+PROBES_HEADING = "## Targets on real content"
 
 TITLES = {
     "long_text": "long text: abuse in ~2,000 benign words vs alone (worst ratio)",
@@ -166,7 +167,8 @@ def _email(e: Entry) -> list[str]:
 def _insults(e: Entry) -> list[str]:
     d = e["details"]
     return [
-        f"Insults: {e['n']} evaluation rows ({d['positives']} insults); flag-or-remove "
+        f"Insults: {e['n']} evaluation rows, a seeded sample of {d.get('sampled_of')} "
+        f"({d['positives']} insults); flag-or-remove "
         f"precision {_num(d['actioned_precision'])}, recall {_num(d['actioned_recall'])}."
     ]
 
@@ -189,7 +191,7 @@ def probe_sections(probes: Mapping[str, Any]) -> list[str]:
         return []
     lines = [
         "",
-        "## Targets on real content (issue 21 probe sets)",
+        f"{PROBES_HEADING} (issue 21 probe sets)",
         "",
         "Hand-written and evaluation-split probe sets, built independently of the normaliser "
         f"and augmenter (training/probes/); {probes.get('texts')} distinct texts, judged by "

@@ -1,7 +1,8 @@
 """Disguise transforms for the evasion set, written here from scratch (never from modq's
 normaliser or augmenter tables): separators, masks, look-alike letters from Unicode's
 confusables data (UTS #39, the ``confusable-homoglyphs`` package's ``confusables.json``),
-dropped vowels, digit and symbol swaps, zero-width characters and appended junk.
+accented letters named by ``unicodedata``, dropped vowels, digit and symbol swaps,
+zero-width characters and appended junk.
 
 Each family rewrites the chosen words of a text (``disguise``); ``junk`` appends tokens.
 """
@@ -107,11 +108,34 @@ def _homoglyphs(word: str, rng: random.Random) -> str:
     return "".join(rng.choice(table[c]) if i in chosen else c for i, c in enumerate(word))
 
 
+@functools.cache
+def accented() -> dict[str, tuple[str, ...]]:
+    """Per ASCII lower-case letter, the Latin letters ``unicodedata`` names after it with a
+    mark (``LATIN SMALL LETTER A WITH ...``), from the Latin-1 and Latin Extended blocks."""
+    out: dict[str, list[str]] = {}
+    for code in range(0x00C0, 0x0250):
+        name = unicodedata.name(chr(code), "")
+        match = re.fullmatch(r"LATIN SMALL LETTER ([A-Z]) WITH .+", name)
+        if match:
+            out.setdefault(match.group(1).lower(), []).append(chr(code))
+    return {letter: tuple(chars) for letter, chars in out.items()}
+
+
+def _diacritics(word: str, rng: random.Random) -> str:
+    table = accented()
+    positions = [i for i, c in enumerate(word) if c in table]
+    if not positions:
+        return word
+    chosen = set(rng.sample(positions, max(1, len(positions) // 2)))
+    return "".join(rng.choice(table[c]) if i in chosen else c for i, c in enumerate(word))
+
+
 FAMILIES: dict[str, WordTransform] = {
     "dots_between_letters": _dots,
     "hyphens_between_letters": _hyphens,
     "emoji_between_letters": _emoji,
     "confusable_letters": _homoglyphs,
+    "diacritics": _diacritics,
     "dropped_vowels": _drop_vowels,
     "one_for_l": _one_for_l,
     "split_words": _split,
