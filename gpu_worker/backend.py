@@ -80,10 +80,17 @@ class Backend(ABC):
         """Windowed scores in one call (no batching policy): for tools and tests."""
         return self.score_windows(texts).scores
 
-    def score_windows(self, texts: Sequence[str]) -> TextScores:
-        """Every text's windows run in one call, aggregated (scores, spans)."""
+    def score_windows(self, texts: Sequence[str], batch_size: int = 32) -> TextScores:
+        """Every text's windows run in length-sorted batches of ``batch_size``, aggregated
+        (scores, spans)."""
         plans = self.windows(texts)
-        return aggregate(self.run(self.tokenize(window_texts(texts, plans))), plans)
+        token_ids = self.tokenize(window_texts(texts, plans))
+        scores = np.zeros((len(token_ids), len(self.categories)), np.float32)
+        order = sorted(range(len(token_ids)), key=lambda i: len(token_ids[i]))
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            scores[rows] = self.run([token_ids[i] for i in rows])
+        return aggregate(scores, plans)
 
 
 def pad_batch(token_ids: Sequence[TokenIds], pad_id: int) -> tuple[np.ndarray, np.ndarray]:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-SENTENCE_TOKENS = 48  # sentence windows hold at most this many word pieces
+SENTENCE_TOKENS = 16  # sentence windows hold at most this many word pieces (bench.windowing)
 MIN_SENTENCE_CHARS = 12  # a shorter sentence ("Hi.", "lol") is scored with the next one
 MAX_WINDOWS = 1024  # per text; beyond this (never at the default content limit) the rest is cut
 # a sentence ends at . ! ? … (and closing quotes or brackets) followed by white space, or at a

