@@ -26,8 +26,8 @@ from training.probes.transforms import FAMILY_NAMES, disguise
 NAME = "evasion"
 CLEAN_NAME = "evasion_clean"
 SEED = 2102
-OFFENSIVE_TEXTS = 60
-CLEAN_TEXTS = 60
+OFFENSIVE_TEXTS = 40
+CLEAN_TEXTS = 40
 MAX_WORDS = 60
 MAX_RECALL_DROP = 0.10
 MAX_CLEAN_ACTIONED = 0.02
@@ -99,10 +99,11 @@ def build(rows: Sequence[Example], seed: int = SEED) -> list[ProbeSet]:
             return float(plain[index].mean() - disguised[index].mean())
 
         details["worst_family"] = worst[1]
+        details["pairs"] = sum(len(p) for p in offensive.values())
         return target(
             worst[0],
             paired_bootstrap(drop_of, len(plain)),
-            sum(len(p) for p in offensive.values()),
+            len(plain),
             f"every family's offensive recall within {MAX_RECALL_DROP} of plain (worst drop shown)",
             caught_plain and worst[0] <= MAX_RECALL_DROP,  # nothing caught plain: not met
             details,
@@ -115,6 +116,7 @@ def build(rows: Sequence[Example], seed: int = SEED) -> list[ProbeSet]:
             hits = actioned(lookup, [d for _, d in pairs])
             entry = rate(int(hits.sum()), len(pairs))
             entry["plain"] = rate(int(actioned(lookup, [p for p, _ in pairs]).sum()), len(pairs))
+            entry["marked_as_other_language"] = sum(lookup[d].marked for _, d in pairs)
             details[family] = entry
             if pairs and (worst is None or (entry["value"] or 0) > (worst["value"] or 0)):
                 worst = {**entry, "family": family}

@@ -1,6 +1,7 @@
-"""Long texts: short abuse alone vs placed at the start, middle and end of ~2,000 benign words,
-and followed by 30 and 120 benign words. Target: every placement actioned at least 0.9x as
-often as the abuse alone."""
+"""Long texts: short abuse alone vs placed at the start, middle or end of ~2,000 benign words
+(the positions taken in turn: each abusive text is placed once, a long text costs the model
+~240 windows), and followed by 30 and 120 benign words. Target: every placement actioned at
+least 0.9x as often as the same abusive texts alone."""
 
 from __future__ import annotations
 
@@ -25,12 +26,12 @@ from training.probes.base import (
 
 NAME = "long_text"
 SEED = 2101
-HAND_WRITTEN_TEXTS = 20  # of abuse_short.csv (seeded pick): each long text costs ~110 windows
-PROFANITY_TEXTS = 10  # evaluation offensive texts besides the hand-written ones
+HAND_WRITTEN_TEXTS = 30  # of abuse_short.csv (seeded pick)
+PROFANITY_TEXTS = 6  # evaluation offensive texts besides the hand-written ones
 PROFANITY_MAX_WORDS = 25
 TAIL_WORDS = (30, 120)
 POSITIONS = ("start", "middle", "end")
-FILLER_CONTROLS = 3
+FILLER_CONTROLS = 1
 GOAL_RATIO = 0.9
 
 
@@ -67,44 +68,53 @@ def followed(abuse: str, filler: Sequence[str], words: int) -> str:
 
 
 def build(rows: Sequence[Example], seed: int = SEED) -> ProbeSet:
-    """The long-text set: each abusive text alone and in five placements."""
+    """The long-text set: each abusive text alone, at one position in the filler (in turn),
+    and followed by 30 and 120 benign words."""
     rng = random.Random(seed)
     base = paragraphs()
     abuse = abusive_texts(rows, rng)
-    variants: dict[str, list[str]] = {"alone": list(abuse)}
-    for key in (*POSITIONS, *(f"after_{n}_words" for n in TAIL_WORDS)):
-        variants[key] = []
-    for text in abuse:
+    # placement -> [(index of the abusive text, text)]
+    variants: dict[str, list[tuple[int, str]]] = {
+        key: [] for key in (*POSITIONS, *(f"after_{n}_words" for n in TAIL_WORDS))
+    }
+    for i, text in enumerate(abuse):
         filler = rng.sample(base, len(base))
-        for position in POSITIONS:
-            variants[position].append(placed(text, filler, position))
+        position = POSITIONS[i % len(POSITIONS)]
+        variants[position].append((i, placed(text, filler, position)))
         for n in TAIL_WORDS:
-            variants[f"after_{n}_words"].append(followed(text, filler, n))
+            variants[f"after_{n}_words"].append((i, followed(text, filler, n)))
     controls = ["\n\n".join(rng.sample(base, len(base))) for _ in range(FILLER_CONTROLS)]
-    texts = tuple(dict.fromkeys([t for v in variants.values() for t in v] + controls))
+    every = [*abuse, *(t for v in variants.values() for _, t in v), *controls]
+    texts = tuple(dict.fromkeys(every))
     filler_words = word_count("\n\n".join(base))
 
     def report(lookup: Lookup) -> dict[str, Any]:
-        hits = {key: actioned(lookup, texts) for key, texts in variants.items()}
-        alone = hits["alone"]
-        placements = [key for key in variants if key != "alone"]
+        alone = actioned(lookup, abuse)
+        hits = {key: np.zeros(len(abuse)) * np.nan for key in variants}
+        for key, pairs in variants.items():
+            for i, text in pairs:
+                hits[key][i] = lookup[text].actioned
 
         def worst_ratio(index: np.ndarray) -> float | None:
-            base_rate = alone[index].mean()
-            if base_rate == 0:
-                return None
-            return float(min(hits[k][index].mean() for k in placements) / base_rate)
+            ratios = []
+            for column in hits.values():
+                placed_here = index[~np.isnan(column[index])]
+                if len(placed_here) == 0 or alone[placed_here].sum() == 0:
+                    return None
+                ratios.append(column[placed_here].mean() / alone[placed_here].mean())
+            return float(min(ratios))
 
         details: dict[str, Any] = {
             "abusive_texts": len(abuse),
             "filler_words": filler_words,
             "alone": rate(int(alone.sum()), len(alone)),
         }
-        for key in placements:
-            entry = rate(int(hits[key].sum()), len(hits[key]))
-            entry["ratio_to_alone"] = (
-                round(entry["hits"] / int(alone.sum()), 4) if alone.sum() else None
-            )
+        for key, pairs in variants.items():
+            mine = np.array([i for i, _ in pairs])
+            entry = rate(int(hits[key][mine].sum()), len(mine))
+            entry["alone_same_texts"] = rate(int(alone[mine].sum()), len(mine))
+            base_hits = int(alone[mine].sum())
+            entry["ratio_to_alone"] = round(entry["hits"] / base_hits, 4) if base_hits else None
             details[key] = entry
         details["filler_alone_actioned"] = rate(
             int(actioned(lookup, controls).sum()), len(controls)

@@ -57,16 +57,20 @@ def summary_table(targets: Mapping[str, Entry]) -> list[str]:
 def _long_text(e: Entry) -> list[str]:
     d = e["details"]
     lines = [
-        f"Long text ({d['abusive_texts']} abusive texts; filler {d['filler_words']} hand-written "
-        f"benign words; filler alone actioned {_rate(d.get('filler_alone_actioned'))}):",
+        f"Long text ({d['abusive_texts']} abusive texts, alone {_rate(d['alone'])}; each placed "
+        f"once in {d['filler_words']} hand-written benign words, the positions in turn, and "
+        f"followed by 30 and 120 of them; filler alone actioned "
+        f"{_rate(d.get('filler_alone_actioned'))}):",
         "",
-        "| placement | actioned (95% interval) | ratio to alone |",
-        "|---|---|---|",
-        f"| alone | {_rate(d['alone'])} | 1 |",
+        "| placement | actioned (95% interval) | same texts alone | ratio to alone |",
+        "|---|---|---|---|",
     ]
     for key, entry in d.items():
         if isinstance(entry, Mapping) and "ratio_to_alone" in entry:
-            lines.append(f"| {key} | {_rate(entry)} | {_num(entry['ratio_to_alone'])} |")
+            lines.append(
+                f"| {key} | {_rate(entry)} | {_rate(entry.get('alone_same_texts'))} "
+                f"| {_num(entry['ratio_to_alone'])} |"
+            )
     return lines
 
 
@@ -76,14 +80,16 @@ def _evasion(e: Entry, clean: Entry | None) -> list[str]:
         "Evasion (transforms written independently of the normaliser; each family on the texts "
         "it changes; offensive recall vs the same texts plain, and clean texts actioned):",
         "",
-        "| family | offensive recall | plain | drop | clean actioned |",
-        "|---|---|---|---|---|",
+        "| family | offensive recall | plain | drop | clean actioned | of which marked as "
+        "another language |",
+        "|---|---|---|---|---|---|",
     ]
     for family, entry in d.items():
         if isinstance(entry, Mapping) and "recall" in entry:
             lines.append(
                 f"| {family} | {_rate(entry['recall'])} | {_num(entry['plain_recall']['value'])} "
-                f"| {entry['drop']:+.3f} | {_rate(c.get(family))} |"
+                f"| {entry['drop']:+.3f} | {_rate(c.get(family))} "
+                f"| {c.get(family, {}).get('marked_as_other_language', '—')} |"
             )
     return lines
 
