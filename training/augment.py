@@ -182,8 +182,12 @@ WORD_TRANSFORMS: Mapping[str, Callable[[str, random.Random], str]] = {
 
 
 def _junk_token(rng: random.Random) -> str:
+    """Random letters and digits, sometimes glued to a word or in capitals (``TAGqz7``)."""
     alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-    return "".join(rng.choice(alphabet) for _ in range(rng.randint(3, 10)))
+    junk = "".join(rng.choice(alphabet) for _ in range(rng.randint(3, 10)))
+    if rng.random() < 0.3:
+        junk = rng.choice(("TAG", "ID", "REF", "CODE", "ITEM", "NOTE", "Xx", "zz")) + junk
+    return junk.upper() if rng.random() < 0.15 else junk
 
 
 def add_noise(text: str, rng: random.Random) -> str:
@@ -294,4 +298,30 @@ def augment(
         out += [
             Augmented(t, dict(clean), "benign_identity", -1) for t in benign_identity_sentences()
         ]
+    return out
+
+
+def per_row_copies(
+    examples: Sequence[Example],
+    rows: Sequence[int],
+    saliency: Mapping[str, float],
+    *,
+    each: int,
+    seed: int = AUGMENT_SEED,
+) -> list[Augmented]:
+    """``each`` transformed copies of every row (same labels): the first has junk appended
+    (``noise``), the others a random transform. For the rows of thin categories (a few hundred
+    threats), so that no junk word and no spelling buys a pass."""
+    rng = random.Random(seed)
+    out: list[Augmented] = []
+    for index in rows:
+        example = examples[index]
+        for copy in range(each):
+            made = (
+                (add_noise(example.text, rng), "noise")
+                if copy == 0
+                else transform(example.text, saliency, rng)
+            )
+            if made is not None:
+                out.append(Augmented(made[0], dict(example.labels), made[1], index))
     return out

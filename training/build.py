@@ -22,7 +22,7 @@ import numpy as np
 from gpu_worker.manifest import ModelManifest
 from policy import Policy
 from training.artifacts import onnx_version, point_current, publish_folder, staging_folder
-from training.augment import AUGMENT_SEED, Augmented, augment, salient_words
+from training.augment import AUGMENT_SEED, Augmented, augment, per_row_copies, salient_words
 from training.datasets import COVERED_CATEGORIES, Example, load_examples
 from training.encoder import ENCODER_NAME, embed_token_ids, encoder_dir, load_encoder
 from training.environment import build_environment
@@ -39,9 +39,11 @@ MAX_LENGTH_TOKENS = 256  # served length
 TRAIN_EMBED_TOKENS = 64  # training embeddings are cut here (the build's time budget)
 PARITY_SAMPLE = 64
 TOKENIZE_CHUNK = 50_000  # texts tokenised between two progress lines
-# transformed copies (training.augment) per branch: (toxic rows, clean rows, identity swaps)
-LEXICAL_AUGMENT = (16_000, 10_000, 4_000)
-EMBEDDING_AUGMENT = (900, 500, 300)
+# transformed copies (training.augment) per branch: (toxic rows, clean rows, identity swaps,
+# copies of every row positive for a thin category: violence, adult, hate_speech)
+LEXICAL_AUGMENT = (16_000, 10_000, 8_000, 3)
+EMBEDDING_AUGMENT = (900, 500, 400, 1)
+THIN_CATEGORIES = ("violence", "adult", "hate_speech")
 
 
 def _log(message: str) -> None:
@@ -73,24 +75,31 @@ def augmented_rows(
     rows: np.ndarray,
     labels: np.ndarray,
     saliency: dict[str, float],
-    counts: tuple[int, int, int],
+    counts: tuple[int, int, int, int],
     seed: int,
 ) -> list[Augmented]:
     """Transformed copies of ``rows``: ``counts`` = (copies of toxic rows, copies of the
-    others, identity swaps split between both), plus the benign identity sentences."""
+    others, identity swaps split between both, copies of each thin-category positive), plus
+    the benign identity sentences."""
     toxic = _toxic(labels[rows])
     positive, other = rows[toxic].tolist(), rows[~toxic].tolist()
-    n_toxic, n_other, n_identity = counts
-    return augment(
-        examples, positive, saliency, copies=n_toxic, identity_copies=n_identity // 2, seed=seed
-    ) + augment(
-        examples,
-        other,
-        saliency,
-        copies=n_other,
-        identity_copies=n_identity - n_identity // 2,
-        seed=seed + 1,
-        benign_identity=False,
+    n_toxic, n_other, n_identity, n_each = counts
+    thin = [COVERED_CATEGORIES.index(c) for c in THIN_CATEGORIES]
+    thin_rows = rows[(labels[rows][:, thin] == 1).any(axis=1)].tolist()
+    return (
+        per_row_copies(examples, thin_rows, saliency, each=n_each, seed=seed + 7)
+        + augment(
+            examples, positive, saliency, copies=n_toxic, identity_copies=n_identity // 2, seed=seed
+        )
+        + augment(
+            examples,
+            other,
+            saliency,
+            copies=n_other,
+            identity_copies=n_identity - n_identity // 2,
+            seed=seed + 1,
+            benign_identity=False,
+        )
     )
 
 
@@ -132,7 +141,10 @@ def build_model(models_root: Path, policy: Policy, *, seed: int = 0, evaluate: b
         COVERED_CATEGORIES,
         progress=lambda step: _log(f"{step} at {time.monotonic() - started:.0f}s"),
     )
-    _log(f"lexical branch on {len(train_rows)} training rows at {time.monotonic() - started:.0f}s")
+    _log(
+        f"lexical branch on {len(train_rows)} training rows + {len(extra)} augmented at "
+        f"{time.monotonic() - started:.0f}s"
+    )
 
     sample = embedding_sample(examples)
     _, encoder = load_encoder()
@@ -275,10 +287,11 @@ def _provenance(
         "train_embedding_max_tokens": TRAIN_EMBED_TOKENS,
         "augmentation": {
             "seed": AUGMENT_SEED,
-            "lexical_copies_toxic_clean_identity": list(LEXICAL_AUGMENT),
-            "embedding_copies_toxic_clean_identity": list(EMBEDDING_AUGMENT),
+            "lexical_copies_toxic_clean_identity_each_thin": list(LEXICAL_AUGMENT),
+            "embedding_copies_toxic_clean_identity_each_thin": list(EMBEDDING_AUGMENT),
             "families": "drop_vowels, mask, split, separate, leet, noise (junk appended), "
-            "identity_swap, benign_identity (training.augment)",
+            "identity_swap, benign_identity (training.augment); every violence, adult and "
+            "hate_speech positive gets its own copies (the first with junk appended)",
         },
         "onnx_parity_max_abs_diff": diff,
         "seed": seed,

@@ -35,12 +35,12 @@ HOMOGLYPHS: dict[str, str] = {
 LEET: tuple[tuple[str, str], ...] = (
     ("1", "i"), ("!", "i"), ("3", "e"), ("4", "a"), ("0", "o"), ("5", "s"), ("7", "t"),
 )  # fmt: skip
-# what follows a number without being leet: ordinals and units ("4th", "3km", "5s")
+# what follows a number without being leet: ordinals and units ("4th", "3km", "5s"), "3RR"
 NUMBER_SUFFIXES = (
     "(?:st|nd|rd|th|s|am|pm|k|m|kg|km|mm|cm|ml|min|mins|h|hr|hrs|x|d|g|gb|mb|mph|yr|yrs|ft|lb"
-    "|lbs|v|w|px)"
+    "|lbs|v|w|px|rr)"
 )
-_LEET_CLASS = {"i": "[1!]", "e": "3", "a": "4", "o": "0", "s": "5", "t": "7"}  # one step each
+_LEET_CLASS = {"i": "1", "e": "3", "a": "4", "o": "0", "s": "5", "t": "7"}  # one step each
 # zero-width and format characters, variation selectors, emoji skin-tone modifiers
 ZERO_WIDTH = (
     "[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufe0e\ufe0f\ufeff\U0001f3fb-\U0001f3ff]"
@@ -161,7 +161,10 @@ def evasion_normalizer(base: Any) -> Any:
     steps.append(normalizers.Replace(Regex(SEPARATED_LETTERS), ""))
     steps += [normalizers.Replace(Regex(pattern), letters) for pattern, letters in ONE_AS_L]
     for letter, symbols in _LEET_CLASS.items():
-        steps.append(normalizers.Replace(Regex(_leet_pattern(symbols)), letter))
+        pattern = _leet_pattern(symbols)
+        if letter == "i":  # "!" inside a word only: "hello!" keeps its mark
+            pattern += "|(?<=[a-z])!(?=[a-z])"
+        steps.append(normalizers.Replace(Regex(pattern), letter))
     steps.append(
         normalizers.Replace(Regex("(?<=[a-z])\\$(?=[a-z])|(?<![a-z0-9])\\$(?=[a-z]{2})"), "s")
     )
