@@ -49,7 +49,7 @@ def test_report_structure_and_intervals(
     judged: tuple[dict[str, Any], dict[str, Judgement]],
 ) -> None:
     report, seen = judged
-    assert report["texts"] == len(seen) > 5000
+    assert report["texts"] == len(seen) > 2500
     targets = report["targets"]
     assert list(targets) == list(TARGET_ORDER)
     for name, entry in targets.items():
@@ -86,11 +86,11 @@ def test_figures_recompute_from_the_judgements_and_the_data_files(
         right = j.actioned == (row["kind"] == "abusive")
         silent += not right and not j.marked
     assert targets["languages"]["value"] == pytest.approx(silent / len(table), abs=1e-4)
-    # long text: the abuse alone (the first rows of abuse_short.csv are among them)
+    # noise: the hand-written abuse alone
     with open(DATA_DIR / "abuse_short.csv", encoding="utf-8", newline="") as handle:
         short = [r["text"] for r in csv.DictReader(handle)]
-    alone = targets["long_text"]["details"]["alone"]
-    assert alone["n"] >= len(short)
+    long_alone = targets["long_text"]["details"]["alone"]
+    assert long_alone["n"] == targets["long_text"]["n"] >= 30
     noise_alone = targets["noise"]["details"]["alone"]
     assert noise_alone["hits"] == sum(seen[t].actioned for t in short)
     # hate: every hate text is a positive

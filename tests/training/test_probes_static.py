@@ -108,8 +108,8 @@ def test_a_truncating_keyword_judge_fails_long_text_and_evasion(rows: list) -> N
     targets = run_probes(keyword_head, rows)["targets"]
     long_text = targets["long_text"]
     assert long_text["met"] is False
-    alone = long_text["details"]["alone"]["value"]
-    assert alone > 0.2 and long_text["details"]["start"]["value"] == alone  # read at the start
+    start = long_text["details"]["start"]
+    assert start["value"] > 0 and start["value"] == start["alone_same_texts"]["value"]
     assert long_text["details"]["end"]["value"] == 0  # and never past the first 300 chars
     evasion = targets["evasion"]
     assert evasion["met"] is False
