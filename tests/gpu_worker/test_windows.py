@@ -87,7 +87,7 @@ def test_sentences_split_at_ends_and_short_ones_join_the_next():
     ]
 
 
-def test_one_long_sentence_is_cut_in_overlapping_pieces():
+def test_one_long_sentence_is_cut_in_pieces_end_to_end():
     words = " ".join(f"w{i}" for i in range(200))
     offsets, at = [], 0
     for word in words.split(" "):
@@ -96,9 +96,9 @@ def test_one_long_sentence_is_cut_in_overlapping_pieces():
     plan = plan_windows(words, offsets, max_tokens=256)
     pieces = plan.windows[1:]  # the first is the whole text
     assert plan.windows[0].start == 0 and plan.windows[0].end == len(words)
-    stride = SENTENCE_TOKENS // 2
-    assert len(pieces) == len(range(0, 200 - SENTENCE_TOKENS + stride, stride))
-    assert all(b.start < a.end for a, b in itertools.pairwise(pieces))  # overlap
+    assert len(pieces) == -(-200 // SENTENCE_TOKENS)
+    assert all(b.start > a.end for a, b in itertools.pairwise(pieces))  # end to end
+    assert pieces[0].start == 0 and pieces[-1].end == len(words)
 
 
 def test_the_batcher_runs_windows_as_rows_and_answers_spans(backend):
