@@ -61,6 +61,11 @@ BENIGN_IDENTITY_TEMPLATES: tuple[str, ...] = (
     "{T} and proud, have a nice day everyone.",
     "Thanks for the warm welcome, as a {t} person I felt at home.",
     "The museum has a new exhibit on {t} artists.",
+    "{T} people are part of our neighbourhood.",
+    "{T} people are welcome here.",
+    "{T} people are doctors, teachers and engineers.",
+    "{T} people are just people.",
+    "Many {t} people are volunteers at the shelter.",
 )
 JUNK_WORDS: tuple[str, ...] = (
     "lol", "lmao", "haha", "ok", "thanks", "anyway", "today", "whatever", "cheers", "bro",
