@@ -108,7 +108,9 @@ def test_judging_again_agrees(
     report, seen = judged
     sets = {s.name: s for s in build_sets([])}
     texts = [*sets["identity"].texts, *sets["hate"].texts]
-    again = folder_judge(model_dir.resolve(), carried_policy(model_dir.resolve()))(texts)
+    policy = carried_policy(model_dir.resolve())
+    assert policy is not None
+    again = folder_judge(model_dir.resolve(), policy)(texts)
     differ = sum(seen[t].actioned != j.actioned for t, j in zip(texts, again, strict=True))
     assert differ <= 0.03 * len(texts)
     term = report["targets"]["identity"]["details"]["terms"]["gay"]
