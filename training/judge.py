@@ -28,13 +28,15 @@ class Judgement:
     """One text's decision: ``action`` (allow / flag / remove), the model's scores, and the
     language the detector saw (None without a detector) and whether the policy supports it.
     ``marked``: the language is unsupported and the policy's language rule acted on it (its
-    ``unsupported_language`` reason is in the outcome)."""
+    ``unsupported_language`` reason is in the outcome). ``tripped``: the categories the
+    outcome's reasons name."""
 
     action: str
     scores: dict[str, float]
     language: str | None = None
     language_supported: bool | None = None
     marked: bool = field(default=False)
+    tripped: tuple[str, ...] = ()  # the categories (or rules) whose reasons the outcome holds
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
@@ -49,6 +51,10 @@ class Judgement:
 def _action_of(outcome: Any) -> str:
     decision = getattr(outcome, "decision", outcome)
     return str(getattr(decision, "value", decision))
+
+
+def _tripped(outcome: Any) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(r.category for r in outcome.reasons))
 
 
 @dataclass(frozen=True)
@@ -95,13 +101,15 @@ def judge_scores(
         scores = {c: float(s) for c, s in zip(categories, row, strict=True)}
         outcome = decide(scores, policy)
         if step is None:
-            out.append(Judgement(_action_of(outcome), scores))
+            out.append(Judgement(_action_of(outcome), scores, tripped=_tripped(outcome)))
             continue
         guess = step.detect(text)
         outcome = step.apply(outcome, guess, step.rule)
         supported = step.supported(guess)
         marked = not supported and any(r.category == step.reason for r in outcome.reasons)
-        out.append(Judgement(_action_of(outcome), scores, guess.code, supported, marked))
+        out.append(
+            Judgement(_action_of(outcome), scores, guess.code, supported, marked, _tripped(outcome))
+        )
     return out
 
 

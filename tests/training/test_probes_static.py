@@ -81,7 +81,12 @@ def keyword_head(texts: Sequence[str]) -> list[Judgement]:
     for text in texts:
         head = text[:300].lower().split()
         hit = any(w.strip(".,!?\"'") in words for w in head)
-        out.append(Judgement("remove" if hit else "allow", {"harassment": float(hit)}))
+        tripped = ("harassment",) if hit else ()
+        out.append(
+            Judgement(
+                "remove" if hit else "allow", {"harassment": float(hit)}, None, None, False, tripped
+            )
+        )
     return out
 
 

@@ -65,6 +65,13 @@ def actioned(lookup: Lookup, texts: Sequence[str]) -> np.ndarray:
     return np.array([lookup[t].actioned for t in texts], dtype=bool)
 
 
+def toxic_actioned(lookup: Lookup, texts: Sequence[str]) -> np.ndarray:
+    """Per text: flagged or removed for a toxicity category (violence, adult, hate speech,
+    harassment), so that a spam flag on benign filler or junk never counts as catching abuse."""
+    toxic = set(TOXICITY_CATEGORIES)
+    return np.array([bool(toxic & set(lookup[t].tripped)) for t in texts], dtype=bool)
+
+
 def max_toxicity(judgement: Judgement) -> float:
     """The highest toxicity-category score (what offensive-vs-not AUCs rank by)."""
     return max((judgement.scores.get(c, 0.0) for c in TOXICITY_CATEGORIES), default=0.0)

@@ -1,7 +1,8 @@
 """Long texts: short abuse alone vs placed at the start, middle or end of ~2,000 benign words
 (the positions taken in turn: each abusive text is placed once, a long text costs the model
-~240 windows), and followed by 30 and 120 benign words. Target: every placement actioned at
-least 0.9x as often as the same abusive texts alone."""
+~240 windows), and followed by 30 and 120 benign words. Actioned here means flagged or removed
+for a toxicity category (the filler reads like a newsletter: a spam flag is not catching the
+abuse). Target: every placement actioned at least 0.9x as often as the same texts alone."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from training.probes.base import (
     rate,
     short_abuse,
     target,
+    toxic_actioned,
     word_count,
 )
 
@@ -89,11 +91,11 @@ def build(rows: Sequence[Example], seed: int = SEED) -> ProbeSet:
     filler_words = word_count("\n\n".join(base))
 
     def report(lookup: Lookup) -> dict[str, Any]:
-        alone = actioned(lookup, abuse)
+        alone = toxic_actioned(lookup, abuse)
         hits = {key: np.zeros(len(abuse)) * np.nan for key in variants}
         for key, pairs in variants.items():
             for i, text in pairs:
-                hits[key][i] = lookup[text].actioned
+                hits[key][i] = toxic_actioned(lookup, [text])[0]
 
         def worst_ratio(index: np.ndarray) -> float | None:
             ratios = []
@@ -119,12 +121,16 @@ def build(rows: Sequence[Example], seed: int = SEED) -> ProbeSet:
         details["filler_alone_actioned"] = rate(
             int(actioned(lookup, controls).sum()), len(controls)
         )
+        details["filler_alone_toxic"] = rate(
+            int(toxic_actioned(lookup, controls).sum()), len(controls)
+        )
         value = worst_ratio(np.arange(len(abuse)))
         return target(
             value,
             paired_bootstrap(worst_ratio, len(abuse)),
             len(abuse),
-            f">= {GOAL_RATIO} x the rate alone at every placement (worst ratio shown)",
+            f">= {GOAL_RATIO} x the rate alone at every placement (actioned for toxicity; "
+            "worst ratio shown)",
             value is not None and value >= GOAL_RATIO,
             details,
         )

@@ -1,6 +1,7 @@
 """Appended noise: hand-written short threats and insults alone vs with a junk suffix (a random
-marker token, "lol", emoji, a URL, a hashtag). Target: per suffix kind, actioned rate at least
-the rate alone minus 0.05."""
+marker token, "lol", emoji, a URL, a hashtag). Actioned: flagged or removed for a toxicity
+category (a spam flag on the junk is not catching the abuse). Target: per suffix kind,
+actioned rate at least the rate alone minus 0.05."""
 
 from __future__ import annotations
 
@@ -15,11 +16,11 @@ from training.datasets import Example
 from training.probes.base import (
     Lookup,
     ProbeSet,
-    actioned,
     paired_bootstrap,
     rate,
     short_abuse,
     target,
+    toxic_actioned,
 )
 
 NAME = "noise"
@@ -49,9 +50,9 @@ def build(rows: Sequence[Example], seed: int = SEED) -> ProbeSet:
     texts = tuple(dict.fromkeys([*alone, *(t for v in noisy.values() for t in v)]))
 
     def report(lookup: Lookup) -> dict[str, Any]:
-        base = actioned(lookup, alone)
+        base = toxic_actioned(lookup, alone)
         details: dict[str, Any] = {"alone": rate(int(base.sum()), len(base))}
-        hits = {kind: actioned(lookup, v) for kind, v in noisy.items()}
+        hits = {kind: toxic_actioned(lookup, v) for kind, v in noisy.items()}
         for kind, column in hits.items():
             entry = rate(int(column.sum()), len(column))
             entry["drop"] = round(float(base.mean() - column.mean()), 4)
@@ -66,7 +67,7 @@ def build(rows: Sequence[Example], seed: int = SEED) -> ProbeSet:
             value,
             paired_bootstrap(worst_drop, len(alone)),
             len(alone),
-            f"with any suffix kind, actioned >= alone - {MAX_DROP} (worst drop shown)",
+            f"with any suffix kind, actioned for toxicity >= alone - {MAX_DROP} (worst drop shown)",
             value <= MAX_DROP,
             details,
         )

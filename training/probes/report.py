@@ -59,8 +59,9 @@ def _long_text(e: Entry) -> list[str]:
     lines = [
         f"Long text ({d['abusive_texts']} abusive texts, alone {_rate(d['alone'])}; each placed "
         f"once in {d['filler_words']} hand-written benign words, the positions in turn, and "
-        f"followed by 30 and 120 of them; filler alone actioned "
-        f"{_rate(d.get('filler_alone_actioned'))}):",
+        f"followed by 30 and 120 of them; actioned = flagged or removed for a toxicity "
+        f"category; filler alone actioned {_rate(d.get('filler_alone_actioned'))}, for "
+        f"toxicity {_rate(d.get('filler_alone_toxic'))}):",
         "",
         "| placement | actioned (95% interval) | same texts alone | ratio to alone |",
         "|---|---|---|---|",
@@ -97,7 +98,7 @@ def _evasion(e: Entry, clean: Entry | None) -> list[str]:
 def _noise(e: Entry) -> list[str]:
     d = e["details"]
     lines = [
-        f"Appended noise (alone: {_rate(d['alone'])}):",
+        f"Appended noise (actioned for a toxicity category; alone: {_rate(d['alone'])}):",
         "",
         "| suffix | actioned | drop | example |",
         "|---|---|---|---|",
