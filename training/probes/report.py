@@ -27,7 +27,7 @@ def _num(value: Any, digits: int = 3) -> str:
 
 
 def _ci(ci: Sequence[float] | None) -> str:
-    return "—" if not ci else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+    return "—" if not ci else f"[{ci[0] + 0.0:.3f}, {ci[1] + 0.0:.3f}]"  # never "-0.000"
 
 
 def _rate(entry: Entry | None) -> str:
