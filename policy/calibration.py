@@ -226,7 +226,8 @@ def calibrate(
     sources: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, CategoryCalibration]:
     """``calibrate_category`` for every category present in ``scores`` and ``base``
-    (``sources``: per category, each row's source, aligned with its scores)."""
+    (``sources``: per category, each row's source, aligned with its scores; a category left
+    out is calibrated pooled)."""
     if not (0.0 < flag_target <= remove_target < 1.0 + 1e-12) or math.isnan(z):
         raise PolicyError("targets must satisfy 0 < flag <= remove <= 1")
     return {
@@ -239,7 +240,9 @@ def calibrate(
             remove_target=remove_target,
             z=z,
             thin=None if thin is None else thin.get(category),
-            sources=None if sources is None else np.asarray(sources[category]),
+            sources=None
+            if sources is None or category not in sources
+            else np.asarray(sources[category]),
         )
         for category in scores
         if category in base

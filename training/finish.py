@@ -22,7 +22,7 @@ from policy.calibration import CategoryCalibration, calibrate
 from policy.carried import CARRIED_POLICY_FILE, carried_policy_version
 from policy.writer import calibrated_policy_text
 from training.card import write_model_card
-from training.datasets import TOXICITY_CATEGORIES, Example
+from training.datasets import HUMAN_SOURCES, TOXICITY_CATEGORIES, Example
 from training.metrics import bootstrap_interval, category_metrics, wilson_interval
 from training.scores import ScoreSet
 from training.split import EVALUATION, VALIDATION
@@ -33,6 +33,13 @@ TARGETS_FILE = "targets.json"
 ERRORS_SHOWN = 3
 ERROR_CHARS = 140
 WEAK_AUC = 0.95  # a category below this on evaluation (or thin) lists its errors
+
+
+# categories whose remove cut must hold on every source (policy.calibration.source_vetoes): spam,
+# whose SMS-calibrated cut removed legitimate e-mail and chat. Harassment stays pooled: on the
+# 8a39c68812c5 validation scores the insults rows alone would raise its cut from 0.939 to 0.987
+# and halve its remove recall (0.36 -> 0.19), a figure the card keeps.
+PER_SOURCE_REMOVE = (SPAM,)
 
 
 def calibrate_scores(
@@ -46,7 +53,7 @@ def calibrate_scores(
     """Flag/remove cuts per category on validation scores (defaults: policy.calibration's)."""
     from policy import calibration
 
-    scores, labels, thin = {}, {}, {}
+    scores, labels, thin, row_sources = {}, {}, {}, {}
     sources = validation.source_array()
     for category in validation.categories:
         if category not in base.thresholds:
@@ -54,8 +61,9 @@ def calibrate_scores(
         scores[category], labels[category] = validation.column(category)
         index = validation.categories.index(category)
         known = validation.label_matrix()[:, index] >= 0
+        row_sources[category] = sources[known]
         positive_sources = sources[known][labels[category] == 1]
-        human = np.isin(positive_sources, ["insults", "profanity", "sms"]).sum()
+        human = np.isin(positive_sources, sorted(HUMAN_SOURCES)).sum()
         thin[category] = len(positive_sources) < calibration.THIN_POSITIVES or human * 2 < len(
             positive_sources
         )
@@ -67,6 +75,7 @@ def calibrate_scores(
         flag_target=flag_target or calibration.FLAG_PRECISION_TARGET,
         remove_target=remove_target or calibration.REMOVE_PRECISION_TARGET,
         z=calibration.CONFIDENCE_Z if z is None else z,
+        sources={c: row_sources[c] for c in PER_SOURCE_REMOVE if c in row_sources},
     )
 
 
@@ -159,6 +168,22 @@ def issue_targets(
                 evaluation, removed_any & ~truth & sms, thresholds
             )
             out["sms_spam"] = entry
+        enron = (sources == "enron") & (spam >= 0)
+        if enron.any():
+            truth = spam == 1
+            spam_removed = scores[:, spam_column] >= thresholds[SPAM][1]
+            entry = auc(enron, scores[:, spam_column], spam)
+            ham = ~truth & enron
+            entry["ham_removed"] = _rate(int((removed_any & ham).sum()), int(ham.sum()))
+            entry["ham_removed_as_spam"] = _rate(int((spam_removed & ham).sum()), int(ham.sum()))
+            entry["ham_removed_examples"] = _ham_examples(evaluation, removed_any & ham, thresholds)
+            out["email_spam"] = entry
+        # every legitimate row outside SMS (comments, tweets, e-mail, seed): removed as spam
+        other_ham = (spam == 0) & (sources != "sms")
+        out["non_sms_ham_removed_as_spam"] = _rate(
+            int((other_ham & (scores[:, spam_column] >= thresholds[SPAM][1])).sum()),
+            int(other_ham.sum()),
+        )
     return out
 
 
