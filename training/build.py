@@ -39,11 +39,14 @@ MAX_LENGTH_TOKENS = 256  # served length
 TRAIN_EMBED_TOKENS = 64  # training embeddings are cut here (the build's time budget)
 PARITY_SAMPLE = 64
 TOKENIZE_CHUNK = 50_000  # texts tokenised between two progress lines
-# transformed copies (training.augment) per branch: (toxic rows, clean rows, identity swaps,
-# copies of every violence positive: a few hundred threats, where one junk word bought a pass;
-# copies of every hate_speech positive made "{group} people are ..." read as hate)
-LEXICAL_AUGMENT = (16_000, 10_000, 8_000, 3)
-EMBEDDING_AUGMENT = (900, 500, 400, 1)
+# transformed copies (training.augment) per branch: (copies, identity swaps, copies of every
+# violence positive). Copies are drawn at one rate from toxic and clean rows alike, so that no
+# transform (junk appended, a mask) leans either way: with 16,000 toxic and 10,000 clean copies
+# (toxic rows are 20%), junk-appended clean text was actioned twice as often. Every violence
+# positive (a few hundred threats, where one junk word bought a pass) gets its own copies.
+# (Copies of every hate_speech positive made "{group} people are ..." read as hate.)
+LEXICAL_AUGMENT = (40_000, 8_000, 3)
+EMBEDDING_AUGMENT = (1_400, 400, 1)
 EACH_COPIED = ("violence",)
 
 
@@ -76,28 +79,34 @@ def augmented_rows(
     rows: np.ndarray,
     labels: np.ndarray,
     saliency: dict[str, float],
-    counts: tuple[int, int, int, int],
+    counts: tuple[int, int, int],
     seed: int,
 ) -> list[Augmented]:
-    """Transformed copies of ``rows``: ``counts`` = (copies of toxic rows, copies of the
-    others, identity swaps split between both, copies of each ``EACH_COPIED`` positive), plus
-    the benign identity sentences."""
+    """Transformed copies of ``rows``: ``counts`` = (copies, drawn at the same rate from toxic
+    and other rows; identity swaps, split the same way; copies of each ``EACH_COPIED``
+    positive), plus the benign identity sentences."""
     toxic = _toxic(labels[rows])
     positive, other = rows[toxic].tolist(), rows[~toxic].tolist()
-    n_toxic, n_other, n_identity, n_each = counts
+    n_copies, n_identity, n_each = counts
+    share = len(positive) / max(len(rows), 1)
     copied = [COVERED_CATEGORIES.index(c) for c in EACH_COPIED]
-    thin_rows = rows[(labels[rows][:, copied] == 1).any(axis=1)].tolist()
+    each_rows = rows[(labels[rows][:, copied] == 1).any(axis=1)].tolist()
     return (
-        per_row_copies(examples, thin_rows, saliency, each=n_each, seed=seed + 7)
+        per_row_copies(examples, each_rows, saliency, each=n_each, seed=seed + 7)
         + augment(
-            examples, positive, saliency, copies=n_toxic, identity_copies=n_identity // 2, seed=seed
+            examples,
+            positive,
+            saliency,
+            copies=round(n_copies * share),
+            identity_copies=round(n_identity * share),
+            seed=seed,
         )
         + augment(
             examples,
             other,
             saliency,
-            copies=n_other,
-            identity_copies=n_identity - n_identity // 2,
+            copies=n_copies - round(n_copies * share),
+            identity_copies=n_identity - round(n_identity * share),
             seed=seed + 1,
             benign_identity=False,
         )
@@ -288,8 +297,8 @@ def _provenance(
         "train_embedding_max_tokens": TRAIN_EMBED_TOKENS,
         "augmentation": {
             "seed": AUGMENT_SEED,
-            "lexical_copies_toxic_clean_identity_each_violence": list(LEXICAL_AUGMENT),
-            "embedding_copies_toxic_clean_identity_each_violence": list(EMBEDDING_AUGMENT),
+            "lexical_copies_identity_each_violence": list(LEXICAL_AUGMENT),
+            "embedding_copies_identity_each_violence": list(EMBEDDING_AUGMENT),
             "families": "drop_vowels, mask, split, separate, leet, noise (junk appended), "
             "identity_swap, benign_identity (training.augment); every violence positive gets "
             "its own copies (the first with junk appended)",
