@@ -8,6 +8,7 @@ evaluation scores, so `modq policy calibrate` needs no second pass) and the card
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -26,6 +27,7 @@ from training.augment import AUGMENT_SEED, Augmented, augment, per_row_copies, s
 from training.datasets import COVERED_CATEGORIES, Example, load_examples
 from training.encoder import ENCODER_NAME, embed_token_ids, encoder_dir, load_encoder
 from training.environment import build_environment
+from training.evaluate import windowed_scores
 from training.export import write_classifier_files
 from training.heads import blend, fold, train_heads
 from training.lexical import LEXICAL_C, presence_matrix, train_lexical
@@ -237,6 +239,12 @@ def build_model(models_root: Path, policy: Policy, *, seed: int = 0, evaluate: b
             extra=_provenance(diff, heads.regularisation, weights, examples, sample, seed),
         )
         manifest.write(staging)
+        for split, score_set in list(score_sets.items()):  # as served: long texts in windows
+            _log(f"scoring the {split} texts of more than one window through the ONNX graph …")
+            texts = [e.text for e in score_set.rows or ()]
+            score_sets[split] = dataclasses.replace(
+                score_set, scores=windowed_scores(staging, texts, score_set.scores)
+            )
         save_scores(staging, score_sets)
         evaluation_rows = [examples[i] for i in sample[EVALUATION]]
         finish_folder(

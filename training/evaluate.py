@@ -70,6 +70,23 @@ def score_folder_windows(
     return backend.categories, backend.score_windows(texts, batch_size)
 
 
+def windowed_scores(
+    folder: Path, texts: Sequence[str], one_window_scores: np.ndarray, *, threads: int = 2
+) -> np.ndarray:
+    """Scores as the worker serves them: ``one_window_scores`` (each text scored whole, e.g. by
+    the build's torch pass) kept for the texts that are one window, the folder's ONNX model's
+    windowed scores for the others."""
+    from gpu_worker.backends.onnx import OnnxBackend
+
+    backend = OnnxBackend(folder, device="cpu", intra_op_threads=threads)
+    plans = backend.windows(texts)
+    several = [i for i, plan in enumerate(plans) if len(plan.windows) > 1]
+    scores = np.array(one_window_scores, dtype=np.float32, copy=True)
+    if several:
+        scores[several] = backend.score_windows([texts[i] for i in several]).scores
+    return scores
+
+
 def metrics_for_scores(
     categories: Sequence[str],
     scores: np.ndarray,
