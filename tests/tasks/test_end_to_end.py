@@ -151,7 +151,7 @@ def test_urgent_job_finishes_before_a_bulk_backlog_drains(stack):
 def test_identical_texts_in_flight_reach_the_model_fewer_times_than_sent(stack):
     """In-batch de-duplication and the cache together (each alone: tests/gpu_worker)."""
     worker, _ = stack
-    text = f"same text in flight {uuid.uuid4().hex}"
+    text = f"same text in flight {uuid.uuid4().hex[:8]}"  # one window (gpu_worker.windows)
     before = worker.stats()
     jobs = [moderate.delay(content_id=_id("dup"), content=text) for _ in range(8)]
     results = [j.get(timeout=60) for j in jobs]
