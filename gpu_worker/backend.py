@@ -26,7 +26,7 @@ class Backend(ABC):
     def __init__(self, manifest: ModelManifest) -> None:
         self.manifest = manifest
         self.model_calls = 0  # batches run through the model
-        self.texts_scored = 0  # rows run through the model
+        self.texts_scored = 0  # rows run through the model (windows: gpu_worker.windows)
         self._count_lock = threading.Lock()
         self._planner: WindowPlanner | None = None
         self._planner_lock = threading.Lock()
