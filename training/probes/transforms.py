@@ -99,13 +99,17 @@ def confusables() -> dict[str, tuple[str, ...]]:
     return out
 
 
-def _homoglyphs(word: str, rng: random.Random) -> str:
-    table = confusables()
+def _swap_half(word: str, rng: random.Random, table: dict[str, tuple[str, ...]]) -> str:
+    """Half the letters of ``word`` that ``table`` has (at least one) swapped for one of theirs."""
     positions = [i for i, c in enumerate(word) if c in table]
     if not positions:
         return word
     chosen = set(rng.sample(positions, max(1, len(positions) // 2)))
     return "".join(rng.choice(table[c]) if i in chosen else c for i, c in enumerate(word))
+
+
+def _homoglyphs(word: str, rng: random.Random) -> str:
+    return _swap_half(word, rng, confusables())
 
 
 @functools.cache
@@ -122,12 +126,7 @@ def accented() -> dict[str, tuple[str, ...]]:
 
 
 def _diacritics(word: str, rng: random.Random) -> str:
-    table = accented()
-    positions = [i for i, c in enumerate(word) if c in table]
-    if not positions:
-        return word
-    chosen = set(rng.sample(positions, max(1, len(positions) // 2)))
-    return "".join(rng.choice(table[c]) if i in chosen else c for i, c in enumerate(word))
+    return _swap_half(word, rng, accented())
 
 
 FAMILIES: dict[str, WordTransform] = {
