@@ -18,6 +18,9 @@ from training.probes.base import DATA_DIR
 from training.probes.identity import sentences
 from training.probes.runner import TARGET_ORDER
 
+# ~3 min on 2 cores (every probe set through the real model); every build runs the probes too
+pytestmark = [pytest.mark.slow, pytest.mark.long]
+
 ENTRY_KEYS = {"value", "ci95", "n", "goal", "met", "details"}
 RATE_TARGETS = ("evasion_clean", "identity", "hate", "languages", "email")  # Wilson intervals
 
